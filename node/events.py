@@ -1,0 +1,55 @@
+"""What a node tells the outside world about itself.
+
+With ``--log-format json`` every event is one JSON object per line on stdout with an
+``event`` field, so scripts and tests can follow a node. With ``text`` the same events are
+short human lines. Diagnostics from libraries go to stderr through :mod:`logging`.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+import time
+from typing import Any, Literal, TextIO
+
+LogFormat = Literal["text", "json"]
+
+
+class EventLog:
+    def __init__(self, fmt: LogFormat = "text", stream: TextIO | None = None) -> None:
+        self.fmt = fmt
+        self._stream = stream or sys.stdout
+        self.counts: dict[str, int] = {}
+
+    def emit(self, event: str, **fields: Any) -> None:
+        self.counts[event] = self.counts.get(event, 0) + 1
+        if self.fmt == "json":
+            record = {"event": event, "ts": round(time.time(), 3), **fields}
+            line = json.dumps(record, ensure_ascii=False, default=_jsonable)
+        else:
+            details = " ".join(f"{k}={_short(v)}" for k, v in fields.items())
+            line = f"{time.strftime('%H:%M:%S')} {event} {details}".rstrip()
+        try:
+            self._stream.write(line + "\n")
+            self._stream.flush()
+        except (BrokenPipeError, ValueError):
+            # The reader went away (closed pipe); the node keeps running regardless.
+            pass
+
+
+def _jsonable(value: Any) -> Any:
+    if isinstance(value, bytes):
+        return value.hex()
+    if isinstance(value, (set, frozenset, tuple)):
+        return list(value)
+    return str(value)
+
+
+def _short(value: Any) -> str:
+    if isinstance(value, dict):
+        text = json.dumps(value, ensure_ascii=False, default=_jsonable)
+    elif isinstance(value, (list, tuple)):
+        text = ",".join(str(v) for v in value)
+    else:
+        text = str(value)
+    return text if len(text) <= 120 else text[:117] + "..."

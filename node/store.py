@@ -1,0 +1,220 @@
+"""The character's SQLite database: sequence counter, replay marks, received actions.
+
+Schema changes go through :data:`MIGRATIONS` (``PRAGMA user_version`` is the version).
+Only :class:`keys.Verified` envelopes are ever stored.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import msgpack
+
+from keys import Verified
+from node.sqlite_thread import SqliteThread
+
+SEQ_BLOCK = 1024
+"""Sequence numbers are reserved on disk a block at a time: a restart skips the unused
+rest of the block, so the counter never goes backwards and costs one write per block."""
+
+MIGRATIONS: tuple[str, ...] = (
+    # 1: the node network
+    """
+    CREATE TABLE meta (key TEXT PRIMARY KEY, value INTEGER NOT NULL);
+    CREATE TABLE replay_marks (
+        sender BLOB PRIMARY KEY,
+        hwm INTEGER NOT NULL,
+        mask BLOB NOT NULL
+    );
+    CREATE TABLE envelopes (
+        id INTEGER PRIMARY KEY,
+        direction TEXT NOT NULL CHECK (direction IN ('in', 'out')),
+        sender BLOB NOT NULL,
+        seq INTEGER NOT NULL,
+        kind TEXT NOT NULL,
+        channel TEXT NOT NULL,
+        ts_ms INTEGER NOT NULL,
+        body BLOB NOT NULL,
+        raw BLOB NOT NULL,
+        stored_ms INTEGER NOT NULL,
+        UNIQUE (sender, seq)
+    );
+    CREATE INDEX envelopes_by_kind ON envelopes (kind, id);
+    """,
+)
+
+
+@dataclass(frozen=True, slots=True)
+class ReplayMark:
+    sender: bytes
+    hwm: int
+    mask: int
+
+
+@dataclass(frozen=True, slots=True)
+class StoredEnvelope:
+    id: int
+    direction: str
+    sender: bytes
+    seq: int
+    kind: str
+    channel: str
+    ts_ms: int
+    body: dict[str, Any]
+
+
+def _migrate(conn: sqlite3.Connection) -> int:
+    version: int = conn.execute("PRAGMA user_version").fetchone()[0]
+    if version > len(MIGRATIONS):
+        raise sqlite3.DatabaseError(
+            f"database schema v{version} is newer than this RoomVerse (v{len(MIGRATIONS)})"
+        )
+    for number in range(version, len(MIGRATIONS)):
+        conn.execute("BEGIN IMMEDIATE")
+        for statement in MIGRATIONS[number].split(";"):
+            if statement.strip():
+                conn.execute(statement)
+        conn.execute(f"PRAGMA user_version = {number + 1}")
+        conn.execute("COMMIT")
+    return len(MIGRATIONS)
+
+
+def _mask_bytes(mask: int) -> bytes:
+    return mask.to_bytes((mask.bit_length() + 7) // 8 or 1, "big")
+
+
+class Store:
+    """Async facade over the database thread; one instance per running node."""
+
+    def __init__(self, path: Path) -> None:
+        self._db = SqliteThread(path)
+        try:
+            self.schema_version = self._db.call_blocking(_migrate)
+        except BaseException:
+            self._db.close()
+            raise
+        self._next_seq = 0
+        self._seq_ceiling = 0
+
+    def close(self) -> None:
+        self._db.close()
+
+    # -- sequence counter ---------------------------------------------------------
+
+    async def next_seq(self) -> int:
+        """The next outgoing sequence number; strictly increasing across restarts."""
+        if self._next_seq >= self._seq_ceiling:
+            start, ceiling = await self._db.call(_reserve_seq_block)
+            self._next_seq = max(self._next_seq, start)
+            self._seq_ceiling = ceiling
+        seq = self._next_seq
+        self._next_seq += 1
+        return seq
+
+    # -- replay marks -------------------------------------------------------------
+
+    async def load_replay_marks(self) -> list[ReplayMark]:
+        def load(conn: sqlite3.Connection) -> list[ReplayMark]:
+            rows = conn.execute("SELECT sender, hwm, mask FROM replay_marks").fetchall()
+            return [ReplayMark(bytes(s), h, int.from_bytes(m, "big")) for s, h, m in rows]
+
+        return await self._db.call(load)
+
+    # -- envelopes ----------------------------------------------------------------
+
+    async def record_received(
+        self, envelopes: Sequence[Verified], marks: Sequence[ReplayMark], now_ms: int
+    ) -> list[bool]:
+        """Store a batch of received envelopes and the replay marks that cover them, in
+        one transaction. Returns, per envelope, whether it was new (False = duplicate)."""
+
+        def write(conn: sqlite3.Connection) -> list[bool]:
+            conn.execute("BEGIN IMMEDIATE")
+            try:
+                fresh = [_insert(conn, "in", env, now_ms) for env in envelopes]
+                conn.executemany(
+                    "INSERT INTO replay_marks (sender, hwm, mask) VALUES (?, ?, ?) "
+                    "ON CONFLICT (sender) DO UPDATE SET hwm = excluded.hwm, mask = excluded.mask",
+                    [(m.sender, m.hwm, _mask_bytes(m.mask)) for m in marks],
+                )
+            except BaseException:
+                conn.execute("ROLLBACK")
+                raise
+            conn.execute("COMMIT")
+            return fresh
+
+        return await self._db.call(write)
+
+    async def record_sent(self, envelope: Verified, now_ms: int) -> None:
+        def write(conn: sqlite3.Connection) -> None:
+            _insert(conn, "out", envelope, now_ms)
+
+        await self._db.call(write)
+
+    async def envelopes(
+        self, *, direction: str | None = None, kind: str | None = None, limit: int = 100
+    ) -> list[StoredEnvelope]:
+        def read(conn: sqlite3.Connection) -> list[StoredEnvelope]:
+            where, args = [], []
+            if direction is not None:
+                where.append("direction = ?")
+                args.append(direction)
+            if kind is not None:
+                where.append("kind = ?")
+                args.append(kind)
+            clause = f"WHERE {' AND '.join(where)}" if where else ""
+            rows = conn.execute(
+                "SELECT id, direction, sender, seq, kind, channel, ts_ms, body FROM envelopes "
+                f"{clause} ORDER BY id DESC LIMIT ?",
+                (*args, limit),
+            ).fetchall()
+            return [
+                StoredEnvelope(i, d, bytes(s), q, k, c, t, msgpack.unpackb(b, raw=False))
+                for i, d, s, q, k, c, t, b in rows
+            ]
+
+        return await self._db.call(read)
+
+    async def integrity_check(self) -> str:
+        def check(conn: sqlite3.Connection) -> str:
+            return str(conn.execute("PRAGMA integrity_check").fetchone()[0])
+
+        return await self._db.call(check)
+
+
+def _insert(conn: sqlite3.Connection, direction: str, env: Verified, now_ms: int) -> bool:
+    cursor = conn.execute(
+        "INSERT OR IGNORE INTO envelopes "
+        "(direction, sender, seq, kind, channel, ts_ms, body, raw, stored_ms) "
+        "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        (
+            direction,
+            env.sender,
+            env.seq,
+            env.kind,
+            env.channel,
+            env.ts_ms,
+            msgpack.packb(dict(env.body), use_bin_type=True),
+            env.raw,
+            now_ms,
+        ),
+    )
+    return cursor.rowcount == 1
+
+
+def _reserve_seq_block(conn: sqlite3.Connection) -> tuple[int, int]:
+    conn.execute("BEGIN IMMEDIATE")
+    row = conn.execute("SELECT value FROM meta WHERE key = 'seq_ceiling'").fetchone()
+    start = int(row[0]) if row else 0
+    ceiling = start + SEQ_BLOCK
+    conn.execute(
+        "INSERT INTO meta (key, value) VALUES ('seq_ceiling', ?) "
+        "ON CONFLICT (key) DO UPDATE SET value = excluded.value",
+        (ceiling,),
+    )
+    conn.execute("COMMIT")
+    return start, ceiling
