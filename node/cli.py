@@ -138,7 +138,10 @@ def _act(args: argparse.Namespace) -> int:
 
     kind, body = _action_body(args)
     reply = control_request(args.data_dir, {"cmd": "publish", "kind": kind, "body": body})
-    print(json.dumps({"seq": reply["seq"], "ts": reply["ts"]}))
+    print(json.dumps({k: reply[k] for k in ("seq", "ts", "recipients")}))
+    if reply["recipients"] == 0:
+        print("roomverse: no peer is listening yet: the action is stored but reached no one",
+              file=sys.stderr)
     return EXIT_OK
 
 

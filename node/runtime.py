@@ -107,8 +107,12 @@ class CharacterNode:
 
     # -- outgoing -----------------------------------------------------------------
 
-    async def publish(self, kind: str, body: Mapping[str, Any]) -> Verified:
-        """Seal, store, then publish one envelope; returns it once it is on the wire."""
+    async def publish(self, kind: str, body: Mapping[str, Any]) -> tuple[Verified, int]:
+        """Seal, store, then publish one envelope once it is on the wire.
+
+        Returns the envelope and how many peers subscribed to its topic it went to: 0 means
+        nobody was listening (stored here, reached no one), which callers must surface.
+        """
         topic = TOPIC_ACTIONS if kind == "action" else TOPIC_CONTEXTS
         # One publisher at a time keeps seq order equal to wire order.
         async with self._publish_lock:
@@ -117,9 +121,16 @@ class CharacterNode:
             raw = seal(self.identity, kind=kind, channel=topic, seq=seq, ts_ms=ts, body=body)
             envelope = verify(raw, channel=topic, now_ms=ts)
             await self.store.record_sent(envelope, ts)
+            recipients = len(self.host.pubsub_peers(topic))
             await self.host.publish(topic, raw)
-        self.events.emit("action_sent", kind=kind, seq=seq, body=_public_body(envelope.body))
-        return envelope
+        self.events.emit(
+            "action_sent",
+            kind=kind,
+            seq=seq,
+            recipients=recipients,
+            body=_public_body(envelope.body),
+        )
+        return envelope, recipients
 
     # -- incoming -----------------------------------------------------------------
 
@@ -231,8 +242,8 @@ class CharacterNode:
             if kind not in PUBLIC_TOPICS.values() or not isinstance(body, dict):
                 return {"ok": False, "error": 'publish needs "kind" (action|context) and "body"'}
             body = _decode_binary_fields(body)
-            envelope = await self.publish(kind, body)
-            return {"ok": True, "seq": envelope.seq, "ts": envelope.ts_ms}
+            envelope, recipients = await self.publish(kind, body)
+            return {"ok": True, "seq": envelope.seq, "ts": envelope.ts_ms, "recipients": recipients}
         if cmd == "status":
             return {"ok": True, **self.status()}
         return {"ok": False, "error": f"unknown command {cmd!r}"}
@@ -243,6 +254,7 @@ class CharacterNode:
             "name": self.config.name,
             "addrs": self.public_addrs(),
             "peers": sorted(self.host.connected_peers()),
+            "topic_peers": {topic: sorted(self.host.pubsub_peers(topic)) for topic in PUBLIC_TOPICS},
             "received": self.received,
             "drops": {
                 "libp2p_subscription": self.host.drops.subscription_overflow,

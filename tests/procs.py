@@ -17,6 +17,8 @@ Event = dict[str, Any]
 Predicate = Callable[[Event], bool]
 
 REPO = Path(__file__).resolve().parent.parent
+POLL_INTERVAL_S = 0.1
+"""Between two polls of a condition only a request can answer (e.g. `roomverse status`)."""
 
 
 class JsonLinesProcess:
@@ -168,6 +170,20 @@ class NodeProcess(JsonLinesProcess):
     def act(self, *words: str) -> dict[str, Any]:
         out = run_cli("act", "--data-dir", str(self.data_dir), *words)
         return json.loads(out)
+
+    def status(self) -> dict[str, Any]:
+        return dict(json.loads(run_cli("status", "--data-dir", str(self.data_dir))))
+
+    def wait_topic_peers(self, peer_ids: Sequence[str], timeout: float = 20.0) -> None:
+        """Wait until all ``peer_ids`` listen on the actions topic, as this node sees it."""
+        deadline = time.monotonic() + timeout
+        while True:
+            listening = set(self.status()["topic_peers"]["roomverse/1/actions"])
+            if set(peer_ids) <= listening:
+                return
+            if time.monotonic() > deadline:
+                raise AssertionError(f"{self.name}: topic peers {listening} lack {peer_ids}")
+            time.sleep(POLL_INTERVAL_S)
 
     def received_from(self, peer_id: str) -> list[Event]:
         return [e for e in self.of("action_received") if e.get("from") == peer_id]

@@ -1,0 +1,609 @@
+"""One side of ``bench/gossip.py``: a publisher or a receiver, each in its own process.
+
+Run by ``bench/gossip.py``, never by hand (``python bench/_gossip_worker.py --help``).
+Talks to its parent through stdout, one JSON object per line; stdin closing tells a
+receiver to report and stop. Every wait is bounded.
+
+Variants (the same on both sides, over the same ack path):
+
+* ``raw``: ``P2PHost.publish`` of a 256-byte payload, no validator, no envelope;
+* ``signed``: ``keys.seal`` per message; the receiver runs the node's topic validator
+  (``keys.verify`` with transport peer and replay window), verifies again in the
+  consumer and records the replay window, as :class:`node.runtime.CharacterNode` does;
+* ``node``: two real nodes (``node.runtime.run_node``, SQLite in a temporary data dir):
+  ``CharacterNode.publish`` (seq, seal, self-verify, store, publish) on one side, the
+  node's own validator + consumer (verify, store, ``action_received`` event) on the other.
+
+The receiver acks on a second gossipsub topic (``bench/ack``, raw, batched: one ack
+message carries every receipt waiting at that moment); the publisher keeps at most
+``window`` messages unacknowledged. Latency is publish call → receipt at the receiver,
+both read with ``time.time_ns()`` (one machine, one clock); the receipt time travels
+back in the ack.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import math
+import os
+import struct
+import sys
+import tempfile
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import trio
+
+from keys import TOPIC_ACTIONS, EnvelopeError, Identity, ReplayWindow, seal, verify
+from node import _libp2p
+from node.config import CharacterConfig, NetworkSettings
+from node.events import EventLog
+from node.runtime import CharacterNode, NodeOptions, run_node
+
+VARIANTS = ("raw", "signed", "node")
+RAW_TOPIC = "bench/raw"
+ACK_TOPIC = "bench/ack"
+LISTEN = "/ip4/127.0.0.1/tcp/0"
+PAYLOAD_SIZE = 256
+INDEX_DIGITS = 16
+ACK_BATCH_MAX = 256
+_ACK_PAIR = struct.Struct("<qq")
+_RAW_INDEX = struct.Struct(">Q")
+_RAW_PAD = bytes(range(256))[: PAYLOAD_SIZE - _RAW_INDEX.size]
+_TEXT_PAD = "x" * (PAYLOAD_SIZE - INDEX_DIGITS)
+PEER_WAIT_S = 15.0
+PROBE_ATTEMPTS = 60
+PROBE_TIMEOUT_S = 0.5
+RECEIVE_BATCH = 256
+
+AckSend = trio.MemorySendChannel[tuple[int, int]]
+
+
+def emit(record: dict[str, Any]) -> None:
+    sys.stdout.write(json.dumps(record) + "\n")
+    sys.stdout.flush()
+
+
+def now_ms() -> int:
+    return int(time.time() * 1000)
+
+
+def action_body(index: int) -> dict[str, Any]:
+    """A 256-character speak action whose first 16 characters are the message index."""
+    return {"type": "speak", "text": f"{index:0{INDEX_DIGITS}d}{_TEXT_PAD}"}
+
+
+def index_of_body(body: Any) -> int | None:
+    try:
+        return int(str(body["text"])[:INDEX_DIGITS])
+    except (KeyError, TypeError, ValueError):
+        return None
+
+
+def pack_acks(acks: list[tuple[int, int]]) -> bytes:
+    return b"".join(_ACK_PAIR.pack(i, t) for i, t in acks)
+
+
+def unpack_acks(data: bytes) -> list[tuple[int, int]]:
+    usable = len(data) - len(data) % _ACK_PAIR.size
+    return [_ACK_PAIR.unpack_from(data, off) for off in range(0, usable, _ACK_PAIR.size)]
+
+
+def node_config(name: str, data_dir: Path) -> CharacterConfig:
+    return CharacterConfig(
+        name=name,
+        network=NetworkSettings(listen=(LISTEN,), bootstrap=(), mdns=False),
+        data_dir=data_dir,
+    )
+
+
+async def run_node_until_stopped(
+    config: CharacterConfig,
+    events: EventLog,
+    stop: trio.CancelScope,
+    *,
+    task_status: trio.TaskStatus[CharacterNode] = trio.TASK_STATUS_IGNORED,
+) -> None:
+    """``run_node`` (no greeting); when it stops (SIGTERM, SIGINT), ``stop`` is cancelled."""
+    await run_node(config, events, NodeOptions(greet=False), task_status=task_status)
+    stop.cancel()
+
+
+async def wait_for_stdin_eof() -> None:
+    await trio.to_thread.run_sync(sys.stdin.buffer.read, abandon_on_cancel=True)
+
+
+# -- receiver -----------------------------------------------------------------------
+
+
+@dataclass
+class ReceiverStats:
+    received: int = 0
+    unparsed: int = 0
+    rejected: dict[str, int] = field(default_factory=dict)
+    acks_sent: int = 0
+    ack_messages: int = 0
+    ack_errors: int = 0
+
+
+async def run_acker(
+    host: _libp2p.P2PHost, acks: trio.MemoryReceiveChannel[tuple[int, int]], stats: ReceiverStats
+) -> None:
+    """Publish receipts back to the publisher, batched, on the raw ack topic."""
+    await host.wait_for_topic_peers(ACK_TOPIC, 1, timeout=PEER_WAIT_S * 4)
+    while True:
+        batch = [await acks.receive()]
+        while len(batch) < ACK_BATCH_MAX:
+            try:
+                batch.append(acks.receive_nowait())
+            except trio.WouldBlock:
+                break
+        try:
+            await host.publish(ACK_TOPIC, pack_acks(batch))
+        except _libp2p.PublishError:
+            stats.ack_errors += 1
+            continue
+        stats.acks_sent += len(batch)
+        stats.ack_messages += 1
+
+
+def signed_validator(
+    topic: str, replay: ReplayWindow, stats: ReceiverStats
+) -> _libp2p.Validator:
+    """What ``CharacterNode.validator`` does, minus the rejection event."""
+
+    def validate(origin: bytes, data: bytes) -> bool:
+        try:
+            verify(data, channel=topic, now_ms=now_ms(), transport_peer=origin, replay=replay)
+        except EnvelopeError as exc:
+            stats.rejected[exc.reason] = stats.rejected.get(exc.reason, 0) + 1
+            return False
+        return True
+
+    return validate
+
+
+async def consume_raw(
+    messages: trio.MemoryReceiveChannel[_libp2p.PubsubMessage], ack: AckSend, stats: ReceiverStats
+) -> None:
+    async for msg in messages:
+        received_ns = time.time_ns()
+        if len(msg.data) < _RAW_INDEX.size:
+            stats.unparsed += 1
+            continue
+        stats.received += 1
+        ack.send_nowait((_RAW_INDEX.unpack_from(msg.data)[0], received_ns))
+
+
+async def consume_signed(
+    messages: trio.MemoryReceiveChannel[_libp2p.PubsubMessage],
+    replay: ReplayWindow,
+    ack: AckSend,
+    stats: ReceiverStats,
+) -> None:
+    """What ``CharacterNode.consume`` does (batch, verify again, replay accept), no SQLite."""
+    while True:
+        batch = [await messages.receive()]
+        while len(batch) < RECEIVE_BATCH:
+            try:
+                batch.append(messages.receive_nowait())
+            except trio.WouldBlock:
+                break
+        now = now_ms()
+        for msg in batch:
+            try:
+                envelope = verify(
+                    msg.data,
+                    channel=TOPIC_ACTIONS,
+                    now_ms=now,
+                    transport_peer=msg.origin,
+                    replay=replay,
+                )
+            except EnvelopeError as exc:
+                stats.rejected[exc.reason] = stats.rejected.get(exc.reason, 0) + 1
+                continue
+            replay.accept(envelope.sender, envelope.seq)
+            index = index_of_body(envelope.body)
+            if index is None:
+                stats.unparsed += 1
+                continue
+            stats.received += 1
+            ack.send_nowait((index, time.time_ns()))
+
+
+class AckingEventLog(EventLog):
+    """The node's event log (JSON lines to /dev/null) that also acks each received action."""
+
+    def __init__(self, stream: Any, ack: AckSend | None, stats: ReceiverStats) -> None:
+        super().__init__("json", stream)
+        self._ack = ack
+        self._stats = stats
+
+    def emit(self, event: str, **fields: Any) -> None:
+        super().emit(event, **fields)
+        if event != "action_received" or self._ack is None:
+            return
+        index = index_of_body(fields.get("body"))
+        if index is None:
+            self._stats.unparsed += 1
+            return
+        self._stats.received += 1
+        self._ack.send_nowait((index, time.time_ns()))
+
+
+async def receive(variant: str, max_seconds: float) -> None:
+    stats = ReceiverStats()
+    ack_send, ack_receive = trio.open_memory_channel[tuple[int, int]](math.inf)
+    extra: dict[str, Any] = {}
+    with trio.move_on_after(max_seconds) as lifetime:
+        if variant == "node":
+            await _receive_node(stats, ack_send, ack_receive, extra)
+        else:
+            await _receive_plain(variant, stats, ack_send, ack_receive, extra)
+    emit(
+        {
+            "type": "stats",
+            "variant": variant,
+            "received": stats.received,
+            "unparsed": stats.unparsed,
+            "rejected": stats.rejected,
+            "acks_sent": stats.acks_sent,
+            "ack_messages": stats.ack_messages,
+            "ack_errors": stats.ack_errors,
+            "lifetime_expired": lifetime.cancelled_caught,
+            **extra,
+        }
+    )
+
+
+async def _receive_plain(
+    variant: str,
+    stats: ReceiverStats,
+    ack_send: AckSend,
+    ack_receive: trio.MemoryReceiveChannel[tuple[int, int]],
+    extra: dict[str, Any],
+) -> None:
+    async with _libp2p.open_p2p_host(os.urandom(32), [LISTEN]) as host:
+        topic = RAW_TOPIC if variant == "raw" else TOPIC_ACTIONS
+        replay = ReplayWindow()
+        if variant == "signed":
+            host.set_validator(topic, signed_validator(topic, replay, stats))
+        messages = await host.subscribe(topic)
+        async with trio.open_nursery() as nursery:
+            if variant == "raw":
+                nursery.start_soon(consume_raw, messages, ack_send, stats)
+            else:
+                nursery.start_soon(consume_signed, messages, replay, ack_send, stats)
+            nursery.start_soon(run_acker, host, ack_receive, stats)
+            emit({"type": "ready", "addr": f"{host.listen_addrs()[0]}/p2p/{host.peer_id}"})
+            await wait_for_stdin_eof()
+            nursery.cancel_scope.cancel()
+        extra["drops"] = _drops(host)
+
+
+async def _receive_node(
+    stats: ReceiverStats,
+    ack_send: AckSend,
+    ack_receive: trio.MemoryReceiveChannel[tuple[int, int]],
+    extra: dict[str, Any],
+) -> None:
+    with tempfile.TemporaryDirectory(prefix="rv-bench-") as tmp, open(os.devnull, "w") as sink:
+        events = AckingEventLog(sink, ack_send, stats)
+        config = node_config("BenchReceiver", Path(tmp) / "receiver")
+        async with trio.open_nursery() as nursery:
+            node: CharacterNode = await nursery.start(
+                run_node_until_stopped, config, events, nursery.cancel_scope
+            )
+            nursery.start_soon(run_acker, node.host, ack_receive, stats)
+            addr = f"{node.host.listen_addrs()[0]}/p2p/{node.identity.peer_id_str}"
+            emit({"type": "ready", "addr": addr})
+            await wait_for_stdin_eof()
+            extra["drops"] = _drops(node.host)
+            extra["node_received"] = node.received
+            extra["node_rejected"] = dict(node.rejections.by_reason)
+            stored = await node.store.envelopes(direction="in", limit=1_000_000)
+            extra["stored_in"] = len(stored)
+            nursery.cancel_scope.cancel()
+
+
+def _drops(host: _libp2p.P2PHost) -> dict[str, int]:
+    return {
+        "libp2p_subscription": host.drops.subscription_overflow,
+        "buffer": host.drops.buffer_overflow,
+        "publish_timeouts": host.drops.publish_timeouts,
+    }
+
+
+# -- publisher ----------------------------------------------------------------------
+
+
+class Window:
+    """At most ``size`` messages unacknowledged; a message unacked for too long is lost."""
+
+    def __init__(self, size: int, loss_timeout_s: float) -> None:
+        self.size = size
+        self.loss_timeout_ns = int(loss_timeout_s * 1e9)
+        self.slots = trio.Semaphore(size)
+        self.pending: dict[int, int] = {}
+        self.latencies_ns: list[int] = []
+        self.lost = 0
+        self.sent = 0
+        self.all_sent = False
+        self.done = trio.Event()
+        self.first_send_s = 0.0
+        self.last_ack_s = 0.0
+
+    def sending(self, index: int) -> None:
+        if not self.sent:
+            self.first_send_s = time.perf_counter()
+        self.sent += 1
+        self.pending[index] = time.time_ns()
+
+    def acked(self, index: int, received_ns: int) -> None:
+        sent_ns = self.pending.pop(index, None)
+        if sent_ns is None:
+            return  # late, duplicate, or from an earlier window
+        self.latencies_ns.append(received_ns - sent_ns)
+        self.last_ack_s = time.perf_counter()
+        self.slots.release()
+        self._check_done()
+
+    def reap(self) -> None:
+        cutoff = time.time_ns() - self.loss_timeout_ns
+        for index, sent_ns in list(self.pending.items()):
+            if sent_ns < cutoff:
+                del self.pending[index]
+                self.lost += 1
+                self.slots.release()
+        self._check_done()
+
+    def finish_sending(self) -> None:
+        self.all_sent = True
+        self._check_done()
+
+    def _check_done(self) -> None:
+        if self.all_sent and not self.pending:
+            self.done.set()
+
+
+class Publisher:
+    def __init__(self, host: _libp2p.P2PHost, send: Callable[[int], Awaitable[None]]) -> None:
+        self.host = host
+        self.send = send
+        self.window: Window | None = None
+        self.next_index = 0
+        self.send_errors = 0
+
+    async def read_acks(self, acks: trio.MemoryReceiveChannel[_libp2p.PubsubMessage]) -> None:
+        async for msg in acks:
+            window = self.window
+            if window is None:
+                continue
+            for index, received_ns in unpack_acks(msg.data):
+                window.acked(index, received_ns)
+
+    async def run(
+        self, size: int, count: int, *, timeout_s: float, loss_timeout_s: float
+    ) -> Window:
+        window = Window(size, loss_timeout_s)
+        self.window = window
+        with trio.move_on_after(timeout_s):
+            async with trio.open_nursery() as nursery:
+                nursery.start_soon(self._reaper, window)
+                for _ in range(count):
+                    await window.slots.acquire()
+                    index = self.next_index
+                    self.next_index += 1
+                    window.sending(index)
+                    try:
+                        await self.send(index)
+                    except _libp2p.PublishError:
+                        self.send_errors += 1
+                window.finish_sending()
+                await window.done.wait()
+                nursery.cancel_scope.cancel()
+        self.window = None
+        return window
+
+    @staticmethod
+    async def _reaper(window: Window) -> None:
+        while True:
+            await trio.sleep(0.05)
+            window.reap()
+
+
+def summarise(window: Window, count: int) -> dict[str, Any]:
+    lat = sorted(window.latencies_ns)
+    acked = len(lat)
+    elapsed = max(window.last_ack_s - window.first_send_s, 1e-9) if acked else 0.0
+    return {
+        "window": window.size,
+        "count": count,
+        "sent": window.sent,
+        "acked": acked,
+        "lost": window.lost,
+        "unfinished": count - acked - window.lost,
+        "elapsed_s": round(elapsed, 4),
+        "msg_per_s": round(acked / elapsed, 1) if acked else 0.0,
+        "p50_ms": round(_percentile(lat, 50) / 1e6, 3) if lat else None,
+        "p99_ms": round(_percentile(lat, 99) / 1e6, 3) if lat else None,
+        "mean_ms": round(sum(lat) / acked / 1e6, 3) if lat else None,
+    }
+
+
+def _percentile(sorted_values: list[int], pct: float) -> float:
+    """Nearest-rank percentile of an already sorted list."""
+    rank = max(1, math.ceil(pct / 100 * len(sorted_values)))
+    return float(sorted_values[rank - 1])
+
+
+async def publish(
+    variant: str,
+    connect: str,
+    plan: list[tuple[int, int]],
+    warmup: int,
+    timeout_s: float,
+    loss_timeout_s: float,
+) -> None:
+    if variant == "node":
+        with tempfile.TemporaryDirectory(prefix="rv-bench-") as tmp, open(os.devnull, "w") as sink:
+            events = AckingEventLog(sink, None, ReceiverStats())
+            config = node_config("BenchPublisher", Path(tmp) / "publisher")
+            async with trio.open_nursery() as nursery:
+                node: CharacterNode = await nursery.start(
+                    run_node_until_stopped, config, events, nursery.cancel_scope
+                )
+
+                async def send_node(index: int) -> None:
+                    await node.publish("action", action_body(index))
+
+                await _drive(
+                    node.host, send_node, TOPIC_ACTIONS, connect, plan, warmup,
+                    timeout_s, loss_timeout_s, wire_size=_signed_size(node.identity),
+                )
+                nursery.cancel_scope.cancel()
+        return
+
+    identity = Identity.from_seed(os.urandom(32))
+    async with _libp2p.open_p2p_host(identity.seed, [LISTEN]) as host:
+        if variant == "raw":
+
+            async def send_raw(index: int) -> None:
+                await host.publish(RAW_TOPIC, _RAW_INDEX.pack(index) + _RAW_PAD)
+
+            await _drive(
+                host, send_raw, RAW_TOPIC, connect, plan, warmup, timeout_s, loss_timeout_s,
+                wire_size=PAYLOAD_SIZE,
+            )
+            return
+
+        seq = 0
+
+        async def send_signed(index: int) -> None:
+            nonlocal seq
+            data = seal(
+                identity,
+                kind="action",
+                channel=TOPIC_ACTIONS,
+                seq=seq,
+                ts_ms=now_ms(),
+                body=action_body(index),
+            )
+            seq += 1
+            await host.publish(TOPIC_ACTIONS, data)
+
+        await _drive(
+            host, send_signed, TOPIC_ACTIONS, connect, plan, warmup, timeout_s, loss_timeout_s,
+            wire_size=_signed_size(identity),
+        )
+
+
+def _signed_size(identity: Identity) -> int:
+    sample = seal(
+        identity, kind="action", channel=TOPIC_ACTIONS, seq=1000, ts_ms=now_ms(),
+        body=action_body(1000),
+    )
+    return len(sample)
+
+
+async def _drive(
+    host: _libp2p.P2PHost,
+    send: Callable[[int], Awaitable[None]],
+    topic: str,
+    connect: str,
+    plan: list[tuple[int, int]],
+    warmup: int,
+    timeout_s: float,
+    loss_timeout_s: float,
+    *,
+    wire_size: int,
+) -> None:
+    publisher = Publisher(host, send)
+    acks = await host.subscribe(ACK_TOPIC)
+    async with trio.open_nursery() as nursery:
+        nursery.start_soon(publisher.read_acks, acks)
+        await host.dial(connect)
+        if not await host.wait_for_topic_peers(topic, 1, timeout=PEER_WAIT_S):
+            emit({"type": "error", "error": f"receiver never subscribed to {topic}"})
+            nursery.cancel_scope.cancel()
+            return
+        # Probe until one message makes the round trip (the mesh may need a heartbeat).
+        probes = 0
+        for probes in range(1, PROBE_ATTEMPTS + 1):  # noqa: B007 (reported below)
+            window = await publisher.run(
+                1, 1, timeout_s=PROBE_TIMEOUT_S * 2, loss_timeout_s=PROBE_TIMEOUT_S
+            )
+            if window.latencies_ns:
+                break
+        else:
+            emit({"type": "error", "error": f"no round trip after {probes} probes"})
+            nursery.cancel_scope.cancel()
+            return
+        if warmup:
+            await publisher.run(
+                32, warmup, timeout_s=timeout_s, loss_timeout_s=loss_timeout_s
+            )
+        for size, count in plan:
+            window = await publisher.run(
+                size, count, timeout_s=timeout_s, loss_timeout_s=loss_timeout_s
+            )
+            emit(
+                {
+                    "type": "result",
+                    "probes": probes,
+                    "wire_bytes": wire_size,
+                    "send_errors": publisher.send_errors,
+                    **summarise(window, count),
+                }
+            )
+        emit({"type": "done", "drops": _drops(host)})
+        nursery.cancel_scope.cancel()
+
+
+# -- entry point --------------------------------------------------------------------
+
+
+def parse_plan(text: str) -> list[tuple[int, int]]:
+    plan = []
+    for part in text.split(","):
+        size, _, count = part.partition(":")
+        plan.append((int(size), int(count)))
+    return plan
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description="one side of bench/gossip.py")
+    parser.add_argument("role", choices=("publish", "receive"))
+    parser.add_argument("--variant", choices=VARIANTS, required=True)
+    parser.add_argument("--connect", help="receiver multiaddr with /p2p/ (publish)")
+    parser.add_argument("--plan", default="1:500,32:2000", help="window:count,... (publish)")
+    parser.add_argument("--warmup", type=int, default=200)
+    parser.add_argument("--timeout", type=float, default=30.0, help="per window, seconds")
+    parser.add_argument("--loss-timeout", type=float, default=2.0)
+    parser.add_argument("--max-seconds", type=float, default=300.0, help="receiver lifetime")
+    args = parser.parse_args()
+    logging.basicConfig(level=logging.WARNING, stream=sys.stderr)
+    if args.role == "receive":
+        trio.run(receive, args.variant, args.max_seconds)
+    else:
+        if not args.connect:
+            parser.error("publish needs --connect")
+        trio.run(
+            publish,
+            args.variant,
+            args.connect,
+            parse_plan(args.plan),
+            args.warmup,
+            args.timeout,
+            args.loss_timeout,
+        )
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

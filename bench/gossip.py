@@ -1,0 +1,421 @@
+"""Gossip benchmark: signed-action throughput and latency vs raw py-libp2p gossipsub.
+
+    python bench/gossip.py [--count 2000] [--count-w1 500] [--rounds 3] [--skip-node]
+
+Two OS processes on 127.0.0.1 (``bench/_gossip_worker.py``): a publisher and a
+receiver, each with its own ``trio.run`` and libp2p host. For each variant, windows 1
+and 32 (at most W messages unacknowledged; the receiver acks every message on a second,
+raw gossipsub topic, the same ack path for every variant):
+
+* ``raw``     ``P2PHost.publish`` of a 256-byte payload, no validator, no envelope;
+* ``signed``  ``keys.seal`` per message (256-character speak action), the receiver's
+  topic validator runs ``keys.verify`` (transport peer + replay window) and the consumer
+  verifies again and records the replay window, as the node does;
+* ``node``    two real nodes (``node.runtime.run_node``, SQLite in a temp dir):
+  ``CharacterNode.publish`` → the node's validator, consumer, SQLite batch and event.
+
+Latency: publish call → receipt at the receiver (``time.time_ns()`` in both processes,
+one machine); throughput: acked messages / (last ack − first publish). Each variant
+runs in fresh processes; with ``--rounds N`` the variants are interleaved N times and the
+median of each figure is shown. Also: RSS of one idle ``roomverse node`` process.
+
+Prints, never asserts; always exits 0. Every wait is bounded.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import json
+import os
+import platform
+import queue
+import signal
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from importlib import metadata
+from pathlib import Path
+from typing import Any
+
+REPO = Path(__file__).resolve().parent.parent
+WORKER = Path(__file__).resolve().with_name("_gossip_worker.py")
+VARIANTS = ("raw", "signed", "node")
+LABELS = {
+    "raw": "raw gossipsub (no envelope)",
+    "signed": "signed envelope",
+    "node": "full node (+SQLite, events)",
+}
+TARGET_RATIO = 0.9
+READY_TIMEOUT_S = 30.0
+STOP_TIMEOUT_S = 15.0
+
+Event = dict[str, Any]
+
+
+class Worker:
+    """A child process whose stdout is JSON lines, read by a thread into a queue."""
+
+    def __init__(self, argv: Sequence[str], *, name: str, cpu: int | None = None) -> None:
+        self.name = name
+        env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+        env["PYTHONPATH"] = str(REPO) + os.pathsep + env.get("PYTHONPATH", "")
+
+        def pin() -> None:
+            if cpu is not None:
+                os.sched_setaffinity(0, {cpu})
+
+        self.proc = subprocess.Popen(
+            list(argv),
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            env=env,
+            cwd=REPO,
+            preexec_fn=pin if cpu is not None else None,
+        )
+        self.events: queue.Queue[Event | None] = queue.Queue()
+        self.stderr_tail: list[str] = []
+        threading.Thread(target=self._read_stdout, daemon=True).start()
+        threading.Thread(target=self._read_stderr, daemon=True).start()
+
+    def _read_stdout(self) -> None:
+        assert self.proc.stdout is not None
+        for line in self.proc.stdout:
+            try:
+                event = json.loads(line)
+            except json.JSONDecodeError:
+                continue
+            if isinstance(event, dict):
+                self.events.put(event)
+        self.events.put(None)
+
+    def _read_stderr(self) -> None:
+        assert self.proc.stderr is not None
+        for line in self.proc.stderr:
+            self.stderr_tail.append(line.decode(errors="replace").rstrip())
+            del self.stderr_tail[:-20]
+
+    def next_event(self, timeout: float) -> Event | None:
+        """The next JSON event, or None on timeout or end of output."""
+        try:
+            return self.events.get(timeout=max(timeout, 0.0))
+        except queue.Empty:
+            return None
+
+    def wait_for(self, kinds: set[str], timeout: float) -> Event | None:
+        deadline = time.monotonic() + timeout
+        while (remaining := deadline - time.monotonic()) > 0:
+            event = self.next_event(remaining)
+            if event is None:
+                return None
+            if event.get("type") in kinds or event.get("event") in kinds:
+                return event
+        return None
+
+    def close_stdin(self) -> None:
+        if self.proc.stdin is not None:
+            with contextlib.suppress(OSError):
+                self.proc.stdin.close()
+
+    def stop(self, timeout: float = STOP_TIMEOUT_S) -> None:
+        """Wait for exit (bounded), then SIGTERM, then SIGKILL."""
+        self.close_stdin()
+        for sig in (None, signal.SIGTERM, signal.SIGKILL):
+            if sig is not None and self.proc.poll() is None:
+                self.proc.send_signal(sig)
+            try:
+                self.proc.wait(timeout=timeout if sig is None else 5.0)
+                return
+            except subprocess.TimeoutExpired:
+                continue
+
+    def why(self) -> str:
+        tail = " | ".join(self.stderr_tail[-3:])
+        return f"{self.name} exit={self.proc.poll()} stderr: {tail or '-'}"
+
+
+@dataclass
+class VariantRun:
+    variant: str
+    results: dict[int, Event] = field(default_factory=dict)
+    receiver: Event | None = None
+    publisher_drops: dict[str, int] | None = None
+    error: str | None = None
+
+
+def run_variant(variant: str, args: argparse.Namespace) -> VariantRun:
+    run = VariantRun(variant)
+    plan = f"1:{args.count_w1},32:{args.count}"
+    receiver = Worker(
+        [sys.executable, str(WORKER), "receive", "--variant", variant,
+         "--max-seconds", str(args.timeout * 2 + 120)],
+        name=f"{variant} receiver",
+        cpu=1 if args.pin else None,
+    )
+    publisher: Worker | None = None
+    try:
+        ready = receiver.wait_for({"ready"}, READY_TIMEOUT_S)
+        if ready is None:
+            run.error = f"receiver not ready in {READY_TIMEOUT_S:.0f}s ({receiver.why()})"
+            return run
+        publisher = Worker(
+            [sys.executable, str(WORKER), "publish", "--variant", variant,
+             "--connect", str(ready["addr"]), "--plan", plan, "--warmup", str(args.warmup),
+             "--timeout", str(args.timeout), "--loss-timeout", str(args.loss_timeout)],
+            name=f"{variant} publisher",
+            cpu=0 if args.pin else None,
+        )
+        deadline = time.monotonic() + READY_TIMEOUT_S * 2 + args.timeout * 3
+        while (remaining := deadline - time.monotonic()) > 0:
+            event = publisher.next_event(remaining)
+            if event is None:
+                run.error = f"publisher stopped early ({publisher.why()})"
+                break
+            if event.get("type") == "result":
+                run.results[int(event["window"])] = event
+            elif event.get("type") == "error":
+                run.error = str(event.get("error"))
+                break
+            elif event.get("type") == "done":
+                run.publisher_drops = event.get("drops")
+                break
+        else:
+            run.error = "publisher timed out"
+        publisher.stop()
+        receiver.close_stdin()
+        run.receiver = receiver.wait_for({"stats"}, STOP_TIMEOUT_S)
+    finally:
+        if publisher is not None:
+            publisher.stop()
+        receiver.stop()
+    return run
+
+
+@dataclass
+class IdleRss:
+    rss_mib: float | None
+    hwm_mib: float | None
+    error: str | None = None
+
+
+def idle_node_rss(settle_s: float) -> IdleRss:
+    """Start a real ``roomverse node``, wait for ``ready`` and ``settle_s``, read VmRSS."""
+    with tempfile.TemporaryDirectory(prefix="rv-bench-idle-") as tmp:
+        character = Path(tmp) / "idle.json"
+        character.write_text(json.dumps({"name": "Idle"}), encoding="utf-8")
+        node = Worker(
+            [sys.executable, "-m", "node", "node", "--character", str(character),
+             "--data-dir", str(Path(tmp) / "data"), "--no-mdns",
+             "--listen", "/ip4/127.0.0.1/tcp/0", "--log-format", "json"],
+            name="idle node",
+        )
+        try:
+            if node.wait_for({"ready"}, READY_TIMEOUT_S) is None:
+                return IdleRss(None, None, f"no ready event ({node.why()})")
+            time.sleep(settle_s)
+            status = _proc_status(node.proc.pid)
+            rss, hwm = status.get("VmRSS"), status.get("VmHWM")
+            return IdleRss(
+                rss / 1024 if rss is not None else None, hwm / 1024 if hwm is not None else None
+            )
+        finally:
+            if node.proc.poll() is None:
+                node.proc.send_signal(signal.SIGTERM)
+            node.stop()
+
+
+def _proc_status(pid: int) -> dict[str, int]:
+    """``VmRSS`` etc. in KiB from /proc/<pid>/status."""
+    out: dict[str, int] = {}
+    try:
+        text = Path(f"/proc/{pid}/status").read_text()
+    except OSError:
+        return out
+    for line in text.splitlines():
+        key, _, value = line.partition(":")
+        parts = value.split()
+        if key.startswith("Vm") and len(parts) == 2 and parts[1] == "kB":
+            out[key] = int(parts[0])
+    return out
+
+
+# -- report -------------------------------------------------------------------------
+
+
+def _median(values: list[float]) -> float | None:
+    return statistics.median(values) if values else None
+
+
+def _fmt(value: float | None, digits: int = 1) -> str:
+    return "-" if value is None else f"{value:,.{digits}f}"
+
+
+def summarise(runs: list[VariantRun], variant: str, window: int) -> dict[str, Any]:
+    rows = [r.results[window] for r in runs if r.variant == variant and window in r.results]
+    return {
+        "rounds": len(rows),
+        "msgs": sum(int(r["acked"]) for r in rows),
+        "count": sum(int(r["count"]) for r in rows),
+        "lost": sum(int(r["lost"]) + int(r["unfinished"]) for r in rows),
+        "rate": _median([float(r["msg_per_s"]) for r in rows]),
+        "p50": _median([float(r["p50_ms"]) for r in rows if r["p50_ms"] is not None]),
+        "p99": _median([float(r["p99_ms"]) for r in rows if r["p99_ms"] is not None]),
+        "wire": rows[0]["wire_bytes"] if rows else None,
+        "all_rates": [float(r["msg_per_s"]) for r in rows],
+    }
+
+
+def print_report(
+    runs: list[VariantRun],
+    variants: Sequence[str],
+    args: argparse.Namespace,
+    rss: IdleRss | None,
+    load: tuple[tuple[float, ...], tuple[float, ...]],
+    elapsed_s: float,
+) -> None:
+    print()
+    print("RoomVerse gossip bench (bench/gossip.py)")
+    print(
+        f"  python {platform.python_version()}, libp2p {_version('libp2p')}, "
+        f"trio {_version('trio')}, {os.cpu_count()} CPUs, {platform.machine()}, "
+        f"load avg {load[0][0]:.2f} before / {load[1][0]:.2f} after"
+    )
+    wires = {v: summarise(runs, v, 32)["wire"] for v in variants}
+    print(
+        "  2 processes on 127.0.0.1, 256-byte application payload; wire bytes: "
+        + ", ".join(f"{v} {wires[v]}" for v in variants if wires[v] is not None)
+    )
+    print(
+        "  latency = publish call -> receipt at the receiver (time.time_ns() in both "
+        "processes, one clock); acks on a raw gossipsub topic, batched"
+    )
+    print(
+        f"  counts: window 1 x {args.count_w1}, window 32 x {args.count}, "
+        f"warm-up {args.warmup}; {args.rounds} round(s), median shown"
+        + ("; publisher pinned to CPU 0, receiver to CPU 1" if args.pin else "")
+    )
+    print()
+    header = f"  {'variant':<30}{'window':>7}{'msgs':>8}{'lost':>6}{'msg/s':>10}"
+    header += f"{'p50 ms':>9}{'p99 ms':>9}"
+    print(header)
+    print("  " + "-" * (len(header) - 2))
+    for window in (1, 32):
+        for variant in variants:
+            s = summarise(runs, variant, window)
+            print(
+                f"  {LABELS[variant]:<30}{window:>7}{s['msgs']:>8}{s['lost']:>6}"
+                f"{_fmt(s['rate']):>10}{_fmt(s['p50'], 2):>9}{_fmt(s['p99'], 2):>9}"
+            )
+    print()
+    for variant in variants:
+        if variant == "raw":
+            continue
+        parts = []
+        for window in (1, 32):
+            base = summarise(runs, "raw", window)["rate"]
+            rate = summarise(runs, variant, window)["rate"]
+            if base and rate is not None:
+                ratio = rate / base
+                verdict = "meets" if ratio >= TARGET_RATIO else "below"
+                parts.append(f"window {window}: {ratio:.2f} ({verdict} target {TARGET_RATIO})")
+            else:
+                parts.append(f"window {window}: -")
+        print(f"  throughput ratio {variant}/raw  " + "; ".join(parts))
+    if args.rounds > 1:
+        print()
+        print("  per-round msg/s:")
+        for window in (1, 32):
+            for variant in variants:
+                rates = summarise(runs, variant, window)["all_rates"]
+                print(
+                    f"    {LABELS[variant]:<30} w{window:<3}"
+                    + " ".join(f"{r:>8,.0f}" for r in rates)
+                )
+    problems = [r for r in runs if r.error]
+    drops = [r for r in runs if _has_drops(r)]
+    if problems or drops:
+        print()
+        for r in problems:
+            print(f"  ! {r.variant}: {r.error}")
+        for r in drops:
+            print(f"  ! {r.variant}: drops publisher={r.publisher_drops} receiver={_rx(r)}")
+    print()
+    if rss is None:
+        print("  idle node RSS: skipped")
+    elif rss.error:
+        print(f"  idle node RSS: failed: {rss.error}")
+    else:
+        print(
+            f"  idle node RSS: {_fmt(rss.rss_mib)} MiB VmRSS (peak {_fmt(rss.hwm_mib)} MiB), "
+            f"`python -m node node --no-mdns`, {args.settle:.0f} s after ready"
+        )
+    print(f"  bench wall time {elapsed_s:.0f} s")
+
+
+def _rx(run: VariantRun) -> Any:
+    return (run.receiver or {}).get("drops")
+
+
+def _has_drops(run: VariantRun) -> bool:
+    counters = [run.publisher_drops or {}, _rx(run) or {}]
+    rejected = (run.receiver or {}).get("rejected") or {}
+    return any(v for c in counters for v in c.values()) or bool(rejected)
+
+
+def _version(dist: str) -> str:
+    try:
+        return metadata.version(dist)
+    except metadata.PackageNotFoundError:
+        return "?"
+
+
+def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
+    parser.add_argument("--count", type=int, default=2000, help="messages at window 32")
+    parser.add_argument("--count-w1", type=int, default=500, help="messages at window 1")
+    parser.add_argument("--warmup", type=int, default=200, help="unmeasured messages first")
+    parser.add_argument("--rounds", type=int, default=3, help="interleaved repetitions")
+    parser.add_argument("--timeout", type=float, default=30.0, help="per window, seconds")
+    parser.add_argument("--loss-timeout", type=float, default=2.0, help="unacked → lost, s")
+    parser.add_argument("--settle", type=float, default=3.0, help="idle node: s after ready")
+    parser.add_argument("--skip-node", action="store_true", help="no full-node variant")
+    parser.add_argument("--skip-rss", action="store_true", help="no idle-node RSS")
+    parser.add_argument("--pin", action="store_true", help="pin publisher/receiver to CPU 0/1")
+    return parser.parse_args(argv)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = parse_args(argv)
+    args.rounds = max(1, args.rounds)
+    if args.pin and (os.cpu_count() or 1) < 2:
+        args.pin = False
+    variants = [v for v in VARIANTS if not (v == "node" and args.skip_node)]
+    started = time.monotonic()
+    load_before = os.getloadavg()
+    runs: list[VariantRun] = []
+    for round_no in range(args.rounds):
+        # Rotate the order so that drift (thermal, other load) hits every variant alike.
+        shift = round_no % len(variants)
+        for variant in variants[shift:] + variants[:shift]:
+            print(f"round {round_no + 1}/{args.rounds}: {variant} ...", file=sys.stderr)
+            runs.append(run_variant(variant, args))
+    rss = None if args.skip_rss else idle_node_rss(args.settle)
+    load_after = os.getloadavg()
+    print_report(
+        runs, variants, args, rss, (load_before, load_after), time.monotonic() - started
+    )
+    return 0
+
+
+if __name__ == "__main__":
+    try:
+        main()
+    except KeyboardInterrupt:
+        pass
+    sys.exit(0)

@@ -1,0 +1,365 @@
+"""Bad input from a rogue peer is refused, logged, never stored, and does not stop the node.
+
+Two honest nodes run as real ``roomverse node`` processes: A, and B bootstrapped to A.
+A rogue peer (``tests/rogue.py``, a raw libp2p publisher with its own key, strict
+gossipsub signing) dials A and publishes bytes crafted here with :func:`keys.seal`:
+
+1. a forged signature                          → ``bad_signature``
+2. an envelope signed by another key           → ``sender_mismatch``
+3. a replay: accepted once, then the same bytes → ``replayed``, again after A restarts
+4. ``ts`` one day in the past                  → ``stale_timestamp``
+5. a 900 KiB envelope                          → ``oversize``; a 2 MiB one is cut off
+   inside py-libp2p (see :func:`test_rogue_peer_is_refused_and_honest_traffic_flows`)
+6. garbage msgpack                             → ``malformed``
+
+Then B's honest speech still reaches A, A is still running, ``roomverse status`` counts
+each reason, and A's database holds exactly one envelope from the rogue (the accepted one).
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import sqlite3
+import sys
+import time
+from collections import Counter
+from contextlib import ExitStack
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from keys import (
+    TOPIC_ACTIONS,
+    BadSignature,
+    Identity,
+    Malformed,
+    Oversize,
+    Replayed,
+    ReplayWindow,
+    SenderMismatch,
+    StaleTimestamp,
+    canonical,
+    peer_id_from_str,
+    seal,
+    verify,
+)
+from keys.errors import EnvelopeError
+from tests.procs import Event, JsonLinesProcess, NodeProcess, run_cli, write_character
+
+pytestmark = pytest.mark.timeout(120)
+
+ROGUE_SCRIPT = Path(__file__).resolve().parent / "rogue.py"
+START_S = 30.0
+STEP_S = 15.0
+DAY_MS = 86_400_000
+KIB = 1024
+MIB = 1024 * KIB
+ACCEPTED_SEQ = 5
+
+
+def now_ms() -> int:
+    return int(time.time() * 1000)
+
+
+class Rogue:
+    """Drives ``tests/rogue.py``: one JSON command per line in, one answer per command out."""
+
+    def __init__(self, seed_file: Path) -> None:
+        argv = [sys.executable, str(ROGUE_SCRIPT), "--seed-file", str(seed_file)]
+        self.proc = JsonLinesProcess(argv, name="rogue")
+        self._next_id = 0
+        ready = self.proc.wait_for(lambda e: e.get("event") == "ready", START_S, "ready")
+        self.peer_id = str(ready["peer_id"])
+
+    def command(self, cmd: str, timeout: float = STEP_S, **fields: Any) -> Event:
+        self._next_id += 1
+        ident = self._next_id
+        stdin = self.proc.proc.stdin
+        assert stdin is not None
+        stdin.write(json.dumps({"id": ident, "cmd": cmd, **fields}).encode() + b"\n")
+        stdin.flush()
+        answer = self.proc.wait_for(lambda e: e.get("id") == ident, timeout, f"answer to {cmd}")
+        assert answer["event"] != "error", f"rogue {cmd} failed: {answer}"
+        return answer
+
+    def dial(self, addr: str) -> None:
+        self.command("dial", addr=addr, topic=TOPIC_ACTIONS)
+
+    def publish(self, data: bytes, *, unchecked: bool = False) -> Event:
+        """Publish through py-libp2p, or (``unchecked``) write the RPC to the streams."""
+        answer = self.command(
+            "publish_unchecked" if unchecked else "publish",
+            topic=TOPIC_ACTIONS,
+            data_b64=base64.b64encode(data).decode(),
+        )
+        assert answer["event"] == "published"
+        assert answer["size"] == len(data)
+        return answer
+
+    def close(self) -> None:
+        stdin = self.proc.proc.stdin
+        if self.proc.proc.poll() is None and stdin is not None:
+            try:
+                stdin.close()  # end of stdin: the rogue exits on its own
+                self.proc.proc.wait(10)
+            except (OSError, TimeoutError):
+                pass
+        self.proc.kill()
+
+
+def start_node(stack: ExitStack, character: Path, data_dir: Path, **kw: Any) -> NodeProcess:
+    node = NodeProcess(character, data_dir, **kw)
+    stack.callback(node.kill)
+    node.wait_ready(START_S)
+    return node
+
+
+def rejected_from(node: NodeProcess, peer_id: str) -> Counter[str]:
+    return Counter(str(e["reason"]) for e in node.of("rejected") if e.get("peer_id") == peer_id)
+
+
+def rogue_publish_rejected(node: NodeProcess, rogue: Rogue, data: bytes, reason: str) -> None:
+    """The rogue publishes ``data``; ``node`` logs one more rejection for ``reason``."""
+    before = rejected_from(node, rogue.peer_id)[reason]
+    rogue.publish(data)
+    # Counted, not matched: the rejection may be logged before the rogue's answer arrives.
+    node.wait_until(
+        lambda events: rejected_from_events(events, rogue.peer_id)[reason] > before,
+        STEP_S,
+        f"rejected/{reason} from the rogue",
+    )
+    event = [
+        e
+        for e in node.of("rejected")
+        if e.get("peer_id") == rogue.peer_id and e.get("reason") == reason
+    ][-1]
+    assert event["channel"] == TOPIC_ACTIONS
+    assert event["detail"], "a rejection must say why"
+
+
+def rejected_from_events(events: list[Event], peer_id: str) -> Counter[str]:
+    return Counter(
+        str(e["reason"])
+        for e in events
+        if e.get("event") == "rejected" and e.get("peer_id") == peer_id
+    )
+
+
+def wait_for_speech(node: NodeProcess, sender: str, text: str) -> Event:
+    return node.wait_for(
+        lambda e: (
+            e.get("event") == "action_received"
+            and e.get("from") == sender
+            and e.get("body", {}).get("text") == text
+        ),
+        STEP_S,
+        f"speech {text!r} from {sender}",
+    )
+
+
+def wait_for_speech_after_act(receiver: NodeProcess, speaker: NodeProcess, text: str) -> None:
+    """``speaker`` says ``text`` through the real CLI; ``receiver`` must get it."""
+    speaker.act("speak", text)
+    wait_for_speech(receiver, speaker.peer_id, text)
+
+
+def wait_for_stderr(node: NodeProcess, needle: str, timeout: float) -> str:
+    """Bounded poll of the node's stderr (JsonLinesProcess only signals stdout events)."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        for line in list(node.stderr_lines):
+            if needle in line:
+                return line
+        assert node.proc.poll() is None, f"{node.name} exited: {node.stderr_lines[-10:]}"
+        time.sleep(0.05)
+    raise AssertionError(f"{node.name}: no {needle!r} on stderr within {timeout}s")
+
+
+def status(node: NodeProcess) -> dict[str, Any]:
+    reply: dict[str, Any] = json.loads(run_cli("status", "--data-dir", str(node.data_dir)))
+    return reply
+
+
+def stored_rows(data_dir: Path) -> list[tuple[str, bytes, int]]:
+    """``(direction, sender, seq)`` of every stored envelope, read-only, node stopped."""
+    uri = f"file:{data_dir / 'character.db'}?mode=ro"
+    conn = sqlite3.connect(uri, uri=True)
+    try:
+        rows = conn.execute("SELECT direction, sender, seq FROM envelopes ORDER BY id").fetchall()
+    finally:
+        conn.close()
+    return [(str(d), bytes(s), int(q)) for d, s, q in rows]
+
+
+# -- crafting the bad input ---------------------------------------------------------
+
+
+def speak(identity: Identity, seq: int, text: str, *, ts_ms: int | None = None) -> bytes:
+    return seal(
+        identity,
+        kind="action",
+        channel=TOPIC_ACTIONS,
+        seq=seq,
+        ts_ms=now_ms() if ts_ms is None else ts_ms,
+        body={"type": "speak", "text": text},
+    )
+
+
+def forge_signature(raw: bytes) -> bytes:
+    """The same envelope, still canonical, with one byte of ``sig`` flipped."""
+    fields = canonical.unpackb(raw)
+    sig = bytearray(fields["sig"])
+    sig[0] ^= 0x01
+    fields["sig"] = bytes(sig)
+    return canonical.packb(fields)
+
+
+def huge_envelope(identity: Identity, seq: int, size: int) -> bytes:
+    """An envelope-shaped map about ``size`` bytes long (seal() refuses to make one)."""
+    fields = {
+        "v": 1,
+        "kind": "action",
+        "from": identity.peer_id,
+        "seq": seq,
+        "ts": now_ms(),
+        "body": {"type": "speak", "text": "A" * size},
+        "sig": bytes(64),
+    }
+    return canonical.packb(fields)
+
+
+GARBAGE = b"\xc1\xc1 this is not msgpack \x00\xff\xde\xad\xbe\xef" * 4
+
+
+def check_locally(
+    data: bytes, error: type[EnvelopeError], sender: bytes, replay: ReplayWindow | None = None
+) -> None:
+    """The crafted bytes fail for the reason the node must log (guards the test itself)."""
+    with pytest.raises(error):
+        verify(data, channel=TOPIC_ACTIONS, now_ms=now_ms(), transport_peer=sender, replay=replay)
+
+
+# -- the test -----------------------------------------------------------------------
+
+
+def test_rogue_peer_is_refused_and_honest_traffic_flows(tmp_path: Path) -> None:
+    rogue_key = Identity.generate()
+    stranger = Identity.generate()  # signs envelopes that the rogue then publishes
+    seed_file = tmp_path / "rogue.seed"
+    seed_file.touch(mode=0o600)
+    seed_file.write_bytes(rogue_key.seed)
+    char_a = write_character(tmp_path, "Alba")
+    char_b = write_character(tmp_path, "Bruno")
+    dir_a, dir_b = tmp_path / "a", tmp_path / "b"
+
+    forged = forge_signature(speak(rogue_key, 1, "forged"))
+    not_mine = speak(stranger, 1, "signed by a stranger")
+    accepted = speak(rogue_key, ACCEPTED_SEQ, "a legitimate line, once")
+    stale = speak(rogue_key, 6, "yesterday", ts_ms=now_ms() - DAY_MS)
+    big = huge_envelope(rogue_key, 7, 900 * KIB)
+    huge = huge_envelope(rogue_key, 8, 2 * MIB)
+    assert 512 * KIB < len(big) < MIB - 4 * KIB < 2 * MIB < len(huge)
+    me = rogue_key.peer_id
+    check_locally(forged, BadSignature, me)
+    check_locally(not_mine, SenderMismatch, me)
+    check_locally(stale, StaleTimestamp, me)
+    check_locally(big, Oversize, me)
+    check_locally(huge, Oversize, me)
+    check_locally(GARBAGE, Malformed, me)
+    seen = ReplayWindow()
+    seen.accept(me, ACCEPTED_SEQ)
+    check_locally(accepted, Replayed, me, seen)
+
+    with ExitStack() as stack:
+        a = start_node(stack, char_a, dir_a)
+        b = start_node(stack, char_b, dir_b, bootstrap=a.addrs)
+        a.wait_for(
+            lambda e: e.get("event") == "peer_connected" and e.get("peer_id") == b.peer_id,
+            STEP_S,
+            "B connected",
+        )
+        rogue = Rogue(seed_file)
+        stack.callback(rogue.close)
+        assert rogue.peer_id == rogue_key.peer_id_str
+        rogue.dial(a.addrs[0])
+
+        # 1-2: signatures.
+        rogue_publish_rejected(a, rogue, forged, "bad_signature")
+        rogue_publish_rejected(a, rogue, not_mine, "sender_mismatch")
+        # 3: a valid envelope is accepted once; the same bytes again (a new gossipsub
+        # message with a new gossipsub seqno, so libp2p's dedup lets it through) are not.
+        rogue.publish(accepted)
+        wait_for_speech(a, rogue.peer_id, "a legitimate line, once")
+        rogue_publish_rejected(a, rogue, accepted, "replayed")
+        # 4-6: clock, size, encoding.
+        rogue_publish_rejected(a, rogue, stale, "stale_timestamp")
+        rogue_publish_rejected(a, rogue, big, "oversize")
+        rogue_publish_rejected(a, rogue, GARBAGE, "malformed")
+
+        wait_for_speech_after_act(a, b, "after the rogue")
+        reply = status(a)
+        assert reply["rejected"] == {
+            "bad_signature": 1,
+            "sender_mismatch": 1,
+            "replayed": 1,
+            "stale_timestamp": 1,
+            "oversize": 1,
+            "malformed": 1,
+        }
+        assert rejected_from(a, rogue.peer_id) == Counter(reply["rejected"])
+        assert a.proc.poll() is None
+
+        # 3 again, after a clean restart of A on the same data dir: the replay marks
+        # are in SQLite. A comes back on a new port and dials B itself.
+        assert a.stop() == 0
+        a.wait_for(lambda e: e.get("event") == "stopped", STEP_S, "stopped")
+        a2 = start_node(stack, char_a, dir_a, bootstrap=b.addrs)
+        assert a2.peer_id == a.peer_id
+        rogue.dial(a2.addrs[0])
+        rogue_publish_rejected(a2, rogue, accepted, "replayed")
+
+        # 5, the real thing: 2 MiB. py-libp2p caps a pubsub RPC at 1 MiB on both ends
+        # (DefaultMaxMessageSize). An ordinary publish() of it would be dropped by the
+        # rogue's own stack (GossipSub.send_rpc drops "oversized" RPCs, silently), so the
+        # rogue writes the signed RPC straight onto its pubsub stream to A, as a hostile
+        # implementation would. A's Pubsub.continuously_read_stream reads the length
+        # prefix, raises MessageTooLarge before reading the body, logs a warning, resets
+        # that stream and drops the rogue as a pubsub peer (the connection stays up).
+        # Our validator never sees the bytes: no "rejected" event, nothing stored.
+        answer = rogue.publish(huge, unchecked=True)
+        assert answer["peers"] == 1, answer
+        wait_for_stderr(a2, "exceeded size limit", STEP_S)
+
+        # The node keeps running and keeps delivering honest traffic.
+        wait_for_speech_after_act(a2, b, "still here")
+        assert a2.proc.poll() is None
+        reply = status(a2)
+        assert reply["rejected"] == {"replayed": 1}
+        assert b.peer_id in reply["peers"]
+
+        # Nothing from the rogue but the accepted envelope was ever shown as received...
+        for node in (a, a2, b):
+            got = [e for e in node.of("action_received") if e.get("from") != b.peer_id]
+            got = [e for e in got if e.get("from") != a.peer_id]
+            assert [(e["from"], e["seq"]) for e in got] in (
+                [],
+                [(rogue.peer_id, ACCEPTED_SEQ)],
+            ), f"{node.name} received {got}"
+        assert [e["seq"] for e in a.received_from(rogue.peer_id)] == [ACCEPTED_SEQ]
+        assert a2.received_from(rogue.peer_id) == []
+        assert not any(e.get("from") == stranger.peer_id_str for e in a.of("action_received"))
+
+        assert a2.stop() == 0
+        assert b.stop() == 0
+
+    # ...nor stored.
+    rows_a = stored_rows(dir_a)
+    assert [(d, q) for d, s, q in rows_a if s == rogue_key.peer_id] == [("in", ACCEPTED_SEQ)]
+    assert not [r for r in rows_a if r[1] == stranger.peer_id]
+    b_id = peer_id_from_str(b.peer_id)
+    assert {s for d, s, q in rows_a if d == "in"} == {rogue_key.peer_id, b_id}
+    rows_b = stored_rows(dir_b)
+    assert [q for d, s, q in rows_b if s == rogue_key.peer_id] in ([], [ACCEPTED_SEQ])
+    assert not [r for r in rows_b if r[1] == stranger.peer_id]
