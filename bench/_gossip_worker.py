@@ -35,7 +35,7 @@ import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, TextIO
 
 import trio
 
@@ -102,6 +102,11 @@ def node_config(name: str, data_dir: Path) -> CharacterConfig:
     )
 
 
+def _devnull() -> TextIO:
+    """Where the bench nodes write their JSON event lines (a real node writes to stdout)."""
+    return open(os.devnull, "w")
+
+
 async def run_node_until_stopped(
     config: CharacterConfig,
     events: EventLog,
@@ -132,10 +137,18 @@ class ReceiverStats:
 
 
 async def run_acker(
-    host: _libp2p.P2PHost, acks: trio.MemoryReceiveChannel[tuple[int, int]], stats: ReceiverStats
+    ack_mode: str,
+    host: _libp2p.P2PHost,
+    listener: trio.SocketListener,
+    acks: trio.MemoryReceiveChannel[tuple[int, int]],
+    stats: ReceiverStats,
 ) -> None:
-    """Publish receipts back to the publisher, batched, on the raw ack topic."""
-    await host.wait_for_topic_peers(ACK_TOPIC, 1, timeout=PEER_WAIT_S * 4)
+    """Send receipts back to the publisher, batched: over TCP, or on the raw ack topic."""
+    stream: trio.SocketStream | None = None
+    if ack_mode == "tcp":
+        stream = await listener.accept()
+    else:
+        await host.wait_for_topic_peers(ACK_TOPIC, 1, timeout=PEER_WAIT_S * 4)
     while True:
         batch = [await acks.receive()]
         while len(batch) < ACK_BATCH_MAX:
@@ -144,17 +157,18 @@ async def run_acker(
             except trio.WouldBlock:
                 break
         try:
-            await host.publish(ACK_TOPIC, pack_acks(batch))
-        except _libp2p.PublishError:
+            if stream is not None:
+                await stream.send_all(pack_acks(batch))
+            else:
+                await host.publish(ACK_TOPIC, pack_acks(batch))
+        except (_libp2p.PublishError, trio.BrokenResourceError):
             stats.ack_errors += 1
             continue
         stats.acks_sent += len(batch)
         stats.ack_messages += 1
 
 
-def signed_validator(
-    topic: str, replay: ReplayWindow, stats: ReceiverStats
-) -> _libp2p.Validator:
+def signed_validator(topic: str, replay: ReplayWindow, stats: ReceiverStats) -> _libp2p.Validator:
     """What ``CharacterNode.validator`` does, minus the rejection event."""
 
     def validate(origin: bytes, data: bytes) -> bool:
@@ -236,15 +250,30 @@ class AckingEventLog(EventLog):
         self._ack.send_nowait((index, time.time_ns()))
 
 
-async def receive(variant: str, max_seconds: float) -> None:
+@dataclass
+class AckPath:
+    mode: str
+    listener: trio.SocketListener
+    send: AckSend
+    receive: trio.MemoryReceiveChannel[tuple[int, int]]
+
+    @property
+    def port(self) -> int:
+        return int(self.listener.socket.getsockname()[1])
+
+
+async def receive(variant: str, ack_mode: str, max_seconds: float) -> None:
     stats = ReceiverStats()
     ack_send, ack_receive = trio.open_memory_channel[tuple[int, int]](math.inf)
     extra: dict[str, Any] = {}
     with trio.move_on_after(max_seconds) as lifetime:
-        if variant == "node":
-            await _receive_node(stats, ack_send, ack_receive, extra)
-        else:
-            await _receive_plain(variant, stats, ack_send, ack_receive, extra)
+        (listener,) = await trio.open_tcp_listeners(0, host="127.0.0.1")
+        async with listener:
+            acks = AckPath(ack_mode, listener, ack_send, ack_receive)
+            if variant == "node":
+                await _receive_node(stats, acks, extra)
+            else:
+                await _receive_plain(variant, stats, acks, extra)
     emit(
         {
             "type": "stats",
@@ -262,11 +291,7 @@ async def receive(variant: str, max_seconds: float) -> None:
 
 
 async def _receive_plain(
-    variant: str,
-    stats: ReceiverStats,
-    ack_send: AckSend,
-    ack_receive: trio.MemoryReceiveChannel[tuple[int, int]],
-    extra: dict[str, Any],
+    variant: str, stats: ReceiverStats, acks: AckPath, extra: dict[str, Any]
 ) -> None:
     async with _libp2p.open_p2p_host(os.urandom(32), [LISTEN]) as host:
         topic = RAW_TOPIC if variant == "raw" else TOPIC_ACTIONS
@@ -276,32 +301,28 @@ async def _receive_plain(
         messages = await host.subscribe(topic)
         async with trio.open_nursery() as nursery:
             if variant == "raw":
-                nursery.start_soon(consume_raw, messages, ack_send, stats)
+                nursery.start_soon(consume_raw, messages, acks.send, stats)
             else:
-                nursery.start_soon(consume_signed, messages, replay, ack_send, stats)
-            nursery.start_soon(run_acker, host, ack_receive, stats)
-            emit({"type": "ready", "addr": f"{host.listen_addrs()[0]}/p2p/{host.peer_id}"})
+                nursery.start_soon(consume_signed, messages, replay, acks.send, stats)
+            nursery.start_soon(run_acker, acks.mode, host, acks.listener, acks.receive, stats)
+            addr = f"{host.listen_addrs()[0]}/p2p/{host.peer_id}"
+            emit({"type": "ready", "addr": addr, "ack_port": acks.port, "pid": os.getpid()})
             await wait_for_stdin_eof()
             nursery.cancel_scope.cancel()
         extra["drops"] = _drops(host)
 
 
-async def _receive_node(
-    stats: ReceiverStats,
-    ack_send: AckSend,
-    ack_receive: trio.MemoryReceiveChannel[tuple[int, int]],
-    extra: dict[str, Any],
-) -> None:
-    with tempfile.TemporaryDirectory(prefix="rv-bench-") as tmp, open(os.devnull, "w") as sink:
-        events = AckingEventLog(sink, ack_send, stats)
+async def _receive_node(stats: ReceiverStats, acks: AckPath, extra: dict[str, Any]) -> None:
+    with tempfile.TemporaryDirectory(prefix="rv-bench-") as tmp, _devnull() as sink:
+        events = AckingEventLog(sink, acks.send, stats)
         config = node_config("BenchReceiver", Path(tmp) / "receiver")
         async with trio.open_nursery() as nursery:
             node: CharacterNode = await nursery.start(
                 run_node_until_stopped, config, events, nursery.cancel_scope
             )
-            nursery.start_soon(run_acker, node.host, ack_receive, stats)
+            nursery.start_soon(run_acker, acks.mode, node.host, acks.listener, acks.receive, stats)
             addr = f"{node.host.listen_addrs()[0]}/p2p/{node.identity.peer_id_str}"
-            emit({"type": "ready", "addr": addr})
+            emit({"type": "ready", "addr": addr, "ack_port": acks.port, "pid": os.getpid()})
             await wait_for_stdin_eof()
             extra["drops"] = _drops(node.host)
             extra["node_received"] = node.received
@@ -337,6 +358,8 @@ class Window:
         self.done = trio.Event()
         self.first_send_s = 0.0
         self.last_ack_s = 0.0
+        self.publisher_cpu_s = 0.0
+        self.receiver_cpu_s: float | None = None
 
     def sending(self, index: int) -> None:
         if not self.sent:
@@ -371,27 +394,62 @@ class Window:
             self.done.set()
 
 
+_CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
+
+
+def process_cpu_s(pid: int) -> float | None:
+    """User + system CPU seconds of process ``pid``, all threads (None if unreadable)."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return None
+    fields = stat.rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / _CLOCK_TICKS
+
+
 class Publisher:
-    def __init__(self, host: _libp2p.P2PHost, send: Callable[[int], Awaitable[None]]) -> None:
+    def __init__(
+        self,
+        host: _libp2p.P2PHost,
+        send: Callable[[int], Awaitable[None]],
+        receiver_pid: int | None,
+    ) -> None:
         self.host = host
         self.send = send
+        self.receiver_pid = receiver_pid
         self.window: Window | None = None
         self.next_index = 0
         self.send_errors = 0
 
-    async def read_acks(self, acks: trio.MemoryReceiveChannel[_libp2p.PubsubMessage]) -> None:
+    async def read_gossip_acks(
+        self, acks: trio.MemoryReceiveChannel[_libp2p.PubsubMessage]
+    ) -> None:
         async for msg in acks:
-            window = self.window
-            if window is None:
-                continue
-            for index, received_ns in unpack_acks(msg.data):
-                window.acked(index, received_ns)
+            self._acked(unpack_acks(msg.data))
+
+    async def read_tcp_acks(self, stream: trio.SocketStream) -> None:
+        buffer = b""
+        async with stream:
+            while data := await stream.receive_some(65536):
+                buffer += data
+                usable = len(buffer) - len(buffer) % _ACK_PAIR.size
+                self._acked(unpack_acks(buffer[:usable]))
+                buffer = buffer[usable:]
+
+    def _acked(self, acks: list[tuple[int, int]]) -> None:
+        window = self.window
+        if window is None:
+            return
+        for index, received_ns in acks:
+            window.acked(index, received_ns)
 
     async def run(
         self, size: int, count: int, *, timeout_s: float, loss_timeout_s: float
     ) -> Window:
         window = Window(size, loss_timeout_s)
         self.window = window
+        own_cpu = time.process_time()
+        rx_cpu = process_cpu_s(self.receiver_pid) if self.receiver_pid else None
         with trio.move_on_after(timeout_s):
             async with trio.open_nursery() as nursery:
                 nursery.start_soon(self._reaper, window)
@@ -407,6 +465,10 @@ class Publisher:
                 window.finish_sending()
                 await window.done.wait()
                 nursery.cancel_scope.cancel()
+        window.publisher_cpu_s = time.process_time() - own_cpu
+        rx_end = process_cpu_s(self.receiver_pid) if self.receiver_pid else None
+        if rx_cpu is not None and rx_end is not None:
+            window.receiver_cpu_s = rx_end - rx_cpu
         self.window = None
         return window
 
@@ -433,6 +495,12 @@ def summarise(window: Window, count: int) -> dict[str, Any]:
         "p50_ms": round(_percentile(lat, 50) / 1e6, 3) if lat else None,
         "p99_ms": round(_percentile(lat, 99) / 1e6, 3) if lat else None,
         "mean_ms": round(sum(lat) / acked / 1e6, 3) if lat else None,
+        "publisher_cpu_us": round(window.publisher_cpu_s / acked * 1e6, 1) if acked else None,
+        "receiver_cpu_us": (
+            round(window.receiver_cpu_s / acked * 1e6, 1)
+            if acked and window.receiver_cpu_s is not None
+            else None
+        ),
     }
 
 
@@ -442,16 +510,23 @@ def _percentile(sorted_values: list[int], pct: float) -> float:
     return float(sorted_values[rank - 1])
 
 
-async def publish(
-    variant: str,
-    connect: str,
-    plan: list[tuple[int, int]],
-    warmup: int,
-    timeout_s: float,
-    loss_timeout_s: float,
-) -> None:
+@dataclass(frozen=True)
+class Plan:
+    """What the publisher is told: where the receiver is and what to measure."""
+
+    addr: str
+    ack_port: int
+    ack_mode: str
+    receiver_pid: int | None
+    windows: list[tuple[int, int]]
+    warmup: int
+    timeout_s: float
+    loss_timeout_s: float
+
+
+async def publish(variant: str, plan: Plan) -> None:
     if variant == "node":
-        with tempfile.TemporaryDirectory(prefix="rv-bench-") as tmp, open(os.devnull, "w") as sink:
+        with tempfile.TemporaryDirectory(prefix="rv-bench-") as tmp, _devnull() as sink:
             events = AckingEventLog(sink, None, ReceiverStats())
             config = node_config("BenchPublisher", Path(tmp) / "publisher")
             async with trio.open_nursery() as nursery:
@@ -462,25 +537,27 @@ async def publish(
                 async def send_node(index: int) -> None:
                     await node.publish("action", action_body(index))
 
-                await _drive(
-                    node.host, send_node, TOPIC_ACTIONS, connect, plan, warmup,
-                    timeout_s, loss_timeout_s, wire_size=_signed_size(node.identity),
-                )
+                wire = _signed_size(node.identity)
+                await _drive(node.host, send_node, TOPIC_ACTIONS, plan, wire)
                 nursery.cancel_scope.cancel()
         return
 
     identity = Identity.from_seed(os.urandom(32))
     async with _libp2p.open_p2p_host(identity.seed, [LISTEN]) as host:
+        # Like a node, the publisher subscribes to what it publishes (so it is in the
+        # receiver's mesh) and, for signed envelopes, runs the same topic validator.
         if variant == "raw":
 
             async def send_raw(index: int) -> None:
                 await host.publish(RAW_TOPIC, _RAW_INDEX.pack(index) + _RAW_PAD)
 
-            await _drive(
-                host, send_raw, RAW_TOPIC, connect, plan, warmup, timeout_s, loss_timeout_s,
-                wire_size=PAYLOAD_SIZE,
-            )
+            own = await host.subscribe(RAW_TOPIC)
+            await _drive(host, send_raw, RAW_TOPIC, plan, PAYLOAD_SIZE, own)
             return
+
+        validator = signed_validator(TOPIC_ACTIONS, ReplayWindow(), ReceiverStats())
+        host.set_validator(TOPIC_ACTIONS, validator)
+        own = await host.subscribe(TOPIC_ACTIONS)
 
         seq = 0
 
@@ -497,15 +574,21 @@ async def publish(
             seq += 1
             await host.publish(TOPIC_ACTIONS, data)
 
-        await _drive(
-            host, send_signed, TOPIC_ACTIONS, connect, plan, warmup, timeout_s, loss_timeout_s,
-            wire_size=_signed_size(identity),
-        )
+        await _drive(host, send_signed, TOPIC_ACTIONS, plan, _signed_size(identity), own)
+
+
+async def _discard(messages: trio.MemoryReceiveChannel[_libp2p.PubsubMessage]) -> None:
+    async for _ in messages:
+        pass
 
 
 def _signed_size(identity: Identity) -> int:
     sample = seal(
-        identity, kind="action", channel=TOPIC_ACTIONS, seq=1000, ts_ms=now_ms(),
+        identity,
+        kind="action",
+        channel=TOPIC_ACTIONS,
+        seq=1000,
+        ts_ms=now_ms(),
         body=action_body(1000),
     )
     return len(sample)
@@ -515,26 +598,30 @@ async def _drive(
     host: _libp2p.P2PHost,
     send: Callable[[int], Awaitable[None]],
     topic: str,
-    connect: str,
-    plan: list[tuple[int, int]],
-    warmup: int,
-    timeout_s: float,
-    loss_timeout_s: float,
-    *,
+    plan: Plan,
     wire_size: int,
+    own_copies: trio.MemoryReceiveChannel[_libp2p.PubsubMessage] | None = None,
 ) -> None:
-    publisher = Publisher(host, send)
-    acks = await host.subscribe(ACK_TOPIC)
+    publisher = Publisher(host, send, plan.receiver_pid)
     async with trio.open_nursery() as nursery:
-        nursery.start_soon(publisher.read_acks, acks)
-        await host.dial(connect)
+        if own_copies is not None:
+            # py-libp2p hands our own publishes to our subscription; the node's consumer
+            # skips them by origin, so dropping them here is the same work.
+            nursery.start_soon(_discard, own_copies)
+        if plan.ack_mode == "tcp":
+            stream = await trio.open_tcp_stream("127.0.0.1", plan.ack_port)
+            nursery.start_soon(publisher.read_tcp_acks, stream)
+        else:
+            nursery.start_soon(publisher.read_gossip_acks, await host.subscribe(ACK_TOPIC))
+        await host.dial(plan.addr)
         if not await host.wait_for_topic_peers(topic, 1, timeout=PEER_WAIT_S):
             emit({"type": "error", "error": f"receiver never subscribed to {topic}"})
             nursery.cancel_scope.cancel()
             return
         # Probe until one message makes the round trip (the mesh may need a heartbeat).
         probes = 0
-        for probes in range(1, PROBE_ATTEMPTS + 1):  # noqa: B007 (reported below)
+        while probes < PROBE_ATTEMPTS:
+            probes += 1
             window = await publisher.run(
                 1, 1, timeout_s=PROBE_TIMEOUT_S * 2, loss_timeout_s=PROBE_TIMEOUT_S
             )
@@ -544,14 +631,11 @@ async def _drive(
             emit({"type": "error", "error": f"no round trip after {probes} probes"})
             nursery.cancel_scope.cancel()
             return
-        if warmup:
-            await publisher.run(
-                32, warmup, timeout_s=timeout_s, loss_timeout_s=loss_timeout_s
-            )
-        for size, count in plan:
-            window = await publisher.run(
-                size, count, timeout_s=timeout_s, loss_timeout_s=loss_timeout_s
-            )
+        limits = {"timeout_s": plan.timeout_s, "loss_timeout_s": plan.loss_timeout_s}
+        if plan.warmup:
+            await publisher.run(32, plan.warmup, **limits)
+        for size, count in plan.windows:
+            window = await publisher.run(size, count, **limits)
             emit(
                 {
                     "type": "result",
@@ -580,28 +664,43 @@ def main() -> int:
     parser = argparse.ArgumentParser(description="one side of bench/gossip.py")
     parser.add_argument("role", choices=("publish", "receive"))
     parser.add_argument("--variant", choices=VARIANTS, required=True)
-    parser.add_argument("--connect", help="receiver multiaddr with /p2p/ (publish)")
+    parser.add_argument("--ack", choices=("tcp", "gossip"), default="tcp", help="ack path")
+    parser.add_argument(
+        "--meshsub",
+        choices=("1.2", "1.1"),
+        default="1.2",
+        help="1.1: leave /meshsub/1.2.0 (IDONTWANT) out of what node._libp2p offers",
+    )
+    parser.add_argument("--max-seconds", type=float, default=300.0, help="receiver lifetime")
+    parser.add_argument("--receiver", help="the receiver's ready line, JSON (publish)")
     parser.add_argument("--plan", default="1:500,32:2000", help="window:count,... (publish)")
     parser.add_argument("--warmup", type=int, default=200)
     parser.add_argument("--timeout", type=float, default=30.0, help="per window, seconds")
     parser.add_argument("--loss-timeout", type=float, default=2.0)
-    parser.add_argument("--max-seconds", type=float, default=300.0, help="receiver lifetime")
     args = parser.parse_args()
     logging.basicConfig(level=logging.WARNING, stream=sys.stderr)
-    if args.role == "receive":
-        trio.run(receive, args.variant, args.max_seconds)
-    else:
-        if not args.connect:
-            parser.error("publish needs --connect")
-        trio.run(
-            publish,
-            args.variant,
-            args.connect,
-            parse_plan(args.plan),
-            args.warmup,
-            args.timeout,
-            args.loss_timeout,
+    if args.meshsub == "1.1":
+        # An experiment, not how nodes run: read at host creation by open_p2p_host.
+        _libp2p.MESHSUB_PROTOCOLS = tuple(
+            p for p in _libp2p.MESHSUB_PROTOCOLS if not str(p).startswith("/meshsub/1.2")
         )
+    if args.role == "receive":
+        trio.run(receive, args.variant, args.ack, args.max_seconds)
+        return 0
+    if not args.receiver:
+        parser.error("publish needs --receiver")
+    ready = json.loads(args.receiver)
+    plan = Plan(
+        addr=str(ready["addr"]),
+        ack_port=int(ready["ack_port"]),
+        ack_mode=args.ack,
+        receiver_pid=int(ready["pid"]) if ready.get("pid") else None,
+        windows=parse_plan(args.plan),
+        warmup=args.warmup,
+        timeout_s=args.timeout,
+        loss_timeout_s=args.loss_timeout,
+    )
+    trio.run(publish, args.variant, plan)
     return 0
 
 

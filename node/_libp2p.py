@@ -12,6 +12,8 @@ what this module does about each:
 * the heartbeat defaults to 120 s; we run it every second so meshes repair quickly;
 * ``publish()`` never waits and the per-peer outgoing queues hold 32 RPCs: before each
   publish we wait while any peer queue is at least half full (backpressure);
+* the gossipsub message id is (author, seqno) and the seqno counter restarts from the
+  wall clock in seconds, so a restarted node repeats ids: we seed it in nanoseconds;
 * the subscription channel holds 32 messages and ``send_nowait`` drops when it is
   full: each subscription gets a task that only moves messages into our own large
   buffer, and py-libp2p's "fail to deliver" warnings are counted, never ignored.
@@ -19,16 +21,18 @@ what this module does about each:
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import math
+import time
 from collections.abc import AsyncIterator, Callable, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
+import libp2p.pubsub.pubsub as _pubsub_module
 import multiaddr
 import trio
-import libp2p.pubsub.pubsub as _pubsub_module
 from libp2p import new_host
 from libp2p.abc import INetConn, INetStream, INetwork, INotifee
 from libp2p.crypto.ed25519 import create_new_key_pair
@@ -110,7 +114,8 @@ class _DropLogFilter(logging.Filter):
 
     def filter(self, record: logging.LogRecord) -> bool:
         if record.msg == "fail to deliver message to subscription for topic %s":
-            topic = str(record.args[0]) if record.args else "?"
+            args = record.args if isinstance(record.args, tuple) else ()
+            topic = str(args[0]) if args else "?"
             self._counters.subscription_overflow += 1
             self._counters.by_topic[topic] = self._counters.by_topic.get(topic, 0) + 1
             self._on_drop(topic, "libp2p_subscription_full")
@@ -229,6 +234,10 @@ class P2PHost:
         return await self.dial_info(info, timeout=timeout)
 
     async def dial_info(self, info: PeerInfo, *, timeout: float) -> str:
+        if not self._host.get_network().connections.get(info.peer_id):
+            # py-libp2p dials only the first address it ever learned for a peer, so a
+            # peer that restarted on a new port would stay unreachable: start afresh.
+            self._host.get_peerstore().clear_addrs(info.peer_id)
         try:
             with trio.fail_after(timeout):
                 await self._host.connect(info)
@@ -305,10 +314,42 @@ class P2PHost:
     async def wait_for_topic_peers(self, topic: str, count: int, timeout: float) -> bool:
         """Wait (bounded) until ``count`` peers subscribe to ``topic``; True if they did."""
         with trio.move_on_after(timeout):
-            while len(self.pubsub_peers(topic)) < count:
+            # py-libp2p has no event for "peer subscribed": poll its table.
+            while len(self.pubsub_peers(topic)) < count:  # noqa: ASYNC110
                 await trio.sleep(0.05)
             return True
         return False
+
+
+class _GuardedPubsub(Pubsub):
+    """py-libp2p's Pubsub, except that one peer's garbage cannot stop the node.
+
+    In 0.8.1 a protobuf ``DecodeError`` (an unparsable RPC, or a message whose ``key``
+    is junk) escapes ``continuously_read_stream`` / ``push_msg`` and ends ``trio.run``.
+    Here it costs that peer its pubsub stream, and is counted and logged.
+    """
+
+    on_garbage: Callable[[str, str], None] = staticmethod(lambda peer, why: None)
+
+    async def continuously_read_stream(self, stream: INetStream) -> None:
+        try:
+            await super().continuously_read_stream(stream)
+        except Exception as exc:  # any parse failure from a remote peer
+            peer = stream.muxed_conn.peer_id
+            logger.warning("pubsub stream from %s dropped: %s", peer, exc)
+            self.on_garbage(peer.to_base58(), type(exc).__name__)
+            with contextlib.suppress(Exception):
+                await stream.reset()
+            self._handle_dead_peer(peer)
+
+    async def push_msg(self, msg_forwarder: ID, msg: rpc_pb2.Message) -> None:
+        try:
+            await super().push_msg(msg_forwarder, msg)
+        except Exception as exc:
+            if msg_forwarder == self.my_id:
+                raise
+            logger.warning("pubsub message from %s refused: %s", msg_forwarder, exc)
+            self.on_garbage(msg_forwarder.to_base58(), type(exc).__name__)
 
 
 def _keypair_from_seed(seed: bytes) -> Any:
@@ -345,7 +386,13 @@ async def open_p2p_host(
         spam_protection_enabled=False,
         max_messages_per_topic_per_second=math.inf,
     )
-    pubsub = Pubsub(host, router, strict_signing=True)
+    pubsub = _GuardedPubsub(host, router, strict_signing=True)
+    pubsub.on_garbage = lambda peer, why: on_drop(f"peer:{peer}", f"garbage_rpc:{why}")
+    # py-libp2p seeds its gossipsub seqno with int(time.time()) *seconds* and adds one
+    # per message, so a node that published N messages and restarts within N seconds
+    # reuses (from, seqno) ids, and peers' seen-caches silently drop its new messages.
+    # go-libp2p seeds with nanoseconds; so do we.
+    pubsub.counter = time.time_ns()
     counters = DropCounters()
     drop_filter = _DropLogFilter(counters, on_drop)
     pubsub_logger = logging.getLogger(_pubsub_module.__name__)
@@ -353,10 +400,14 @@ async def open_p2p_host(
     events_send, events_receive = trio.open_memory_channel[PeerEvent](4096)
     host.get_network().register_notifee(_ConnectionNotifee(events_send))
     try:
-        async with host.run(listen_addrs=maddrs), trio.open_nursery() as nursery:
-            async with background_trio_service(pubsub), background_trio_service(router):
-                await pubsub.wait_until_ready()
-                yield P2PHost(host, pubsub, nursery, events_receive, counters, on_drop)
-                nursery.cancel_scope.cancel()
+        async with (
+            host.run(listen_addrs=maddrs),
+            trio.open_nursery() as nursery,
+            background_trio_service(pubsub),
+            background_trio_service(router),
+        ):
+            await pubsub.wait_until_ready()
+            yield P2PHost(host, pubsub, nursery, events_receive, counters, on_drop)
+            nursery.cancel_scope.cancel()
     finally:
         pubsub_logger.removeFilter(drop_filter)

@@ -140,8 +140,10 @@ def _act(args: argparse.Namespace) -> int:
     reply = control_request(args.data_dir, {"cmd": "publish", "kind": kind, "body": body})
     print(json.dumps({k: reply[k] for k in ("seq", "ts", "recipients")}))
     if reply["recipients"] == 0:
-        print("roomverse: no peer is listening yet: the action is stored but reached no one",
-              file=sys.stderr)
+        print(
+            "roomverse: no peer is listening yet: the action is stored but reached no one",
+            file=sys.stderr,
+        )
     return EXIT_OK
 
 
@@ -161,8 +163,13 @@ def _action_body(args: argparse.Namespace) -> tuple[str, dict[str, Any]]:
 
 
 def _image_body(path: Path, alt: str | None) -> dict[str, Any]:
-    mimes = {".png": "image/png", ".jpg": "image/jpeg", ".jpeg": "image/jpeg",
-             ".webp": "image/webp", ".gif": "image/gif"}
+    mimes = {
+        ".png": "image/png",
+        ".jpg": "image/jpeg",
+        ".jpeg": "image/jpeg",
+        ".webp": "image/webp",
+        ".gif": "image/gif",
+    }
     mime = mimes.get(path.suffix.lower())
     if mime is None:
         raise ConfigError("path", f"unsupported image type {path.suffix!r} (png, jpeg, webp, gif)")
@@ -170,7 +177,11 @@ def _image_body(path: Path, alt: str | None) -> dict[str, Any]:
         data = path.read_bytes()
     except OSError as exc:
         raise ConfigError("path", f"cannot read {path}: {exc.strerror}") from None
-    body: dict[str, Any] = {"type": "image", "mime": mime, "data_b64": base64.b64encode(data).decode()}
+    body: dict[str, Any] = {
+        "type": "image",
+        "mime": mime,
+        "data_b64": base64.b64encode(data).decode(),
+    }
     if alt:
         body["alt"] = alt
     return body

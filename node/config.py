@@ -112,9 +112,7 @@ def apply_env(config: CharacterConfig, env: Mapping[str, str]) -> CharacterConfi
     if "ROOMVERSE_MDNS" in env:
         network = replace(network, mdns=_env_bool(env["ROOMVERSE_MDNS"], "ROOMVERSE_MDNS"))
     data_dir = Path(env["ROOMVERSE_DATA_DIR"]) if env.get("ROOMVERSE_DATA_DIR") else None
-    return replace(
-        config, engine=engine, network=network, data_dir=data_dir or config.data_dir
-    )
+    return replace(config, engine=engine, network=network, data_dir=data_dir or config.data_dir)
 
 
 def with_overrides(

@@ -7,15 +7,20 @@ uid are refused as well (SO_PEERCRED). One JSON request line in, one JSON reply 
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import socket
 import struct
 from collections.abc import Awaitable, Callable
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import trio
+
+if TYPE_CHECKING:
+    # libp2p pulls in trio-typing, whose trio-stubs shadow trio's own annotations.
+    from trio_typing import TaskStatus
 
 from keys.errors import ControlError, RoomverseError
 
@@ -34,7 +39,7 @@ async def serve_control(
     data_dir: Path,
     handler: Handler,
     *,
-    task_status: trio.TaskStatus[Path] = trio.TASK_STATUS_IGNORED,
+    task_status: TaskStatus[Path] = trio.TASK_STATUS_IGNORED,
 ) -> None:
     path = socket_path(data_dir)
     if path.exists() or path.is_symlink():
@@ -104,10 +109,8 @@ async def _read_request(stream: trio.SocketStream) -> dict[str, Any]:
 
 
 async def _reply(stream: trio.SocketStream, reply: dict[str, Any]) -> None:
-    try:
+    with contextlib.suppress(trio.BrokenResourceError, trio.ClosedResourceError):
         await stream.send_all(json.dumps(reply, default=str).encode() + b"\n")
-    except (trio.BrokenResourceError, trio.ClosedResourceError):
-        pass
 
 
 def control_request(data_dir: Path, request: dict[str, Any], *, timeout: float = 30.0) -> Any:

@@ -30,7 +30,7 @@ def backoff_delay(failures: int, jitter: float) -> float:
     """
     if failures <= 0:
         return 0.0
-    raw = min(BACKOFF_CAP_S, BACKOFF_BASE_S * 2 ** (failures - 1))
+    raw = min(BACKOFF_CAP_S, BACKOFF_BASE_S * 2.0 ** (failures - 1))
     return raw * (0.5 + jitter / 2)
 
 

@@ -18,9 +18,13 @@ from collections.abc import AsyncIterator, Mapping
 from contextlib import asynccontextmanager, contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import trio
+
+if TYPE_CHECKING:
+    # libp2p pulls in trio-typing, whose trio-stubs shadow trio's own annotations.
+    from trio_typing import TaskStatus
 
 from keys import (
     TOPIC_ACTIONS,
@@ -218,7 +222,8 @@ class CharacterNode:
     async def greet(self, peer_id: str) -> None:
         """Wave at a newly connected character once it listens on the actions topic."""
         with trio.move_on_after(GREETING_WAIT_S):
-            while peer_id not in self.host.pubsub_peers(TOPIC_ACTIONS):
+            # py-libp2p has no event for "peer subscribed": poll its table.
+            while peer_id not in self.host.pubsub_peers(TOPIC_ACTIONS):  # noqa: ASYNC110
                 await trio.sleep(0.05)
             try:
                 await self.publish("action", {"type": "gesture", "name": "wave", "to": peer_id})
@@ -239,7 +244,11 @@ class CharacterNode:
         if cmd == "publish":
             kind = request.get("kind")
             body = request.get("body")
-            if kind not in PUBLIC_TOPICS.values() or not isinstance(body, dict):
+            if (
+                not isinstance(kind, str)
+                or kind not in PUBLIC_TOPICS.values()
+                or not isinstance(body, dict)
+            ):
                 return {"ok": False, "error": 'publish needs "kind" (action|context) and "body"'}
             body = _decode_binary_fields(body)
             envelope, recipients = await self.publish(kind, body)
@@ -254,7 +263,9 @@ class CharacterNode:
             "name": self.config.name,
             "addrs": self.public_addrs(),
             "peers": sorted(self.host.connected_peers()),
-            "topic_peers": {topic: sorted(self.host.pubsub_peers(topic)) for topic in PUBLIC_TOPICS},
+            "topic_peers": {
+                topic: sorted(self.host.pubsub_peers(topic)) for topic in PUBLIC_TOPICS
+            },
             "received": self.received,
             "drops": {
                 "libp2p_subscription": self.host.drops.subscription_overflow,
@@ -320,7 +331,7 @@ async def run_node(
     events: EventLog,
     options: NodeOptions | None = None,
     *,
-    task_status: trio.TaskStatus[CharacterNode] = trio.TASK_STATUS_IGNORED,
+    task_status: TaskStatus[CharacterNode] = trio.TASK_STATUS_IGNORED,
 ) -> None:
     """Run one character until cancelled or until SIGINT/SIGTERM."""
     options = options or NodeOptions()
@@ -361,7 +372,7 @@ async def _run_mdns(
     node: CharacterNode,
     interval: float,
     *,
-    task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED,
+    task_status: TaskStatus[None] = trio.TASK_STATUS_IGNORED,
 ) -> None:
     addrs = advertisable_addrs(node.host.listen_addrs())
     async with open_mdns_discovery(node.identity.peer_id_str, addrs, interval=interval) as mdns:

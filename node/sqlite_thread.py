@@ -9,6 +9,7 @@ acknowledged, or not started.
 
 from __future__ import annotations
 
+import contextlib
 import queue
 import sqlite3
 import threading
@@ -69,10 +70,8 @@ class SqliteThread:
 
         def deliver(result: tuple[bool, Any]) -> None:
             box.append(result)
-            try:
+            with contextlib.suppress(trio.RunFinishedError):
                 token.run_sync_soon(done.set)
-            except trio.RunFinishedError:
-                pass
 
         self._jobs.put((fn, deliver))
         with trio.CancelScope(shield=True):

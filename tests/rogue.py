@@ -15,12 +15,14 @@ that echoes the command's ``id``:
   for ``T`` (so a publish reaches it) → ``{"id": 1, "event": "dialed", "peer_id": ...}``
 * ``{"id": 2, "cmd": "publish", "topic": T, "data_b64": "..."}``
   → ``{"id": 2, "event": "published", "size": N}``
-* ``{"id": 3, "cmd": "publish_unchecked", "topic": T, "data_b64": "..."}`` writes one
-  signed gossipsub message straight onto each topic peer's pubsub stream, skipping our
-  own outbound checks (py-libp2p drops an RPC over 1 MiB before sending it); answers
-  ``{"id": 3, "event": "published", "size": N, "peers": P, "written": W}`` once each
-  write finished, failed (the receiver reset the stream) or timed out.
-* ``{"id": 4, "cmd": "quit"}`` → ``{"id": 4, "event": "bye"}``, then exits.
+* ``{"id": 3, "cmd": "publish_unchecked", "topic": T, "data_b64": "..."}`` queues one
+  signed gossipsub message for each topic peer, skipping our own outbound size check
+  (py-libp2p drops an RPC over 1 MiB before sending it)
+  → ``{"id": 3, "event": "published", "size": N, "peers": P, "queued": Q}``
+* ``{"id": 4, "cmd": "write_frame", "peer_id": ..., "frame_b64": "..."}`` writes one
+  length-prefixed frame of any bytes on our pubsub stream to the peer, as if it were an
+  RPC → ``{"id": 4, "event": "written", "size": N}``
+* ``{"id": 5, "cmd": "quit"}`` → ``{"id": 5, "event": "bye"}``, then exits.
 
 A command that fails answers ``{"id": ..., "event": "error", "error": "..."}`` and the
 process keeps reading. End of stdin also exits.
@@ -39,6 +41,7 @@ import trio
 from libp2p.peer.id import ID
 from libp2p.pubsub.pb import rpc_pb2
 from libp2p.pubsub.validators import PUBSUB_SIGNING_PREFIX
+from libp2p.utils.varint import encode_uvarint
 
 from keys import TOPIC_ACTIONS
 from node._libp2p import P2PHost, open_p2p_host, split_peer_addr
@@ -87,12 +90,13 @@ async def wait_in_mesh(host: P2PHost, topic: str, peer_id: str) -> bool:
     return in_mesh(host, topic, peer_id)
 
 
-async def publish_unchecked(host: P2PHost, topic: str, data: bytes) -> tuple[int, int]:
-    """Sign ``data`` as Pubsub.publish does and write it to every peer on ``topic``.
+def publish_unchecked(host: P2PHost, topic: str, data: bytes) -> tuple[int, int]:
+    """Sign ``data`` as Pubsub.publish does and queue it for every peer on ``topic``.
 
-    Returns (peers tried, writes completed). A receiver that refuses the frame (py-libp2p
-    reads the length prefix, sees it is over its 1 MiB inbound limit and resets the
-    stream) stops reading, so a write may end by reset or by :data:`WRITE_TIMEOUT_S`.
+    Goes straight onto each peer's outbound RPC queue, skipping the size check of
+    ``GossipSub.send_rpc`` (which drops an RPC over 1 MiB); the per-peer sender task then
+    writes it in turn with everything else, so frames never interleave.
+    Returns (peers on the topic, RPCs queued).
     """
     pubsub = host._pubsub
     msg = rpc_pb2.Message(
@@ -101,16 +105,27 @@ async def publish_unchecked(host: P2PHost, topic: str, data: bytes) -> tuple[int
         from_id=pubsub.my_id.to_bytes(),
         seqno=pubsub._next_seqno(),
     )
+    assert pubsub.sign_key is not None, "open_p2p_host runs gossipsub with strict signing"
     msg.signature = pubsub.sign_key.sign(PUBSUB_SIGNING_PREFIX.encode() + msg.SerializeToString())
     msg.key = pubsub.host.get_public_key().serialize()
-    rpc = rpc_pb2.RPC(publish=[msg])
-    peers = [p for p in pubsub.peer_topics.get(topic, set()) if p in pubsub.peers]
-    written = 0
+    peers = list(pubsub.peer_topics.get(topic, set()))
+    queued = 0
     for peer in peers:
-        with trio.move_on_after(WRITE_TIMEOUT_S):
-            if await pubsub.write_msg(pubsub.peers[peer], rpc):
-                written += 1
-    return len(peers), written
+        queue = pubsub.peer_queues.get(peer)
+        if queue is not None and queue.push(rpc_pb2.RPC(publish=[msg])):
+            queued += 1
+    return len(peers), queued
+
+
+async def write_frame(host: P2PHost, peer_id: str, frame: bytes) -> None:
+    """Write one length-prefixed ``frame`` (any bytes) on our pubsub stream to ``peer_id``.
+
+    Bypasses the sender task: call it only while nothing else is being sent to the peer.
+    """
+    pubsub = host._pubsub
+    stream = pubsub.peers[ID.from_base58(peer_id)]
+    with trio.fail_after(WRITE_TIMEOUT_S):
+        await stream.write(encode_uvarint(len(frame)) + frame)
 
 
 async def handle(host: P2PHost, request: dict[str, Any]) -> bool:
@@ -134,8 +149,13 @@ async def handle(host: P2PHost, request: dict[str, Any]) -> bool:
         return True
     if cmd == "publish_unchecked":
         data = base64.b64decode(str(request["data_b64"]), validate=True)
-        peers, written = await publish_unchecked(host, str(request["topic"]), data)
-        emit("published", id=ident, size=len(data), peers=peers, written=written)
+        peers, queued = publish_unchecked(host, str(request["topic"]), data)
+        emit("published", id=ident, size=len(data), peers=peers, queued=queued)
+        return True
+    if cmd == "write_frame":
+        frame = base64.b64decode(str(request["frame_b64"]), validate=True)
+        await write_frame(host, str(request["peer_id"]), frame)
+        emit("written", id=ident, size=len(frame))
         return True
     if cmd == "quit":
         emit("bye", id=ident)

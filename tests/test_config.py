@@ -8,8 +8,8 @@ from pathlib import Path
 import pytest
 
 from keys.errors import ConfigError
-from node.config import apply_env, load_config, parse_config, with_overrides
 from node.cli import main
+from node.config import apply_env, load_config, parse_config, with_overrides
 
 SAMPLES = Path(__file__).resolve().parent.parent / "configs"
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import sqlite3
 from collections import Counter
 from collections.abc import Iterator
@@ -89,7 +90,8 @@ def publish_many(node: NodeProcess, texts: list[str]) -> None:
 
     def one(text: str) -> None:
         control_request(
-            node.data_dir, {"cmd": "publish", "kind": "action", "body": {"type": "speak", "text": text}}
+            node.data_dir,
+            {"cmd": "publish", "kind": "action", "body": {"type": "speak", "text": text}},
         )
 
     with ThreadPoolExecutor(16) as pool:
@@ -104,7 +106,7 @@ def test_burst_across_a_four_node_line_loses_nothing(
     c = start(tmp_path, nodes, "C3", bootstrap=b.addrs, extra=["--no-greet"])
     d = start(tmp_path, nodes, "D4", bootstrap=c.addrs, extra=["--no-greet"])
     line = [a, b, c, d]
-    for left, right in zip(line, line[1:], strict=False):
+    for left, right in itertools.pairwise(line):
         right.wait_topic_peers([left.peer_id])
         left.wait_topic_peers([right.peer_id])
     # Wait until the line is fully joined: a probe from each end reaches the other end.
@@ -124,8 +126,9 @@ def test_burst_across_a_four_node_line_loses_nothing(
                 continue
             want = set(texts[end.peer_id])
             node.wait_until(
-                lambda events, node=node, end=end, want=want: want
-                <= {t for f, t in speeches(node) if f == end.peer_id},
+                lambda events, node=node, end=end, want=want: (
+                    want <= {t for f, t in speeches(node) if f == end.peer_id}
+                ),
                 60,
                 f"{count} actions from {end.data_dir.name} at {node.data_dir.name}",
             )

@@ -14,6 +14,10 @@ gossipsub signing) dials A and publishes bytes crafted here with :func:`keys.sea
 
 Then B's honest speech still reaches A, A is still running, ``roomverse status`` counts
 each reason, and A's database holds exactly one envelope from the rogue (the accepted one).
+
+Below the envelope, a malformed pubsub RPC (unparsable, or with an undecodable signing
+key) made py-libp2p 0.8.1 end ``trio.run``; ``node/_libp2p.py`` guards it, and
+:func:`test_malformed_pubsub_rpc_does_not_kill_the_node` keeps it that way.
 """
 
 from __future__ import annotations
@@ -88,7 +92,7 @@ class Rogue:
         self.command("dial", addr=addr, topic=TOPIC_ACTIONS)
 
     def publish(self, data: bytes, *, unchecked: bool = False) -> Event:
-        """Publish through py-libp2p, or (``unchecked``) write the RPC to the streams."""
+        """Publish through py-libp2p, or (``unchecked``) skip its outbound size check."""
         answer = self.command(
             "publish_unchecked" if unchecked else "publish",
             topic=TOPIC_ACTIONS,
@@ -116,17 +120,28 @@ def start_node(stack: ExitStack, character: Path, data_dir: Path, **kw: Any) -> 
     return node
 
 
+def rejections(events: list[Event], peer_id: str | None = None) -> Counter[str]:
+    """``rejected`` events per reason, from ``peer_id`` (or from anyone)."""
+    return Counter(
+        str(e["reason"])
+        for e in events
+        if e.get("event") == "rejected" and (peer_id is None or e.get("peer_id") == peer_id)
+    )
+
+
 def rejected_from(node: NodeProcess, peer_id: str) -> Counter[str]:
-    return Counter(str(e["reason"]) for e in node.of("rejected") if e.get("peer_id") == peer_id)
+    return rejections(node.of("rejected"), peer_id)
 
 
-def rogue_publish_rejected(node: NodeProcess, rogue: Rogue, data: bytes, reason: str) -> None:
+def rogue_publish_rejected(
+    node: NodeProcess, rogue: Rogue, data: bytes, reason: str, *, unchecked: bool = False
+) -> None:
     """The rogue publishes ``data``; ``node`` logs one more rejection for ``reason``."""
     before = rejected_from(node, rogue.peer_id)[reason]
-    rogue.publish(data)
+    rogue.publish(data, unchecked=unchecked)
     # Counted, not matched: the rejection may be logged before the rogue's answer arrives.
     node.wait_until(
-        lambda events: rejected_from_events(events, rogue.peer_id)[reason] > before,
+        lambda events: rejections(events, rogue.peer_id)[reason] > before,
         STEP_S,
         f"rejected/{reason} from the rogue",
     )
@@ -139,12 +154,16 @@ def rogue_publish_rejected(node: NodeProcess, rogue: Rogue, data: bytes, reason:
     assert event["detail"], "a rejection must say why"
 
 
-def rejected_from_events(events: list[Event], peer_id: str) -> Counter[str]:
-    return Counter(
-        str(e["reason"])
-        for e in events
-        if e.get("event") == "rejected" and e.get("peer_id") == peer_id
+def status_rejections(node: NodeProcess) -> Counter[str]:
+    """``roomverse status`` rejection counts, once the events behind them are read too."""
+    reply: dict[str, Any] = json.loads(run_cli("status", "--data-dir", str(node.data_dir)))
+    counts = Counter({str(k): int(v) for k, v in reply["rejected"].items()})
+    # Each count has its "rejected" event (under 50 a second none are suppressed), written
+    # to stdout before the reply; more may come after the snapshot, never fewer.
+    node.wait_until(
+        lambda events: rejections(events) >= counts, STEP_S, f"events for {dict(counts)}"
     )
+    return counts
 
 
 def wait_for_speech(node: NodeProcess, sender: str, text: str) -> Event:
@@ -175,11 +194,6 @@ def wait_for_stderr(node: NodeProcess, needle: str, timeout: float) -> str:
         assert node.proc.poll() is None, f"{node.name} exited: {node.stderr_lines[-10:]}"
         time.sleep(0.05)
     raise AssertionError(f"{node.name}: no {needle!r} on stderr within {timeout}s")
-
-
-def status(node: NodeProcess) -> dict[str, Any]:
-    reply: dict[str, Any] = json.loads(run_cli("status", "--data-dir", str(node.data_dir)))
-    return reply
 
 
 def stored_rows(data_dir: Path) -> list[tuple[str, bytes, int]]:
@@ -244,12 +258,16 @@ def check_locally(
 # -- the test -----------------------------------------------------------------------
 
 
+def write_seed(path: Path, identity: Identity) -> Path:
+    path.touch(mode=0o600)
+    path.write_bytes(identity.seed)
+    return path
+
+
 def test_rogue_peer_is_refused_and_honest_traffic_flows(tmp_path: Path) -> None:
     rogue_key = Identity.generate()
     stranger = Identity.generate()  # signs envelopes that the rogue then publishes
-    seed_file = tmp_path / "rogue.seed"
-    seed_file.touch(mode=0o600)
-    seed_file.write_bytes(rogue_key.seed)
+    seed_file = write_seed(tmp_path / "rogue.seed", rogue_key)
     char_a = write_character(tmp_path, "Alba")
     char_b = write_character(tmp_path, "Bruno")
     dir_a, dir_b = tmp_path / "a", tmp_path / "b"
@@ -295,12 +313,17 @@ def test_rogue_peer_is_refused_and_honest_traffic_flows(tmp_path: Path) -> None:
         rogue_publish_rejected(a, rogue, accepted, "replayed")
         # 4-6: clock, size, encoding.
         rogue_publish_rejected(a, rogue, stale, "stale_timestamp")
-        rogue_publish_rejected(a, rogue, big, "oversize")
+        # Queued straight for A, so it never enters the rogue's gossipsub message cache.
+        # py-libp2p sends that cache to every newly connected peer (the restarted A below)
+        # with direct stream writes, outside the per-peer sender task; a 900 KiB write
+        # spans several yamux frames, so another write can land in the middle, corrupt
+        # the stream, and an unparsable RPC kills the receiving node (xfail test below).
+        rogue_publish_rejected(a, rogue, big, "oversize", unchecked=True)
         rogue_publish_rejected(a, rogue, GARBAGE, "malformed")
 
         wait_for_speech_after_act(a, b, "after the rogue")
-        reply = status(a)
-        assert reply["rejected"] == {
+        first_counts = status_rejections(a)
+        assert first_counts == {
             "bad_signature": 1,
             "sender_mismatch": 1,
             "replayed": 1,
@@ -308,7 +331,7 @@ def test_rogue_peer_is_refused_and_honest_traffic_flows(tmp_path: Path) -> None:
             "oversize": 1,
             "malformed": 1,
         }
-        assert rejected_from(a, rogue.peer_id) == Counter(reply["rejected"])
+        assert rejected_from(a, rogue.peer_id) == first_counts
         assert a.proc.poll() is None
 
         # 3 again, after a clean restart of A on the same data dir: the replay marks
@@ -318,12 +341,17 @@ def test_rogue_peer_is_refused_and_honest_traffic_flows(tmp_path: Path) -> None:
         a2 = start_node(stack, char_a, dir_a, bootstrap=b.addrs)
         assert a2.peer_id == a.peer_id
         rogue.dial(a2.addrs[0])
+        # py-libp2p may get there first: on connect, gossipsub sends a new peer the
+        # messages still in its message cache (Pubsub._send_recent_messages_to_new_peer),
+        # and the new A validates them afresh (its seen and validation caches died with
+        # the old process). Each is refused again, seq 5 included; what matters is that
+        # no copy of seq 5 is ever accepted (checked below).
         rogue_publish_rejected(a2, rogue, accepted, "replayed")
 
         # 5, the real thing: 2 MiB. py-libp2p caps a pubsub RPC at 1 MiB on both ends
         # (DefaultMaxMessageSize). An ordinary publish() of it would be dropped by the
         # rogue's own stack (GossipSub.send_rpc drops "oversized" RPCs, silently), so the
-        # rogue writes the signed RPC straight onto its pubsub stream to A, as a hostile
+        # rogue puts the signed RPC straight on its outbound queue to A, as a hostile
         # implementation would. A's Pubsub.continuously_read_stream reads the length
         # prefix, raises MessageTooLarge before reading the body, logs a warning, resets
         # that stream and drops the rogue as a pubsub peer (the connection stays up).
@@ -335,9 +363,14 @@ def test_rogue_peer_is_refused_and_honest_traffic_flows(tmp_path: Path) -> None:
         # The node keeps running and keeps delivering honest traffic.
         wait_for_speech_after_act(a2, b, "still here")
         assert a2.proc.poll() is None
-        reply = status(a2)
-        assert reply["rejected"] == {"replayed": 1}
-        assert b.peer_id in reply["peers"]
+        counts = status_rejections(a2)
+        assert counts["replayed"] >= 1
+        assert set(counts) <= set(first_counts), counts
+        # B also sends the new A its recent (already stored) envelopes on connect; they
+        # are refused as replayed too. Nothing else may be refused from B.
+        from_b = rejected_from(a2, b.peer_id)
+        assert set(from_b) <= {"replayed"}, from_b
+        assert rejected_from(a2, rogue.peer_id) + from_b == rejections(a2.of("rejected"))
 
         # Nothing from the rogue but the accepted envelope was ever shown as received...
         for node in (a, a2, b):
@@ -363,3 +396,61 @@ def test_rogue_peer_is_refused_and_honest_traffic_flows(tmp_path: Path) -> None:
     rows_b = stored_rows(dir_b)
     assert [q for d, s, q in rows_b if s == rogue_key.peer_id] in ([], [ACCEPTED_SEQ])
     assert not [r for r in rows_b if r[1] == stranger.peer_id]
+
+
+# -- below the envelope: malformed pubsub RPCs ----------------------------------------
+
+
+def _undecodable_key_rpc() -> bytes:
+    """A parseable RPC whose message names a non-inline-key sender (a sha2-256 multihash
+    PeerID) and carries a ``key`` that is not a protobuf PublicKey."""
+    from libp2p.pubsub.pb import rpc_pb2
+
+    msg = rpc_pb2.Message(
+        data=b"hello",
+        topicIDs=[TOPIC_ACTIONS],
+        from_id=b"\x12\x20" + bytes(range(32)),
+        seqno=bytes(8),
+        signature=bytes(64),
+        key=b"not a protobuf PublicKey",
+    )
+    return bytes(rpc_pb2.RPC(publish=[msg]).SerializeToString())
+
+
+class NodeDied(AssertionError):
+    """The node process exited while it should have kept running."""
+
+
+@pytest.mark.parametrize(
+    "frame",
+    [
+        # Pubsub.continuously_read_stream: rpc_incoming.ParseFromString raises DecodeError.
+        pytest.param(b"\xff" * 40, id="unparsable-rpc"),
+        # Pubsub.push_msg → signature_validator → deserialize_public_key raises DecodeError.
+        pytest.param(_undecodable_key_rpc(), id="undecodable-signing-key"),
+    ],
+)
+def test_malformed_pubsub_rpc_does_not_kill_the_node(tmp_path: Path, frame: bytes) -> None:
+    rogue_key = Identity.generate()
+    seed_file = write_seed(tmp_path / "rogue.seed", rogue_key)
+    with ExitStack() as stack:
+        a = start_node(stack, write_character(tmp_path, "Alba"), tmp_path / "a")
+        b = start_node(stack, write_character(tmp_path, "Bruno"), tmp_path / "b", bootstrap=a.addrs)
+        a.wait_for(
+            lambda e: e.get("event") == "peer_connected" and e.get("peer_id") == b.peer_id,
+            STEP_S,
+            "B connected",
+        )
+        rogue = Rogue(seed_file)
+        stack.callback(rogue.close)
+        rogue.dial(a.addrs[0])
+        rogue.command("write_frame", peer_id=a.peer_id, frame_b64=base64.b64encode(frame).decode())
+        try:
+            # wait_for gives up at once if A exits, which is what happens today.
+            wait_for_speech_after_act(a, b, "are you still there?")
+        except AssertionError:
+            if a.proc.poll() is not None:
+                tail = [line for line in a.stderr_lines if "Error" in line][-3:]
+                raise NodeDied(f"A exited with {a.proc.returncode}: {tail}") from None
+            raise
+        assert a.proc.poll() is None
