@@ -15,6 +15,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from keys.bodies import MAX_IMAGE_BYTES
 from keys.cli import add_key_commands, passphrase_from, run_key_command
 from keys.errors import ConfigError, ControlError, KeyFileError, LocalError, RoomverseError
 
@@ -177,6 +178,11 @@ def _image_body(path: Path, alt: str | None) -> dict[str, Any]:
         data = path.read_bytes()
     except OSError as exc:
         raise ConfigError("path", f"cannot read {path}: {exc.strerror}") from None
+    if len(data) > MAX_IMAGE_BYTES:
+        raise ConfigError(
+            "path",
+            f"image data is {len(data) // 1024} KiB; the limit is {MAX_IMAGE_BYTES // 1024} KiB",
+        )
     body: dict[str, Any] = {
         "type": "image",
         "mime": mime,

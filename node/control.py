@@ -25,7 +25,8 @@ if TYPE_CHECKING:
 from keys.errors import ControlError, RoomverseError
 
 SOCKET_NAME = "control.sock"
-MAX_REQUEST = 64 * 1024
+MAX_REQUEST = 512 * 1024
+"""Room for the largest legitimate request: a 192 KiB image context, base64-encoded."""
 REQUEST_TIMEOUT_S = 30.0
 
 Handler = Callable[[dict[str, Any]], Awaitable[dict[str, Any]]]
@@ -122,7 +123,9 @@ def control_request(data_dir: Path, request: dict[str, Any], *, timeout: float =
         sock.settimeout(timeout)
         try:
             sock.connect(str(path))
-            sock.sendall(json.dumps(request).encode() + b"\n")
+            # If the node refuses the request part-way (too large), its reply still waits.
+            with contextlib.suppress(BrokenPipeError, ConnectionResetError):
+                sock.sendall(json.dumps(request).encode() + b"\n")
             buf = b""
             while not buf.endswith(b"\n"):
                 chunk = sock.recv(65536)
