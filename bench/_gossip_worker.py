@@ -4,21 +4,22 @@ Run by ``bench/gossip.py``, never by hand (``python bench/_gossip_worker.py --he
 Talks to its parent through stdout, one JSON object per line; stdin closing tells a
 receiver to report and stop. Every wait is bounded.
 
-Variants (the same on both sides, over the same ack path):
+Variants (both hosts subscribe to the topic, as nodes do):
 
 * ``raw``: ``P2PHost.publish`` of a 256-byte payload, no validator, no envelope;
-* ``signed``: ``keys.seal`` per message; the receiver runs the node's topic validator
-  (``keys.verify`` with transport peer and replay window), verifies again in the
-  consumer and records the replay window, as :class:`node.runtime.CharacterNode` does;
+* ``signed``: ``keys.seal`` per message; both hosts run the node's topic validator
+  (``keys.verify`` with transport peer and replay window), the receiver verifies again
+  in the consumer and records the replay window, as :class:`node.runtime.CharacterNode`
+  does;
 * ``node``: two real nodes (``node.runtime.run_node``, SQLite in a temporary data dir):
   ``CharacterNode.publish`` (seq, seal, self-verify, store, publish) on one side, the
   node's own validator + consumer (verify, store, ``action_received`` event) on the other.
 
-The receiver acks on a second gossipsub topic (``bench/ack``, raw, batched: one ack
-message carries every receipt waiting at that moment); the publisher keeps at most
-``window`` messages unacknowledged. Latency is publish call → receipt at the receiver,
-both read with ``time.time_ns()`` (one machine, one clock); the receipt time travels
-back in the ack.
+The receiver acks every message, batched (one write carries every receipt waiting at
+that moment), over one plain TCP connection (``--ack tcp``) or on a second, raw
+gossipsub topic (``--ack gossip``); the publisher keeps at most ``window`` messages
+unacknowledged. Latency is publish call → receipt at the receiver, both read with
+``time.time_ns()`` (one machine, one clock); the receipt time travels back in the ack.
 """
 
 from __future__ import annotations
@@ -35,15 +36,20 @@ import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, TextIO
+from typing import TYPE_CHECKING, Any, TextIO
 
 import trio
 
 from keys import TOPIC_ACTIONS, EnvelopeError, Identity, ReplayWindow, seal, verify
+from keys.errors import PublishError
 from node import _libp2p
 from node.config import CharacterConfig, NetworkSettings
 from node.events import EventLog
 from node.runtime import CharacterNode, NodeOptions, run_node
+
+if TYPE_CHECKING:
+    # As in node.runtime: trio-typing's stubs shadow trio's own annotations.
+    from trio_typing import TaskStatus
 
 VARIANTS = ("raw", "signed", "node")
 RAW_TOPIC = "bench/raw"
@@ -112,7 +118,7 @@ async def run_node_until_stopped(
     events: EventLog,
     stop: trio.CancelScope,
     *,
-    task_status: trio.TaskStatus[CharacterNode] = trio.TASK_STATUS_IGNORED,
+    task_status: TaskStatus[CharacterNode] = trio.TASK_STATUS_IGNORED,
 ) -> None:
     """``run_node`` (no greeting); when it stops (SIGTERM, SIGINT), ``stop`` is cancelled."""
     await run_node(config, events, NodeOptions(greet=False), task_status=task_status)
@@ -120,7 +126,10 @@ async def run_node_until_stopped(
 
 
 async def wait_for_stdin_eof() -> None:
-    await trio.to_thread.run_sync(sys.stdin.buffer.read, abandon_on_cancel=True)
+    """Return when the parent closes our stdin (or goes away)."""
+    async with trio.lowlevel.FdStream(os.dup(sys.stdin.fileno())) as stdin:
+        while await stdin.receive_some(4096):
+            pass
 
 
 # -- receiver -----------------------------------------------------------------------
@@ -161,7 +170,7 @@ async def run_acker(
                 await stream.send_all(pack_acks(batch))
             else:
                 await host.publish(ACK_TOPIC, pack_acks(batch))
-        except (_libp2p.PublishError, trio.BrokenResourceError):
+        except (PublishError, trio.BrokenResourceError):
             stats.ack_errors += 1
             continue
         stats.acks_sent += len(batch)
@@ -460,7 +469,7 @@ class Publisher:
                     window.sending(index)
                     try:
                         await self.send(index)
-                    except _libp2p.PublishError:
+                    except PublishError:
                         self.send_errors += 1
                 window.finish_sending()
                 await window.done.wait()
@@ -681,9 +690,10 @@ def main() -> int:
     logging.basicConfig(level=logging.WARNING, stream=sys.stderr)
     if args.meshsub == "1.1":
         # An experiment, not how nodes run: read at host creation by open_p2p_host.
-        _libp2p.MESHSUB_PROTOCOLS = tuple(
-            p for p in _libp2p.MESHSUB_PROTOCOLS if not str(p).startswith("/meshsub/1.2")
-        )
+        v12, v11, v10 = _libp2p.MESHSUB_PROTOCOLS
+        if not str(v12).startswith("/meshsub/1.2"):
+            parser.error(f"unexpected MESHSUB_PROTOCOLS {_libp2p.MESHSUB_PROTOCOLS}")
+        _libp2p.MESHSUB_PROTOCOLS = (v11, v10)  # type: ignore[assignment]
     if args.role == "receive":
         trio.run(receive, args.variant, args.ack, args.max_seconds)
         return 0

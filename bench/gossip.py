@@ -1,25 +1,30 @@
-"""Gossip benchmark: signed-action throughput and latency vs raw py-libp2p gossipsub.
+"""Gossip benchmark: signed-action throughput and latency next to raw py-libp2p gossipsub.
 
-    python bench/gossip.py [--count 2000] [--count-w1 500] [--rounds 3] [--skip-node]
+    python bench/gossip.py [--count 2000] [--count-w1 500] [--rounds 2]
+                           [--skip-node] [--skip-rss] [--ack tcp|gossip] [--meshsub 1.2|1.1]
 
-Two OS processes on 127.0.0.1 (``bench/_gossip_worker.py``): a publisher and a
-receiver, each with its own ``trio.run`` and libp2p host. For each variant, windows 1
-and 32 (at most W messages unacknowledged; the receiver acks every message on a second,
-raw gossipsub topic, the same ack path for every variant):
+Two OS processes on 127.0.0.1 (``bench/_gossip_worker.py``), a publisher and a receiver,
+each with its own ``trio.run`` and ``node._libp2p`` host; both subscribe to the topic, as
+nodes do. Windows 1 and 32: at most W messages unacknowledged; the receiver acks every
+message over one plain TCP connection (the same ack path for every variant, outside
+libp2p so that it costs the gossip path nothing; ``--ack gossip`` uses a second gossipsub
+topic instead). Variants, each in fresh processes:
 
 * ``raw``     ``P2PHost.publish`` of a 256-byte payload, no validator, no envelope;
-* ``signed``  ``keys.seal`` per message (256-character speak action), the receiver's
-  topic validator runs ``keys.verify`` (transport peer + replay window) and the consumer
-  verifies again and records the replay window, as the node does;
-* ``node``    two real nodes (``node.runtime.run_node``, SQLite in a temp dir):
-  ``CharacterNode.publish`` → the node's validator, consumer, SQLite batch and event.
+* ``signed``  ``keys.seal`` per message (a speak action with 256 characters of text); a
+  topic validator running ``keys.verify`` (transport peer + replay window) on both hosts,
+  as nodes have, and the receiver's consumer verifies again and records the replay window;
+* ``node``    two real nodes (``node.runtime.run_node``, SQLite in a temporary dir):
+  ``CharacterNode.publish`` → the receiving node's validator, consumer, SQLite batch and
+  ``action_received`` event (JSON lines to /dev/null).
 
-Latency: publish call → receipt at the receiver (``time.time_ns()`` in both processes,
-one machine); throughput: acked messages / (last ack − first publish). Each variant
-runs in fresh processes; with ``--rounds N`` the variants are interleaved N times and the
-median of each figure is shown. Also: RSS of one idle ``roomverse node`` process.
+Latency: publish call → receipt at the receiver (``time.time_ns()`` in both processes, one
+machine, one clock). Throughput: acked messages / (last ack − first publish). CPU: user +
+system CPU per message of each process (/proc), which other load on the machine
+disturbs far less than throughput. With ``--rounds N`` the variants are interleaved N
+times and medians are shown. Last, the RSS of one idle ``roomverse node`` process.
 
-Prints, never asserts; always exits 0. Every wait is bounded.
+Prints, never asserts; always exits 0. Every wait is bounded (``--timeout`` per window).
 """
 
 from __future__ import annotations
@@ -196,6 +201,9 @@ def run_variant(variant: str, args: argparse.Namespace) -> VariantRun:
         publisher.stop()
         receiver.close_stdin()
         run.receiver = receiver.wait_for({"stats"}, STOP_TIMEOUT_S)
+        if run.receiver is None and run.error is None:
+            receiver.stop()
+            run.error = f"receiver gave no stats ({receiver.why()})"
     finally:
         if publisher is not None:
             publisher.stop()
@@ -207,6 +215,7 @@ def run_variant(variant: str, args: argparse.Namespace) -> VariantRun:
 class IdleRss:
     rss_mib: float | None
     hwm_mib: float | None
+    cpu_pct: float | None = None
     error: str | None = None
 
 
@@ -235,17 +244,34 @@ def idle_node_rss(settle_s: float) -> IdleRss:
         )
         try:
             if node.wait_for({"ready"}, READY_TIMEOUT_S) is None:
-                return IdleRss(None, None, f"no ready event ({node.why()})")
+                return IdleRss(None, None, error=f"no ready event ({node.why()})")
+            cpu_before, started = _cpu_seconds(node.proc.pid), time.monotonic()
             time.sleep(settle_s)
+            cpu_after, elapsed = _cpu_seconds(node.proc.pid), time.monotonic() - started
             status = _proc_status(node.proc.pid)
             rss, hwm = status.get("VmRSS"), status.get("VmHWM")
+            cpu = None
+            if cpu_before is not None and cpu_after is not None and elapsed > 0:
+                cpu = (cpu_after - cpu_before) / elapsed * 100
             return IdleRss(
-                rss / 1024 if rss is not None else None, hwm / 1024 if hwm is not None else None
+                rss / 1024 if rss is not None else None,
+                hwm / 1024 if hwm is not None else None,
+                cpu,
             )
         finally:
             if node.proc.poll() is None:
                 node.proc.send_signal(signal.SIGTERM)
             node.stop()
+
+
+def _cpu_seconds(pid: int) -> float | None:
+    """User + system CPU seconds of ``pid`` (all threads), from /proc/<pid>/stat."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return None
+    fields = stat.rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def _proc_status(pid: int) -> dict[str, int]:
@@ -300,7 +326,8 @@ def print_report(
     elapsed_s: float,
 ) -> None:
     print()
-    print("RoomVerse gossip bench (bench/gossip.py)")
+    print("RoomVerse gossip bench")
+    print(f"  command: {' '.join(['python', 'bench/gossip.py', *args.argv])}")
     print(
         f"  python {platform.python_version()}, libp2p {_version('libp2p')}, "
         f"trio {_version('trio')}, {os.cpu_count()} CPUs, {platform.machine()}, "
@@ -347,6 +374,7 @@ def print_report(
                 f"{_fmt(s['rate']):>10}{_fmt(s['p50'], 2):>9}{_fmt(s['p99'], 2):>9}"
                 f"{_fmt(s['pub_cpu'], 0):>9}{_fmt(s['rx_cpu'], 0):>8}"
             )
+    print("  (lost: not acked within --loss-timeout, or not sent/acked before --timeout)")
     print("  (pub/rx CPU: user+system CPU µs per message in the publisher/receiver process)")
     print()
     for variant in variants:
@@ -382,7 +410,8 @@ def print_report(
     else:
         print(
             f"  idle node RSS: {_fmt(rss.rss_mib)} MiB VmRSS (peak {_fmt(rss.hwm_mib)} MiB), "
-            f"`python -m node node --no-mdns`, {args.settle:.0f} s after ready"
+            f"CPU {_fmt(rss.cpu_pct)} % over the {args.settle:.0f} s after `ready` "
+            "(python -m node node --no-mdns, no peers)"
         )
     print(f"  bench wall time {elapsed_s:.0f} s")
 
@@ -447,6 +476,7 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = parse_args(argv)
+    args.argv = list(sys.argv[1:] if argv is None else argv)
     args.rounds = max(1, args.rounds)
     if args.pin and (os.cpu_count() or 1) < 2:
         args.pin = False

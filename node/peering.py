@@ -114,11 +114,15 @@ async def run_dialer(
     book: PeerBook,
     dial: DialFn,
     is_connected: Callable[[str], bool],
+    wake: trio.MemoryReceiveChannel[None],
     *,
     on_failure: Callable[[str, str], None] = lambda peer, why: None,
     rng: random.Random | None = None,
 ) -> None:
-    """Dial due peers forever; never more than MAX_CONCURRENT_DIALS at once."""
+    """Dial due peers forever; never more than MAX_CONCURRENT_DIALS at once.
+
+    A message on ``wake`` (a peer was just discovered) ends the wait at once.
+    """
     rng = rng or random.Random()
     limiter = trio.Semaphore(MAX_CONCURRENT_DIALS)
 
@@ -140,4 +144,5 @@ async def run_dialer(
                 nursery.start_soon(attempt, peer)
             next_at = book.next_due()
             wait = 1.0 if next_at is None else max(0.05, min(1.0, next_at - now))
-            await trio.sleep(wait)
+            with trio.move_on_after(wait):
+                await wake.receive()

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import contextlib
 import fcntl
 import logging
 import os
@@ -106,6 +107,7 @@ class CharacterNode:
         self.rejections = RejectionLog(events)
         self.book = PeerBook(identity.peer_id_str)
         self._greeted: set[str] = set()
+        self._wake_dialer, self.dialer_wakeups = trio.open_memory_channel[None](1)
         self._publish_lock = trio.Lock()
         self.received = 0
 
@@ -233,6 +235,8 @@ class CharacterNode:
     def discovered(self, peer_id: str, addrs: tuple[str, ...], source: str) -> None:
         if self.book.want(peer_id, addrs, source, trio.current_time(), permanent=False):
             self.events.emit("peer_discovered", peer_id=peer_id, addrs=list(addrs), via=source)
+            with contextlib.suppress(trio.WouldBlock):
+                self._wake_dialer.send_nowait(None)  # one pending wake-up is enough
 
     async def dial(self, peer_id: str, addrs: tuple[str, ...]) -> str:
         return await self.host.dial_peer(peer_id, addrs)
@@ -351,6 +355,7 @@ async def run_node(
                 node.book,
                 node.dial,
                 node.host.is_connected,
+                node.dialer_wakeups,
                 on_failure=lambda peer, why: events.emit("dial_failed", peer_id=peer, error=why),
             )
         )

@@ -169,7 +169,7 @@ class NodeProcess(JsonLinesProcess):
 
     def act(self, *words: str) -> dict[str, Any]:
         out = run_cli("act", "--data-dir", str(self.data_dir), *words)
-        return json.loads(out)
+        return dict(json.loads(out))
 
     def status(self) -> dict[str, Any]:
         return dict(json.loads(run_cli("status", "--data-dir", str(self.data_dir))))

@@ -24,7 +24,7 @@ from pathlib import Path
 
 import pytest
 
-from keys import TOPIC_ACTIONS, peer_id_from_str, verify
+from keys import TOPIC_ACTIONS, EnvelopeError, peer_id_from_str, verify
 from tests.interop.jspeer import Event, JsPeer, ensure_js_deps, js_skip_reason
 from tests.netns import LanParty, netns_skip_reason
 from tests.procs import NodeProcess, write_character
@@ -79,7 +79,7 @@ def is_speech_from(sender: str, text: str) -> Callable[[Event], bool]:
                 now_ms=now_ms(),
                 transport_peer=peer_id_from_str(sender),
             )
-        except Exception:
+        except (EnvelopeError, ValueError, KeyError):  # not A's envelope (e.g. js's own)
             return False
         return dict(envelope.body) == {"type": "speak", "text": text}
 
