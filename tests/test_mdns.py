@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 import subprocess
 import sys
 import time
@@ -33,6 +32,7 @@ from node.mdns import (
     parse_dnsaddr,
     peers_from_txt,
 )
+from tests.interop.jspeer import ensure_js_deps, js_skip_reason
 from tests.netns import (
     PREFIX,
     LanParty,
@@ -538,17 +538,15 @@ def test_js_style_peers_and_us_discover_each_other() -> None:
 
 
 _JS_DIR = REPO / "tests" / "interop" / "js"
-_js_reason = _netns_reason or (
-    None
-    if (_JS_DIR / "node_modules" / "@libp2p" / "mdns").is_dir() and shutil.which("node")
-    else "needs node and the js peer's node_modules (tests/interop/js)"
-)
 
 
-@pytest.mark.skipif(_js_reason is not None, reason=_js_reason or "")
 @pytest.mark.netns
 @pytest.mark.interop
 def test_real_js_libp2p_and_us_discover_each_other() -> None:
+    if _netns_reason:
+        pytest.skip(_netns_reason)
+    if ensure_js_deps() is None:  # runs `npm ci` once on a fresh clone
+        pytest.skip(js_skip_reason())
     with LanParty(2) as lan:
         js_ns, py_ns = lan.hosts
         js = _Probe.start(
