@@ -8,8 +8,9 @@ Variants (both hosts subscribe to the topic, as nodes do):
 
 * ``raw``: ``P2PHost.publish`` of a 256-byte payload, no validator, no envelope;
 * ``signed``: ``keys.seal`` per message; both hosts run the node's topic validator
-  (``keys.verify`` with transport peer and replay window), the receiver verifies again
-  in the consumer and records the replay window, as :class:`node.runtime.CharacterNode`
+  (``keys.verify`` with transport peer and replay window, through the node's own
+  :class:`node.gate.EnvelopeGate`), the consumer admits it through the same gate, as
+  :class:`node.runtime.CharacterNode`
   does;
 * ``node``: two real nodes (``node.runtime.run_node``, SQLite in a temporary data dir):
   ``CharacterNode.publish`` (seq, seal, self-verify, store, publish) on one side, the
@@ -40,11 +41,12 @@ from typing import TYPE_CHECKING, Any, TextIO
 
 import trio
 
-from keys import TOPIC_ACTIONS, EnvelopeError, Identity, ReplayWindow, seal, verify
+from keys import TOPIC_ACTIONS, EnvelopeError, Identity, ReplayWindow, seal
 from keys.errors import PublishError
 from node import _libp2p
 from node.config import CharacterConfig, NetworkSettings
 from node.events import EventLog
+from node.gate import EnvelopeGate
 from node.runtime import CharacterNode, NodeOptions, run_node
 
 if TYPE_CHECKING:
@@ -177,12 +179,12 @@ async def run_acker(
         stats.ack_messages += 1
 
 
-def signed_validator(topic: str, replay: ReplayWindow, stats: ReceiverStats) -> _libp2p.Validator:
-    """What ``CharacterNode.validator`` does, minus the rejection event."""
+def signed_validator(topic: str, gate: EnvelopeGate, stats: ReceiverStats) -> _libp2p.Validator:
+    """What ``CharacterNode.validator`` does (the same gate), minus the rejection event."""
 
     def validate(origin: bytes, data: bytes) -> bool:
         try:
-            verify(data, channel=topic, now_ms=now_ms(), transport_peer=origin, replay=replay)
+            gate.validate(topic, origin, data)
         except EnvelopeError as exc:
             stats.rejected[exc.reason] = stats.rejected.get(exc.reason, 0) + 1
             return False
@@ -205,11 +207,11 @@ async def consume_raw(
 
 async def consume_signed(
     messages: trio.MemoryReceiveChannel[_libp2p.PubsubMessage],
-    replay: ReplayWindow,
+    gate: EnvelopeGate,
     ack: AckSend,
     stats: ReceiverStats,
 ) -> None:
-    """What ``CharacterNode.consume`` does (batch, verify again, replay accept), no SQLite."""
+    """What ``CharacterNode.consume`` does (batch, admit through the gate), no SQLite."""
     while True:
         batch = [await messages.receive()]
         while len(batch) < RECEIVE_BATCH:
@@ -217,20 +219,14 @@ async def consume_signed(
                 batch.append(messages.receive_nowait())
             except trio.WouldBlock:
                 break
-        now = now_ms()
         for msg in batch:
+            if msg.origin == gate.own_peer_id:
+                continue
             try:
-                envelope = verify(
-                    msg.data,
-                    channel=TOPIC_ACTIONS,
-                    now_ms=now,
-                    transport_peer=msg.origin,
-                    replay=replay,
-                )
+                envelope = gate.admit(TOPIC_ACTIONS, msg.origin, msg.data)
             except EnvelopeError as exc:
                 stats.rejected[exc.reason] = stats.rejected.get(exc.reason, 0) + 1
                 continue
-            replay.accept(envelope.sender, envelope.seq)
             index = index_of_body(envelope.body)
             if index is None:
                 stats.unparsed += 1
@@ -302,17 +298,18 @@ async def receive(variant: str, ack_mode: str, max_seconds: float) -> None:
 async def _receive_plain(
     variant: str, stats: ReceiverStats, acks: AckPath, extra: dict[str, Any]
 ) -> None:
-    async with _libp2p.open_p2p_host(os.urandom(32), [LISTEN]) as host:
+    identity = Identity.generate()
+    async with _libp2p.open_p2p_host(identity.seed, [LISTEN]) as host:
         topic = RAW_TOPIC if variant == "raw" else TOPIC_ACTIONS
-        replay = ReplayWindow()
+        gate = EnvelopeGate(identity.peer_id, ReplayWindow(), now_ms)
         if variant == "signed":
-            host.set_validator(topic, signed_validator(topic, replay, stats))
+            host.set_validator(topic, signed_validator(topic, gate, stats))
         messages = await host.subscribe(topic)
         async with trio.open_nursery() as nursery:
             if variant == "raw":
                 nursery.start_soon(consume_raw, messages, acks.send, stats)
             else:
-                nursery.start_soon(consume_signed, messages, replay, acks.send, stats)
+                nursery.start_soon(consume_signed, messages, gate, acks.send, stats)
             nursery.start_soon(run_acker, acks.mode, host, acks.listener, acks.receive, stats)
             addr = f"{host.listen_addrs()[0]}/p2p/{host.peer_id}"
             emit({"type": "ready", "addr": addr, "ack_port": acks.port, "pid": os.getpid()})

@@ -350,7 +350,8 @@ def print_report(
     print(
         "  both hosts subscribe to the topic, as nodes do; gossipsub offers "
         + (
-            "meshsub 1.2/1.1/1.0 as node._libp2p ships (py-libp2p sends an IDONTWANT per message)"
+            "meshsub 1.2/1.1/1.0 as node._libp2p ships "
+            "(IDONTWANT only for relayed messages >= 1 KiB)"
             if args.meshsub == "1.2"
             else "meshsub 1.1/1.0 only (EXPERIMENT: /meshsub/1.2.0 left out, no IDONTWANT)"
         )
@@ -463,7 +464,7 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
         "--meshsub",
         choices=("1.2", "1.1"),
         default="1.2",
-        help="1.2: as node._libp2p ships (IDONTWANT per message); 1.1: without /meshsub/1.2.0",
+        help="1.2: as node._libp2p ships; 1.1: without /meshsub/1.2.0",
     )
     parser.add_argument(
         "--ack",

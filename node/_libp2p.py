@@ -14,6 +14,8 @@ what this module does about each:
   publish we wait while any peer queue is at least half full (backpressure);
 * the gossipsub message id is (author, seqno) and the seqno counter restarts from the
   wall clock in seconds, so a restarted node repeats ids: we seed it in nanoseconds;
+* every message triggers an IDONTWANT to each meshsub/1.2 peer: we keep 1.2 but send
+  them only for relayed messages of at least 1 KiB, as go-libp2p does;
 * the subscription channel holds 32 messages and ``send_nowait`` drops when it is
   full: each subscription gets a task that only moves messages into our own large
   buffer, and py-libp2p's "fail to deliver" warnings are counted, never ignored.
@@ -352,6 +354,33 @@ class _GuardedPubsub(Pubsub):
             self.on_garbage(msg_forwarder.to_base58(), type(exc).__name__)
 
 
+IDONTWANT_MIN_BYTES = 1024
+"""go-libp2p's threshold: below it an IDONTWANT costs more than the duplicate it saves."""
+
+
+class _FrugalGossipSub(GossipSub):
+    """GossipSub that sends IDONTWANT only where it pays off.
+
+    py-libp2p 0.8.1 sends an IDONTWANT (with a signed peer record) to every meshsub/1.2
+    mesh peer for every message, own publishes included, which halved our throughput on
+    small actions. go-libp2p sends them only for relayed messages of at least 1 KiB.
+    """
+
+    _idontwant_due = False
+
+    async def publish(self, msg_forwarder: ID, pubsub_msg: rpc_pb2.Message) -> None:
+        # Nothing awaits between here and the IDONTWANT step of super().publish, so the
+        # flag cannot leak to another message.
+        own = self.pubsub is not None and msg_forwarder == self.pubsub.my_id
+        self._idontwant_due = not own and len(pubsub_msg.data) >= IDONTWANT_MIN_BYTES
+        await super().publish(msg_forwarder, pubsub_msg)
+
+    async def _emit_idontwant_for_message(self, msg_id: bytes, topic_ids: Any) -> None:
+        due, self._idontwant_due = self._idontwant_due, False
+        if due:
+            await super()._emit_idontwant_for_message(msg_id, topic_ids)
+
+
 def _keypair_from_seed(seed: bytes) -> Any:
     return create_new_key_pair(seed)
 
@@ -376,7 +405,7 @@ async def open_p2p_host(
         listen_addrs=maddrs,
         enable_mDNS=False,
     )
-    router = GossipSub(
+    router = _FrugalGossipSub(
         protocols=list(MESHSUB_PROTOCOLS),
         degree=6,
         degree_low=4,

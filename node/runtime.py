@@ -44,6 +44,7 @@ from node import _libp2p
 from node.config import CharacterConfig
 from node.control import serve_control
 from node.events import EventLog
+from node.gate import EnvelopeGate
 from node.mdns import advertisable_addrs, open_mdns_discovery
 from node.peering import PeerBook, run_dialer
 from node.rejections import RejectionLog
@@ -107,6 +108,7 @@ class CharacterNode:
         self.rejections = RejectionLog(events)
         self.book = PeerBook(identity.peer_id_str)
         self._greeted: set[str] = set()
+        self.gate = EnvelopeGate(identity.peer_id, replay, now_ms)
         self._wake_dialer, self.dialer_wakeups = trio.open_memory_channel[None](1)
         self._publish_lock = trio.Lock()
         self.received = 0
@@ -143,13 +145,7 @@ class CharacterNode:
     def validator(self, topic: str) -> _libp2p.Validator:
         def validate(origin: bytes, data: bytes) -> bool:
             try:
-                verify(
-                    data,
-                    channel=topic,
-                    now_ms=now_ms(),
-                    transport_peer=origin,
-                    replay=self.replay,
-                )
+                self.gate.validate(topic, origin, data)
             except EnvelopeError as exc:
                 self.rejections.reject(origin, topic, exc)
                 return False
@@ -175,18 +171,9 @@ class CharacterNode:
             if msg.origin == self.identity.peer_id:
                 continue
             try:
-                envelope = verify(
-                    msg.data,
-                    channel=topic,
-                    now_ms=now,
-                    transport_peer=msg.origin,
-                    replay=self.replay,
-                )
+                accepted.append(self.gate.admit(topic, msg.origin, msg.data))
             except EnvelopeError as exc:
                 self.rejections.reject(msg.origin, topic, exc)
-                continue
-            self.replay.accept(envelope.sender, envelope.seq)
-            accepted.append(envelope)
         if not accepted:
             return
         marks = []

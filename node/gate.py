@@ -1,0 +1,57 @@
+"""Admitting envelopes from gossip: verify each one once, accept it once.
+
+py-libp2p runs our topic validator on every message before it relays or delivers it;
+the subscriber then sees the same bytes. :class:`EnvelopeGate` verifies in the
+validator, remembers the result, and on delivery re-checks only the replay window (a
+duplicate may have been accepted in between) before accepting the envelope.
+"""
+
+from __future__ import annotations
+
+from collections import OrderedDict
+from collections.abc import Callable
+
+from keys import ReplayWindow, Verified, verify
+
+VALIDATED_CACHE = 4096
+"""Verified envelopes kept between validator and consumer; past this, verify again."""
+
+
+class EnvelopeGate:
+    def __init__(
+        self, own_peer_id: bytes, replay: ReplayWindow, clock_ms: Callable[[], int]
+    ) -> None:
+        self.own_peer_id = own_peer_id
+        self.replay = replay
+        self._clock_ms = clock_ms
+        self._validated: OrderedDict[tuple[str, bytes], Verified] = OrderedDict()
+
+    def validate(self, topic: str, origin: bytes, data: bytes) -> None:
+        """The gossipsub validator's check; raises :class:`keys.EnvelopeError`."""
+        if origin == self.own_peer_id:
+            return  # our own publish: sealed and checked before it was sent
+        envelope = verify(
+            data, channel=topic, now_ms=self._clock_ms(), transport_peer=origin, replay=self.replay
+        )
+        self._validated[(topic, data)] = envelope
+        while len(self._validated) > VALIDATED_CACHE:
+            self._validated.popitem(last=False)
+
+    def admit(self, topic: str, origin: bytes, data: bytes) -> Verified:
+        """A delivered message: its verified envelope, now counted in the replay window.
+
+        Raises :class:`keys.EnvelopeError` (e.g. ``Replayed`` for a duplicate).
+        """
+        envelope = self._validated.pop((topic, data), None)
+        if envelope is not None and envelope.sender == origin:
+            self.replay.check(envelope.sender, envelope.seq)
+        else:
+            envelope = verify(
+                data,
+                channel=topic,
+                now_ms=self._clock_ms(),
+                transport_peer=origin,
+                replay=self.replay,
+            )
+        self.replay.accept(envelope.sender, envelope.seq)
+        return envelope
