@@ -561,7 +561,8 @@ async def publish(variant: str, plan: Plan) -> None:
             await _drive(host, send_raw, RAW_TOPIC, plan, PAYLOAD_SIZE, own)
             return
 
-        validator = signed_validator(TOPIC_ACTIONS, ReplayWindow(), ReceiverStats())
+        gate = EnvelopeGate(identity.peer_id, ReplayWindow(), now_ms)
+        validator = signed_validator(TOPIC_ACTIONS, gate, ReceiverStats())
         host.set_validator(TOPIC_ACTIONS, validator)
         own = await host.subscribe(TOPIC_ACTIONS)
 
