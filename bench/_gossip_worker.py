@@ -44,6 +44,7 @@ import trio
 from keys import TOPIC_ACTIONS, EnvelopeError, Identity, ReplayWindow, seal
 from keys.errors import PublishError
 from node import _libp2p
+from node.batching import receive_batch
 from node.config import CharacterConfig, NetworkSettings
 from node.events import EventLog
 from node.gate import EnvelopeGate
@@ -161,12 +162,7 @@ async def run_acker(
     else:
         await host.wait_for_topic_peers(ACK_TOPIC, 1, timeout=PEER_WAIT_S * 4)
     while True:
-        batch = [await acks.receive()]
-        while len(batch) < ACK_BATCH_MAX:
-            try:
-                batch.append(acks.receive_nowait())
-            except trio.WouldBlock:
-                break
+        batch = await receive_batch(acks, ACK_BATCH_MAX)
         try:
             if stream is not None:
                 await stream.send_all(pack_acks(batch))
@@ -213,13 +209,7 @@ async def consume_signed(
 ) -> None:
     """What ``CharacterNode.consume`` does (batch, admit through the gate), no SQLite."""
     while True:
-        batch = [await messages.receive()]
-        while len(batch) < RECEIVE_BATCH:
-            try:
-                batch.append(messages.receive_nowait())
-            except trio.WouldBlock:
-                break
-        for msg in batch:
+        for msg in await receive_batch(messages, RECEIVE_BATCH):
             if msg.origin == gate.own_peer_id:
                 continue
             try:

@@ -41,6 +41,7 @@ from keys import (
 from keys.cli import KEY_FILE_NAME
 from keys.errors import ControlError, LocalError, PublishError, RoomverseError
 from node import _libp2p
+from node.batching import receive_batch
 from node.config import CharacterConfig
 from node.control import serve_control
 from node.events import EventLog
@@ -156,13 +157,7 @@ class CharacterNode:
     async def consume(self, topic: str, messages: trio.MemoryReceiveChannel[Any]) -> None:
         """Verify, store and report what arrives on ``topic``, in batches."""
         while True:
-            batch = [await messages.receive()]
-            while len(batch) < RECEIVE_BATCH:
-                try:
-                    batch.append(messages.receive_nowait())
-                except trio.WouldBlock:
-                    break
-            await self._accept_batch(topic, batch)
+            await self._accept_batch(topic, await receive_batch(messages, RECEIVE_BATCH))
 
     async def _accept_batch(self, topic: str, batch: list[_libp2p.PubsubMessage]) -> None:
         accepted: list[Verified] = []

@@ -59,30 +59,31 @@ def test_three_nodes_each_see_every_action_exactly_once(
             text = f"round {round_} from {node.data_dir.name}"
             node.act("speak", text)
             sent.append((node.peer_id, text))
-    for node in everyone:
-        expected = Counter(s for s in sent if s[0] != node.peer_id)
-        node.wait_until(
-            lambda events, node=node, expected=expected: Counter(speeches(node)) >= expected,
-            20,
-            "all speech",
-        )
+    wait_all_heard(everyone, sent, "all speech")
     # Give stragglers (duplicates) the same chance to show up as the real messages had.
     for node in everyone:
         marker = f"marker from {node.data_dir.name}"
         node.act("speak", marker)
         sent.append((node.peer_id, marker))
+    wait_all_heard(everyone, sent, "markers")
     for node in everyone:
         expected = Counter(s for s in sent if s[0] != node.peer_id)
-        node.wait_until(
-            lambda events, node=node, expected=expected: Counter(speeches(node)) >= expected,
-            20,
-            "markers",
-        )
         assert Counter(speeches(node)) == expected, "every action exactly once"
         ids = [(e["from"], e["seq"]) for e in node.of("action_received")]
         assert len(ids) == len(set(ids)), "no envelope delivered twice"
         assert not node.of("rejected")
         assert not node.of("dropped")
+
+
+def wait_all_heard(everyone: list[NodeProcess], sent: list[tuple[str, str]], what: str) -> None:
+    """Each node has heard (at least) everything the others said."""
+    for node in everyone:
+        expected = Counter(s for s in sent if s[0] != node.peer_id)
+        node.wait_until(
+            lambda events, node=node, expected=expected: Counter(speeches(node)) >= expected,
+            20,
+            what,
+        )
 
 
 def publish_many(node: NodeProcess, texts: list[str]) -> None:
