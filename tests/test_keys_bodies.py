@@ -19,6 +19,9 @@ from keys import (
     verify,
 )
 
+pytestmark = pytest.mark.usefixtures("free_form_directory_bodies")
+
+
 VALID: list[tuple[str, dict[str, Any]]] = [
     ("action", {"type": "speak", "text": "hi"}),
     ("action", {"type": "speak", "text": "x" * 2000, "visit": "v" * 64, "to": "t" * 128}),

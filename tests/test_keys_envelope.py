@@ -42,6 +42,9 @@ from keys import (
     verify,
 )
 
+pytestmark = pytest.mark.usefixtures("free_form_directory_bodies")
+
+
 LAWS = settings(
     max_examples=500,
     deadline=None,
