@@ -50,7 +50,14 @@ from keys import (
     verify,
 )
 from keys.errors import EnvelopeError
-from tests.procs import Event, JsonLinesProcess, NodeProcess, run_cli, write_character
+from tests.procs import (
+    POLL_INTERVAL_S,
+    Event,
+    JsonLinesProcess,
+    NodeProcess,
+    run_cli,
+    write_character,
+)
 
 pytestmark = pytest.mark.timeout(120)
 
@@ -192,7 +199,7 @@ def wait_for_stderr(node: NodeProcess, needle: str, timeout: float) -> str:
             if needle in line:
                 return line
         assert node.proc.poll() is None, f"{node.name} exited: {node.stderr_lines[-10:]}"
-        time.sleep(0.05)
+        time.sleep(POLL_INTERVAL_S)
     raise AssertionError(f"{node.name}: no {needle!r} on stderr within {timeout}s")
 
 
