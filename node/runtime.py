@@ -46,7 +46,8 @@ from node.config import CharacterConfig
 from node.control import serve_control
 from node.events import EventLog
 from node.gate import EnvelopeGate
-from node.mdns import advertisable_addrs, open_mdns_discovery
+from node.lan_addrs import advertisable_addrs
+from node.mdns import open_mdns_discovery
 from node.peering import PeerBook, run_dialer
 from node.rejections import RejectionLog
 from node.store import ReplayMark, Store

@@ -20,12 +20,12 @@ import pytest
 import trio
 import trio.testing
 
-from node.mdns import (
+from node.lan_addrs import advertisable_addrs
+from node.mdns import _PeerMailbox
+from node.mdns_records import (
     MAX_TXT_STRING,
     DiscoveredPeer,
     PeerTable,
-    _PeerMailbox,
-    advertisable_addrs,
     decode_txt,
     dnsaddr_strings,
     encode_txt,
