@@ -166,12 +166,16 @@ def _remote_addr(conn: INetConn) -> str | None:
     return str(addrs[0]) if addrs else None
 
 
+def _peer_info(addr: str) -> PeerInfo:
+    try:
+        return info_from_p2p_addr(multiaddr.Multiaddr(addr))
+    except Exception as exc:  # multiaddr and py-libp2p raise assorted types
+        raise DialError(f"not a dialable multiaddr with /p2p/<peer id>: {addr!r}") from exc
+
+
 def split_peer_addr(addr: str) -> tuple[str, str]:
     """``/ip4/1.2.3.4/tcp/5/p2p/12D3...`` → (transport part, peer id); DialError if bad."""
-    try:
-        info = info_from_p2p_addr(multiaddr.Multiaddr(addr))
-    except Exception as exc:
-        raise DialError(f"not a dialable multiaddr with /p2p/<peer id>: {addr!r}") from exc
+    info = _peer_info(addr)
     transport = str(info.addrs[0]) if info.addrs else ""
     return transport, info.peer_id.to_base58()
 
@@ -220,10 +224,7 @@ class P2PHost:
 
     async def dial(self, addr: str, *, timeout: float = 10.0) -> str:
         """Connect to ``.../p2p/<peer id>``; returns the peer id. DialError on failure."""
-        try:
-            info = info_from_p2p_addr(multiaddr.Multiaddr(addr))
-        except Exception as exc:
-            raise DialError(f"not a dialable multiaddr with /p2p/<peer id>: {addr!r}") from exc
+        info = _peer_info(addr)
         if info.peer_id == self._host.get_id():
             raise DialError("refusing to dial ourselves")
         return await self.dial_info(info, timeout=timeout)
