@@ -48,6 +48,8 @@ from importlib import metadata
 from pathlib import Path
 from typing import Any
 
+from _gossip_common import process_cpu_s
+
 REPO = Path(__file__).resolve().parent.parent
 WORKER = Path(__file__).resolve().with_name("_gossip_worker.py")
 VARIANTS = ("raw", "signed", "node")
@@ -245,9 +247,9 @@ def idle_node_rss(settle_s: float) -> IdleRss:
         try:
             if node.wait_for({"ready"}, READY_TIMEOUT_S) is None:
                 return IdleRss(None, None, error=f"no ready event ({node.why()})")
-            cpu_before, started = _cpu_seconds(node.proc.pid), time.monotonic()
+            cpu_before, started = process_cpu_s(node.proc.pid), time.monotonic()
             time.sleep(settle_s)
-            cpu_after, elapsed = _cpu_seconds(node.proc.pid), time.monotonic() - started
+            cpu_after, elapsed = process_cpu_s(node.proc.pid), time.monotonic() - started
             status = _proc_status(node.proc.pid)
             rss, hwm = status.get("VmRSS"), status.get("VmHWM")
             cpu = None
@@ -262,16 +264,6 @@ def idle_node_rss(settle_s: float) -> IdleRss:
             if node.proc.poll() is None:
                 node.proc.send_signal(signal.SIGTERM)
             node.stop()
-
-
-def _cpu_seconds(pid: int) -> float | None:
-    """User + system CPU seconds of ``pid`` (all threads), from /proc/<pid>/stat."""
-    try:
-        stat = Path(f"/proc/{pid}/stat").read_text()
-    except OSError:
-        return None
-    fields = stat.rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def _proc_status(pid: int) -> dict[str, int]:
