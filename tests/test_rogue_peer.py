@@ -271,6 +271,25 @@ def write_seed(path: Path, identity: Identity) -> Path:
     return path
 
 
+def start_honest_pair_and_rogue(
+    stack: ExitStack,
+    node_a: tuple[Path, Path],
+    node_b: tuple[Path, Path],
+    seed_file: Path,
+) -> tuple[NodeProcess, NodeProcess, Rogue]:
+    """Honest A, honest B bootstrapped to A (connected), and a rogue not yet dialled."""
+    a = start_node(stack, *node_a)
+    b = start_node(stack, *node_b, bootstrap=a.addrs)
+    a.wait_for(
+        lambda e: e.get("event") == "peer_connected" and e.get("peer_id") == b.peer_id,
+        STEP_S,
+        "B connected",
+    )
+    rogue = Rogue(seed_file)
+    stack.callback(rogue.close)
+    return a, b, rogue
+
+
 def test_rogue_peer_is_refused_and_honest_traffic_flows(tmp_path: Path) -> None:
     rogue_key = Identity.generate()
     stranger = Identity.generate()  # signs envelopes that the rogue then publishes
@@ -298,15 +317,9 @@ def test_rogue_peer_is_refused_and_honest_traffic_flows(tmp_path: Path) -> None:
     check_locally(accepted, Replayed, me, seen)
 
     with ExitStack() as stack:
-        a = start_node(stack, char_a, dir_a)
-        b = start_node(stack, char_b, dir_b, bootstrap=a.addrs)
-        a.wait_for(
-            lambda e: e.get("event") == "peer_connected" and e.get("peer_id") == b.peer_id,
-            STEP_S,
-            "B connected",
+        a, b, rogue = start_honest_pair_and_rogue(
+            stack, (char_a, dir_a), (char_b, dir_b), seed_file
         )
-        rogue = Rogue(seed_file)
-        stack.callback(rogue.close)
         assert rogue.peer_id == rogue_key.peer_id_str
         rogue.dial(a.addrs[0])
 
@@ -441,15 +454,12 @@ def test_malformed_pubsub_rpc_does_not_kill_the_node(tmp_path: Path, frame: byte
     rogue_key = Identity.generate()
     seed_file = write_seed(tmp_path / "rogue.seed", rogue_key)
     with ExitStack() as stack:
-        a = start_node(stack, write_character(tmp_path, "Alba"), tmp_path / "a")
-        b = start_node(stack, write_character(tmp_path, "Bruno"), tmp_path / "b", bootstrap=a.addrs)
-        a.wait_for(
-            lambda e: e.get("event") == "peer_connected" and e.get("peer_id") == b.peer_id,
-            STEP_S,
-            "B connected",
+        a, b, rogue = start_honest_pair_and_rogue(
+            stack,
+            (write_character(tmp_path, "Alba"), tmp_path / "a"),
+            (write_character(tmp_path, "Bruno"), tmp_path / "b"),
+            seed_file,
         )
-        rogue = Rogue(seed_file)
-        stack.callback(rogue.close)
         rogue.dial(a.addrs[0])
         rogue.command("write_frame", peer_id=a.peer_id, frame_b64=base64.b64encode(frame).decode())
         try:
