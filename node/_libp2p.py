@@ -26,19 +26,24 @@ from __future__ import annotations
 import contextlib
 import logging
 import math
+import secrets
+import socket
+import struct
 import time
-from collections.abc import AsyncIterator, Callable, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
 import libp2p.pubsub.pubsub as _pubsub_module
 import multiaddr
+import outcome
 import trio
 from libp2p import new_host
 from libp2p.abc import INetConn, INetStream, INetwork, INotifee
 from libp2p.crypto.ed25519 import create_new_key_pair
 from libp2p.custom_types import TProtocol
+from libp2p.network.stream.exceptions import StreamEOF
 from libp2p.peer.id import ID
 from libp2p.peer.peerinfo import PeerInfo, info_from_p2p_addr
 from libp2p.pubsub.gossipsub import (
@@ -55,10 +60,14 @@ from libp2p.stream_muxer.yamux.yamux import Yamux
 from libp2p.tools.anyio_service import background_trio_service
 
 from keys.errors import LocalError, PublishError
+from node.frames import StreamFailed
 
 logger = logging.getLogger(__name__)
 
 MESHSUB_PROTOCOLS = (PROTOCOL_ID_V12, PROTOCOL_ID_V11, PROTOCOL_ID)
+PING_PROTOCOL = "/ipfs/ping/1.0.0"
+PING_BYTES = 32
+STREAM_CLOSE_TIMEOUT_S = 2.0
 
 # Our own buffer behind each subscription; py-libp2p's 32-deep channel is drained into it.
 SUBSCRIPTION_BUFFER = 65_536
@@ -66,6 +75,8 @@ SUBSCRIPTION_BUFFER = 65_536
 PEER_QUEUE_HIGH_WATER = 16
 # Bounds every backpressure wait: a peer whose queue never drains is a dead peer.
 PUBLISH_WAIT_LIMIT_S = 10.0
+# A peer none of whose writes completed for this long no longer holds publishing back.
+PEER_STALL_S = 2.0
 
 # py-libp2p reads this module global each time subscribe() runs; a larger channel gives
 # the drain task slack when the trio loop is busy with other work.
@@ -166,6 +177,47 @@ def _remote_addr(conn: INetConn) -> str | None:
     return str(addrs[0]) if addrs else None
 
 
+_LAYER_ATTRS = ("muxed_conn", "secured_conn", "conn", "read_writer", "stream")
+"""How py-libp2p 0.8.1 stacks a connection: swarm conn → muxer → secure session →
+(noise reader) → raw connection → TrioTCPStream → trio.SocketStream."""
+
+
+def _sockets_under(conn: object) -> list[trio.SocketStream]:
+    """The trio TCP sockets a py-libp2p connection is built on (a bounded walk)."""
+    found: list[trio.SocketStream] = []
+    layer: list[object] = [conn]
+    for _ in range(2 * len(_LAYER_ATTRS)):
+        below: list[object] = []
+        for obj in layer:
+            if isinstance(obj, trio.SocketStream):
+                found.append(obj)
+            else:
+                below.extend(v for a in _LAYER_ATTRS if (v := getattr(obj, a, None)) is not None)
+        layer = below
+    return found
+
+
+# Linux ``struct tcp_info``: u8 tcpi_backoff at offset 4 (retransmission timeouts in a
+# row without an acknowledgement), u32 tcpi_unacked at 24, u32 tcpi_last_ack_recv at 56.
+_TCP_INFO_BYTES = 104
+_U32 = struct.Struct("=I")
+_MIN_RTO_BACKOFFS = 2
+
+
+def _unacked_for_s(sock: trio.SocketStream) -> float:
+    """Seconds since the peer last acknowledged anything, counted only while data is
+    outstanding *and* TCP has already timed out retransmitting it at least twice (so a
+    send on a connection that was merely idle never counts); 0.0 otherwise, or when
+    the kernel does not say (``TCP_INFO`` is Linux)."""
+    try:
+        info = sock.socket.getsockopt(socket.IPPROTO_TCP, socket.TCP_INFO, _TCP_INFO_BYTES)
+    except (OSError, AttributeError):
+        return 0.0
+    if len(info) < 60 or info[4] < _MIN_RTO_BACKOFFS or not _U32.unpack_from(info, 24)[0]:
+        return 0.0
+    return float(_U32.unpack_from(info, 56)[0]) / 1000
+
+
 def _peer_info(addr: str) -> PeerInfo:
     try:
         return info_from_p2p_addr(multiaddr.Multiaddr(addr))
@@ -189,13 +241,66 @@ def validate_listen_addr(addr: str) -> str:
     return str(parsed)
 
 
+class StreamOpenFailed(StreamFailed):
+    """No stream could be opened: not connected, or the peer does not speak the protocol."""
+
+    reason = "stream_open_failed"
+
+
+class StreamOpenTimeout(StreamOpenFailed):
+    """The peer did not answer a stream request in time: the connection may be dead."""
+
+    reason = "stream_open_timeout"
+
+
+class PingTimeout(StreamFailed):
+    """A connected peer did not answer a ping in time: the connection is presumed dead."""
+
+    reason = "ping_timeout"
+
+
+class P2PStream:
+    """A libp2p stream with trio's ``Stream`` methods; failures raise :class:`StreamFailed`."""
+
+    def __init__(self, stream: INetStream) -> None:
+        self._stream = stream
+        self.peer_id: str = stream.muxed_conn.peer_id.to_base58()
+
+    async def receive_some(self, max_bytes: int | None = None) -> bytes:
+        """Up to ``max_bytes`` bytes; ``b""`` once the peer closed its side."""
+        try:
+            return bytes(await self._stream.read(max_bytes))
+        except StreamEOF:
+            return b""
+        except Exception as exc:  # reset, connection gone, muxer errors of every kind
+            raise StreamFailed(f"read from {self.peer_id} failed: {exc!r}") from exc
+
+    async def send_all(self, data: bytes) -> None:
+        try:
+            await self._stream.write(data)
+        except Exception as exc:
+            raise StreamFailed(f"write to {self.peer_id} failed: {exc!r}") from exc
+
+    async def aclose(self) -> None:
+        """Close, bounded: on a dead connection the close frame may never be written."""
+        with contextlib.suppress(Exception), trio.move_on_after(STREAM_CLOSE_TIMEOUT_S):
+            await self._stream.close()
+
+    async def reset(self) -> None:
+        with contextlib.suppress(Exception), trio.move_on_after(STREAM_CLOSE_TIMEOUT_S):
+            await self._stream.reset()
+
+
+StreamHandler = Callable[[P2PStream], Awaitable[None]]
+
+
 class P2PHost:
     """A running libp2p host with gossipsub; create it with :func:`open_p2p_host`."""
 
     def __init__(
         self,
         host: Any,
-        pubsub: Pubsub,
+        pubsub: _GuardedPubsub,
         nursery: trio.Nursery,
         peer_events: trio.MemoryReceiveChannel[PeerEvent],
         counters: DropCounters,
@@ -208,6 +313,7 @@ class P2PHost:
         self.drops = counters
         self._on_drop = on_drop
         self.peer_id: str = host.get_id().to_base58()
+        self._full_since: dict[ID, float] = {}
 
     # -- addresses and peers -------------------------------------------------------
 
@@ -221,6 +327,20 @@ class P2PHost:
     def pubsub_peers(self, topic: str) -> list[str]:
         """Peers that told us they subscribe to ``topic``."""
         return [p.to_base58() for p in self._pubsub.peer_topics.get(topic, set())]
+
+    def outgoing_queues(self) -> dict[str, int]:
+        """RPCs waiting in each peer's outgoing pubsub queue (non-empty ones only)."""
+        return {
+            pid.to_base58(): len(queue)
+            for pid, queue in list(self._pubsub.peer_queues.items())
+            if not queue.closed and len(queue)
+        }
+
+    def mesh_peers(self, topic: str) -> list[str]:
+        """Peers in our gossipsub mesh for ``topic`` (where our own publishes go)."""
+        router = self._pubsub.router
+        mesh = getattr(router, "mesh", {})
+        return [p.to_base58() for p in mesh.get(topic, set())]
 
     async def dial(self, addr: str, *, timeout: float = 10.0) -> str:
         """Connect to ``.../p2p/<peer id>``; returns the peer id. DialError on failure."""
@@ -237,10 +357,17 @@ class P2PHost:
         return await self.dial_info(info, timeout=timeout)
 
     async def dial_info(self, info: PeerInfo, *, timeout: float) -> str:
-        if not self._host.get_network().connections.get(info.peer_id):
+        network = self._host.get_network()
+        if not network.connections.get(info.peer_id):
             # py-libp2p dials only the first address it ever learned for a peer, so a
             # peer that restarted on a new port would stay unreachable: start afresh.
             self._host.get_peerstore().clear_addrs(info.peer_id)
+            # ...and refuses, for 60 s, every dial to a peer whose last dial failed (its
+            # "negative cache"), which would hold a healed partition apart for a minute.
+            # Our PeerBook already spaces the retries with backoff.
+            unblock = getattr(network, "unblock_peer", None)  # Swarm has it, INetwork not
+            if unblock is not None:
+                unblock(info.peer_id)
         try:
             with trio.fail_after(timeout):
                 await self._host.connect(info)
@@ -250,6 +377,130 @@ class P2PHost:
             raise DialError(f"dial {info.peer_id} failed: {exc}") from exc
         peer: str = info.peer_id.to_base58()
         return peer
+
+    # -- stream protocols --------------------------------------------------------------
+
+    def set_stream_handler(self, protocol: str, handler: StreamHandler) -> None:
+        """Serve ``protocol``: ``handler`` gets each inbound stream; the stream is closed
+        (or reset, if the handler raised) when it returns. Nothing a peer sends can make
+        the handler's exceptions reach py-libp2p, which would end the node."""
+
+        async def run(raw: INetStream) -> None:
+            stream = P2PStream(raw)
+            try:
+                await handler(stream)
+            except Exception as exc:  # a remote failure, or a bug: log it, keep serving
+                if not isinstance(exc, StreamFailed):
+                    logger.exception("%s handler failed for %s", protocol, stream.peer_id)
+                await stream.reset()
+            else:
+                await stream.aclose()
+
+        self._host.set_stream_handler(TProtocol(protocol), run)
+
+    async def open_stream(self, peer_id: str, protocol: str, *, timeout: float) -> P2PStream:
+        """Open a stream to a connected peer; :class:`StreamOpenFailed` if it cannot be."""
+        try:
+            pid = ID.from_base58(peer_id)
+        except Exception as exc:
+            raise StreamOpenFailed(f"bad peer id {peer_id!r}") from exc
+        # py-libp2p cleans up a failed stream request in a *shielded* reset, which on a
+        # connection whose socket buffer is full (a partition) blocks until TCP gives
+        # up, minutes later: no timeout of ours could cancel it. So the request runs in
+        # a task of its own that we stop waiting for; a stream it opens too late is reset.
+        done = trio.Event()
+        box: list[outcome.Outcome[INetStream]] = []
+        abandoned = False
+
+        async def request() -> None:
+            result: outcome.Outcome[INetStream]
+            try:
+                result = outcome.Value(await self._host.new_stream(pid, [TProtocol(protocol)]))
+            except Exception as exc:  # negotiation failures come as many unrelated types
+                result = outcome.Error(exc)
+            box.append(result)
+            done.set()
+            if abandoned and isinstance(result, outcome.Value):
+                await P2PStream(result.value).reset()
+
+        self._nursery.start_soon(request)
+        with trio.move_on_after(timeout):
+            await done.wait()
+        if not done.is_set():
+            abandoned = True
+            raise StreamOpenTimeout(f"opening {protocol} to {peer_id} timed out")
+        try:
+            return P2PStream(box[0].unwrap())
+        except Exception as exc:
+            raise StreamOpenFailed(f"opening {protocol} to {peer_id} failed: {exc}") from exc
+
+    async def ping(self, peer_id: str, *, timeout: float) -> float:
+        """Round-trip ``/ipfs/ping/1.0.0`` (every libp2p peer serves it); return seconds.
+
+        Raises :class:`StreamFailed` (:class:`StreamOpenTimeout` or ``PingTimeout`` when
+        the peer is silent: on a dead TCP connection nothing else would tell us for minutes).
+        """
+        started = trio.current_time()
+        stream = await self.open_stream(peer_id, PING_PROTOCOL, timeout=timeout)
+        try:
+            payload = secrets.token_bytes(PING_BYTES)
+            with trio.fail_after(max(0.0, timeout - (trio.current_time() - started))):
+                await stream.send_all(payload)
+                echoed = b""
+                while len(echoed) < PING_BYTES:
+                    chunk = await stream.receive_some(PING_BYTES - len(echoed))
+                    if not chunk:
+                        raise StreamFailed(f"{peer_id} closed the ping stream")
+                    echoed += chunk
+        except trio.TooSlowError:
+            raise PingTimeout(f"{peer_id} did not answer a ping in {timeout:g}s") from None
+        finally:
+            await stream.reset()
+        if echoed != payload:
+            raise StreamFailed(f"{peer_id} answered a ping with other bytes")
+        return trio.current_time() - started
+
+    async def disconnect(self, peer_id: str, *, timeout: float = 2.0) -> None:
+        """Close every connection to ``peer_id``, at once even if the link is dead.
+
+        py-libp2p's close writes a yamux GO_AWAY first, which on a dead link waits behind
+        a full socket buffer; so the TCP sockets are closed under it first, which wakes
+        every task blocked on them, then py-libp2p tidies up (bounded).
+        """
+        pid = ID.from_base58(peer_id)
+        for conn in self._host.get_network().get_connections(pid):
+            for sock in _sockets_under(conn):
+                with contextlib.suppress(Exception):
+                    sock.socket.close()
+        with contextlib.suppress(Exception), trio.move_on_after(timeout):
+            await self._host.disconnect(pid)
+
+    async def close_wedged(self, silence_s: float) -> list[str]:
+        """Close every connection whose peer has not acknowledged data we sent for
+        ``silence_s``; return the peers concerned (once each).
+
+        The kernel knows, per TCP socket, whether bytes await an acknowledgement and how
+        long ago the last one came: a live peer's kernel acknowledges within a round
+        trip however busy its program is, so this tells a dead path (partition, pulled
+        cable, TCP in retransmission backoff after a heal) from a slow peer, with no
+        traffic of its own. Only the wedged connection is closed; a fresh one to the
+        same peer stays.
+        """
+        closed: list[str] = []
+        connections = self._host.get_network().get_connections_map()
+        for pid, conns in list(connections.items()):
+            for conn in list(conns):
+                sockets = _sockets_under(conn)
+                if not any(_unacked_for_s(s) >= silence_s for s in sockets):
+                    continue
+                for sock in sockets:
+                    with contextlib.suppress(Exception):
+                        sock.socket.close()
+                with contextlib.suppress(Exception), trio.move_on_after(STREAM_CLOSE_TIMEOUT_S):
+                    await conn.close()
+                if pid.to_base58() not in closed:
+                    closed.append(pid.to_base58())
+        return closed
 
     def is_connected(self, peer_id: str) -> bool:
         try:
@@ -299,6 +550,13 @@ class P2PHost:
             raise PublishError(f"publish on {topic} failed: {exc}") from exc
 
     async def wait_for_queue_room(self) -> None:
+        """Wait while a peer that is still taking data has a half-full queue.
+
+        A peer whose writes have not completed for PEER_STALL_S (a partition, a dead
+        TCP connection) is left out: one stalled peer must not stop us talking to the
+        others. Its queue fills and py-libp2p drops what does not fit; the directory
+        recovers by anti-entropy, actions by gossip (IWANT) within its cache window.
+        """
         deadline = trio.current_time() + PUBLISH_WAIT_LIMIT_S
         while self._fullest_peer_queue() >= PEER_QUEUE_HIGH_WATER:
             if trio.current_time() > deadline:
@@ -310,9 +568,35 @@ class P2PHost:
         # Let the sender tasks run between publishes even when queues are empty.
         await trio.lowlevel.checkpoint()
 
+    async def flush(self, timeout: float) -> bool:
+        """Wait (bounded) until every queued pubsub RPC has been written; True if so."""
+        with trio.move_on_after(timeout):
+            # No event to wait on: poll the queues, then the writes already taken off them.
+            while self._fullest_peer_queue() or self._pubsub.writes_in_flight:  # noqa: ASYNC110
+                await trio.sleep(0.005)
+            return True
+        return False
+
     def _fullest_peer_queue(self) -> int:
-        queues = list(self._pubsub.peer_queues.values())
-        return max((len(q) for q in queues if not q.closed), default=0)
+        """The longest outgoing queue among peers that are not stalled.
+
+        Stalled: seen at the high-water mark for PEER_STALL_S with no write completing
+        in that time.
+        """
+        now = trio.current_time()
+        last_write = self._pubsub.last_write_at
+        fullest = 0
+        for peer, queue in list(self._pubsub.peer_queues.items()):
+            length = 0 if queue.closed else len(queue)
+            if length < PEER_QUEUE_HIGH_WATER:
+                self._full_since.pop(peer, None)
+            else:
+                full_for = now - self._full_since.setdefault(peer, now)
+                idle_for = now - last_write.get(peer, -math.inf)
+                if min(full_for, idle_for) > PEER_STALL_S:
+                    continue
+            fullest = max(fullest, length)
+        return fullest
 
     async def wait_for_topic_peers(self, topic: str, count: int, timeout: float) -> bool:
         """Wait (bounded) until ``count`` peers subscribe to ``topic``; True if they did."""
@@ -334,6 +618,21 @@ class _GuardedPubsub(Pubsub):
 
     on_garbage: Callable[[str, str], None] = staticmethod(lambda peer, why: None)
 
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.writes_in_flight = 0
+        """RPCs taken off a peer queue whose write has not returned (see P2PHost.flush)."""
+        self.last_write_at: dict[ID, float] = {}
+        """When a write to each peer last completed (trio time): how stalls are seen."""
+
+    async def write_msg(self, stream: INetStream, rpc_msg: rpc_pb2.RPC) -> bool:
+        self.writes_in_flight += 1
+        try:
+            return await super().write_msg(stream, rpc_msg)
+        finally:
+            self.writes_in_flight -= 1
+            self.last_write_at[stream.muxed_conn.peer_id] = trio.current_time()
+
     async def continuously_read_stream(self, stream: INetStream) -> None:
         try:
             await super().continuously_read_stream(stream)
@@ -344,6 +643,21 @@ class _GuardedPubsub(Pubsub):
             with contextlib.suppress(Exception):
                 await stream.reset()
             self._handle_dead_peer(peer)
+
+    def _handle_dead_peer(self, peer_id: ID) -> None:
+        """py-libp2p forgets a peer's subscriptions whenever one of its connections or
+        pubsub streams ends, even when another connection to it is alive (two peers
+        that dial each other at once after a partition heals; a reconnect racing the
+        old connection's teardown). The peer does not announce them again, so it would
+        drop out of every topic for good while staying connected: keep them."""
+        still_connected = self._peer_is_connected(peer_id)
+        topics = [t for t, peers in self.peer_topics.items() if peer_id in peers]
+        super()._handle_dead_peer(peer_id)
+        if still_connected:
+            for topic in topics:
+                self.handle_subscription(
+                    peer_id, rpc_pb2.RPC.SubOpts(subscribe=True, topicid=topic)
+                )
 
     async def push_msg(self, msg_forwarder: ID, msg: rpc_pb2.Message) -> None:
         try:
@@ -375,6 +689,21 @@ class _FrugalGossipSub(GossipSub):
         own = self.pubsub is not None and msg_forwarder == self.pubsub.my_id
         self._idontwant_due = not own and len(pubsub_msg.data) >= IDONTWANT_MIN_BYTES
         await super().publish(msg_forwarder, pubsub_msg)
+
+    def _get_peers_to_send(
+        self, topic_ids: Any, msg_forwarder: ID, origin: ID, msg_id: bytes | None = None
+    ) -> Any:
+        """Our own messages go to every peer subscribed to the topic (go-libp2p's
+        default "flood publish"), not only to the mesh: a mesh that is still forming, or
+        thinned by reconnects and prune backoff, must not swallow what we publish
+        (py-libp2p sends to an empty mesh, i.e. to nobody). Relayed messages use the mesh."""
+        peers = set(super()._get_peers_to_send(topic_ids, msg_forwarder, origin, msg_id))
+        if self.pubsub is not None and origin == self.pubsub.my_id:
+            for topic in topic_ids:
+                peers.update(self.pubsub.peer_topics.get(topic, ()))
+            peers.discard(msg_forwarder)
+            peers.discard(origin)
+        return peers
 
     async def _emit_idontwant_for_message(self, msg_id: bytes, topic_ids: Any) -> None:
         due, self._idontwant_due = self._idontwant_due, False
@@ -413,6 +742,8 @@ async def open_p2p_host(
         degree_high=12,
         heartbeat_initial_delay=0.1,
         heartbeat_interval=max(1, math.ceil(heartbeat_interval)),
+        # A peer that reconnects after a partition may graft again after 10 s, not 60.
+        prune_back_off=10,
         spam_protection_enabled=False,
         max_messages_per_topic_per_second=math.inf,
     )

@@ -20,6 +20,7 @@ from keys.cli import add_key_commands, passphrase_from, run_key_command
 from keys.errors import ConfigError, ControlError, KeyFileError, LocalError, RoomverseError
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
+SET_STATUS_COMMANDS = ("online", "away", "asleep")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -41,6 +42,15 @@ def build_parser() -> argparse.ArgumentParser:
     node.add_argument("--log-format", choices=("text", "json"), default="text")
     node.add_argument("--passphrase-file", type=Path, help="file holding the key passphrase")
     node.add_argument("--no-greet", action="store_true", help="do not wave at new peers")
+    node.add_argument(
+        "--heartbeat", type=float, metavar="SECONDS", help="directory lease renewal (default 15)"
+    )
+    node.add_argument(
+        "--lease", type=float, metavar="SECONDS", help="directory lease length (default 45)"
+    )
+    node.add_argument(
+        "--sync-interval", type=float, metavar="SECONDS", help="anti-entropy period (default 5)"
+    )
 
     act = sub.add_parser("act", help="make the running character act")
     act.add_argument("--data-dir", required=True, type=Path)
@@ -60,6 +70,15 @@ def build_parser() -> argparse.ArgumentParser:
 
     status = sub.add_parser("status", help="show the running node's status")
     status.add_argument("--data-dir", required=True, type=Path)
+
+    directory = sub.add_parser("directory", help="who is online, as the running node sees it")
+    directory.add_argument("--data-dir", required=True, type=Path)
+    directory.add_argument("--search", metavar="TEXT", help="name, description, tag or PeerID")
+    directory.add_argument("--json", action="store_true", help="one JSON document")
+
+    for name in SET_STATUS_COMMANDS:
+        one = sub.add_parser(name, help=f"tell the network this character is {name}")
+        one.add_argument("--data-dir", required=True, type=Path)
     return parser
 
 
@@ -79,6 +98,10 @@ def main(argv: Sequence[str] | None = None) -> int:
             return _act(args)
         if args.command == "status":
             return _status(args)
+        if args.command == "directory":
+            return _directory(args)
+        if args.command in SET_STATUS_COMMANDS:
+            return _set_status(args)
     except ConfigError as exc:
         print(f"roomverse: config error: {exc}", file=sys.stderr)
         return EXIT_USAGE
@@ -125,13 +148,33 @@ def _run_node(args: argparse.Namespace) -> int:
             _libp2p.split_peer_addr(addr)
         except _libp2p.DialError as exc:
             raise ConfigError(f"network.bootstrap[{i}]", str(exc)) from None
-    options = NodeOptions(passphrase=passphrase_from(args.passphrase_file), greet=not args.no_greet)
+    options = NodeOptions(
+        passphrase=passphrase_from(args.passphrase_file),
+        greet=not args.no_greet,
+        directory=_directory_settings(args),
+    )
     events = EventLog(args.log_format)
     try:
         trio.run(run_node, config, events, options)
     except KeyboardInterrupt:
         events.emit("stopped", reason="interrupt")
     return EXIT_OK
+
+
+def _directory_settings(args: argparse.Namespace) -> Any:
+    from node.directory_service import DirectorySettings
+
+    defaults = DirectorySettings()
+    heartbeat = args.heartbeat if args.heartbeat is not None else defaults.heartbeat_s
+    settings = DirectorySettings(
+        heartbeat_s=heartbeat,
+        lease_s=args.lease if args.lease is not None else max(defaults.lease_s, 3 * heartbeat),
+        sync_interval_s=(
+            args.sync_interval if args.sync_interval is not None else defaults.sync_interval_s
+        ),
+    )
+    settings.check()
+    return settings
 
 
 def _act(args: argparse.Namespace) -> int:
@@ -199,6 +242,56 @@ def _status(args: argparse.Namespace) -> int:
     reply = control_request(args.data_dir, {"cmd": "status"})
     reply.pop("ok", None)
     print(json.dumps(reply, indent=2))
+    return EXIT_OK
+
+
+def _directory(args: argparse.Namespace) -> int:
+    from node.control import control_request
+
+    reply = control_request(args.data_dir, {"cmd": "directory", "search": args.search})
+    reply.pop("ok", None)
+    if args.json:
+        print(json.dumps(reply, indent=2))
+        return EXIT_OK
+    print(_directory_table(reply["entries"]))
+    print(
+        f"{len(reply['entries'])} listed · {reply['present']} present of {reply['held']} known"
+        f" · {reply['sync']['ok']} syncs ok · digest {reply['digest']}"
+    )
+    return EXIT_OK
+
+
+def _directory_table(rows: list[dict[str, Any]]) -> str:
+    import time
+
+    now_ms = time.time() * 1000
+    lines = [f"{'NAME':<20} {'STATUS':<8} {'LAST SEEN':>10}  PEER ID / ADDRESSES"]
+    for row in rows:
+        ago = max(0.0, (now_ms - row["last_seen_ms"]) / 1000)
+        name = _printable(row["name"])[:19] + (" *" if row["self"] else "")
+        lines.append(f"{name:<20} {row['status']:<8} {_ago(ago):>10}  {row['peer_id']}")
+        lines.extend(f"{'':<41}{_printable(addr)}" for addr in row["addrs"])
+    return "\n".join(lines)
+
+
+def _ago(seconds: float) -> str:
+    if seconds < 90:
+        return f"{seconds:.0f}s ago"
+    if seconds < 5400:
+        return f"{seconds / 60:.0f}m ago"
+    return f"{seconds / 3600:.0f}h ago"
+
+
+def _printable(text: str) -> str:
+    """Directory text comes from other people: never let it drive the terminal."""
+    return "".join(ch if ch.isprintable() else "\N{REPLACEMENT CHARACTER}" for ch in text)
+
+
+def _set_status(args: argparse.Namespace) -> int:
+    from node.control import control_request
+
+    reply = control_request(args.data_dir, {"cmd": "set_status", "status": args.command})
+    print(json.dumps({"status": reply["status"], "clock": reply["clock"]}))
     return EXIT_OK
 
 

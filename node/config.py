@@ -21,6 +21,11 @@ from keys.errors import ConfigError
 DEFAULT_LISTEN = ("/ip4/0.0.0.0/tcp/0",)
 ENGINE_PRESETS = ("embedded", "ollama", "lmstudio", "koboldcpp", "openai-compatible")
 MAX_TEXT = 2000
+# The directory's name-card bounds (registry_crdt.limits), checked here so that a bad
+# config fails at start with the field named, not when the card is signed.
+MAX_DESCRIPTION = 280
+MAX_TAGS = 16
+MAX_TAG_CHARS = 32
 
 _NAME_RE = re.compile(r"^[^\x00-\x1f\x7f]{1,64}$")
 
@@ -53,6 +58,9 @@ class NetworkSettings:
 class CharacterConfig:
     name: str
     persona: Persona = field(default_factory=Persona)
+    description: str = ""
+    """One line about the character for the directory (at most 280 characters)."""
+    tags: tuple[str, ...] = ()
     engine: EngineSettings = field(default_factory=EngineSettings)
     network: NetworkSettings = field(default_factory=NetworkSettings)
     data_dir: Path | None = None
@@ -87,10 +95,14 @@ def load_config(path: Path, env: Mapping[str, str] | None = None) -> CharacterCo
 
 def parse_config(raw: Any, *, base_dir: Path | None = None) -> CharacterConfig:
     obj = _object(raw, "config")
-    _no_unknown(obj, "", {"name", "persona", "engine", "network", "data_dir"})
+    _no_unknown(
+        obj, "", {"name", "description", "tags", "persona", "engine", "network", "data_dir"}
+    )
     name = _string(obj.get("name"), "name", required=True, limit=64)
     if not _NAME_RE.match(name):
         raise ConfigError("name", "must be 1-64 printable characters")
+    description = _string(obj.get("description"), "description", limit=MAX_DESCRIPTION)
+    tags = _tags(obj.get("tags", []))
     persona = _persona(obj.get("persona", {}))
     engine = _engine(obj.get("engine", {}))
     network = _network(obj.get("network", {}))
@@ -99,7 +111,7 @@ def parse_config(raw: Any, *, base_dir: Path | None = None) -> CharacterConfig:
         data_dir = Path(_string(obj["data_dir"], "data_dir", required=True, limit=4096))
         if not data_dir.is_absolute() and base_dir is not None:
             data_dir = base_dir / data_dir
-    return CharacterConfig(name, persona, engine, network, data_dir)
+    return CharacterConfig(name, persona, description, tags, engine, network, data_dir)
 
 
 def apply_env(config: CharacterConfig, env: Mapping[str, str]) -> CharacterConfig:
@@ -149,6 +161,14 @@ def _persona(raw: Any) -> Persona:
         background=_string(obj.get("background"), "persona.background", limit=MAX_TEXT),
         greeting=_string(obj.get("greeting"), "persona.greeting", limit=500),
         languages=langs,
+    )
+
+
+def _tags(raw: Any) -> tuple[str, ...]:
+    if not isinstance(raw, list) or len(raw) > MAX_TAGS:
+        raise ConfigError("tags", f"must be a list of at most {MAX_TAGS} short words")
+    return tuple(
+        _string(tag, f"tags[{i}]", required=True, limit=MAX_TAG_CHARS) for i, tag in enumerate(raw)
     )
 
 

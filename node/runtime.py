@@ -17,7 +17,7 @@ import signal
 import time
 from collections.abc import AsyncIterator, Mapping
 from contextlib import asynccontextmanager, contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -28,29 +28,36 @@ if TYPE_CHECKING:
     from trio_typing import TaskStatus
 
 from keys import (
+    PROTO_SYNC,
     TOPIC_ACTIONS,
     TOPIC_CONTEXTS,
+    TOPIC_DIRECTORY,
     EnvelopeError,
     Identity,
     ReplayWindow,
     Verified,
     load_or_create_key,
+    peer_id_from_str,
     seal,
     verify,
 )
 from keys.cli import KEY_FILE_NAME
 from keys.errors import ControlError, LocalError, PublishError, RoomverseError
 from node import _libp2p
+from node.anti_entropy import AntiEntropy
 from node.batching import receive_batch
 from node.config import CharacterConfig
 from node.control import serve_control
+from node.directory_service import DirectoryService, DirectorySettings, check_card
 from node.events import EventLog
 from node.gate import EnvelopeGate
 from node.lan_addrs import advertisable_addrs
+from node.liveness import Liveness
 from node.mdns import open_mdns_discovery
 from node.peering import PeerBook, run_dialer
 from node.rejections import RejectionLog
 from node.store import ReplayMark, Store
+from registry_crdt import Delta, DirectoryError, Status, from_body
 
 logger = logging.getLogger(__name__)
 
@@ -59,6 +66,10 @@ PUBLIC_TOPICS = {TOPIC_ACTIONS: "action", TOPIC_CONTEXTS: "context"}
 DB_FILE = "character.db"
 GREETING_WAIT_S = 10.0
 RECEIVE_BATCH = 256
+DIRECTORY_DIAL_TARGET = 16
+"""Peers learned from the directory are dialled only while we have fewer connections."""
+LEAVE_TIMEOUT_S = 3.0
+SET_STATUS = {s.value: s for s in (Status.ONLINE, Status.AWAY, Status.ASLEEP)}
 
 
 class DataDirBusy(LocalError):
@@ -89,6 +100,7 @@ class NodeOptions:
     passphrase: str | None = None
     greet: bool = True
     mdns_interval: float = 2.0
+    directory: DirectorySettings = field(default_factory=DirectorySettings)
 
 
 class CharacterNode:
@@ -100,6 +112,7 @@ class CharacterNode:
         host: _libp2p.P2PHost,
         events: EventLog,
         replay: ReplayWindow,
+        directory_settings: DirectorySettings,
     ) -> None:
         self.config = config
         self.identity = identity
@@ -114,6 +127,19 @@ class CharacterNode:
         self._wake_dialer, self.dialer_wakeups = trio.open_memory_channel[None](1)
         self._publish_lock = trio.Lock()
         self.received = 0
+        self.directory = DirectoryService(
+            identity,
+            config,
+            store,
+            events,
+            self.rejections,
+            settings=directory_settings,
+            gossip=self._gossip_directory,
+            public_addrs=self.public_addrs,
+            on_present=self._directory_peer_present,
+        )
+        self.anti_entropy = AntiEntropy(host, self.directory, self._seal_sync)
+        self.liveness = Liveness(host, self._lost_connection)
 
     # -- outgoing -----------------------------------------------------------------
 
@@ -126,21 +152,34 @@ class CharacterNode:
         topic = TOPIC_ACTIONS if kind == "action" else TOPIC_CONTEXTS
         # One publisher at a time keeps seq order equal to wire order.
         async with self._publish_lock:
-            seq = await self.store.next_seq()
-            ts = now_ms()
-            raw = seal(self.identity, kind=kind, channel=topic, seq=seq, ts_ms=ts, body=body)
-            envelope = verify(raw, channel=topic, now_ms=ts)
-            await self.store.record_sent(envelope, ts)
+            raw = await self.seal(kind, topic, body)
+            envelope = verify(raw, channel=topic, now_ms=now_ms())
+            await self.store.record_sent(envelope, envelope.ts_ms)
             recipients = len(self.host.pubsub_peers(topic))
             await self.host.publish(topic, raw)
         self.events.emit(
             "action_sent",
             kind=kind,
-            seq=seq,
+            seq=envelope.seq,
             recipients=recipients,
             body=_public_body(envelope.body),
         )
         return envelope, recipients
+
+    async def seal(self, kind: str, channel: str, body: Mapping[str, Any]) -> bytes:
+        """Sign ``body`` as our next envelope (every channel shares one seq counter)."""
+        seq = await self.store.next_seq()
+        return seal(self.identity, kind=kind, channel=channel, seq=seq, ts_ms=now_ms(), body=body)
+
+    async def _gossip_directory(self, bodies: list[dict[str, Any]]) -> None:
+        async with self._publish_lock:
+            for body in bodies:
+                await self.host.publish(
+                    TOPIC_DIRECTORY, await self.seal("directory", TOPIC_DIRECTORY, body)
+                )
+
+    async def _seal_sync(self, channel: str, body: Mapping[str, Any]) -> bytes:
+        return await self.seal("directory", channel, body)
 
     # -- incoming -----------------------------------------------------------------
 
@@ -190,12 +229,61 @@ class CharacterNode:
                 body=_public_body(envelope.body),
             )
 
+    async def consume_directory(self, messages: trio.MemoryReceiveChannel[Any]) -> None:
+        """Merge the entries gossiped on the directory topic (not stored as envelopes:
+        the directory snapshot is what persists)."""
+        while True:
+            for msg in await receive_batch(messages, RECEIVE_BATCH):
+                if msg.origin == self.identity.peer_id:
+                    continue
+                try:
+                    envelope = self.gate.admit(TOPIC_DIRECTORY, msg.origin, msg.data)
+                    message = from_body(envelope.body)
+                except (EnvelopeError, DirectoryError) as exc:
+                    self.rejections.reject(msg.origin, TOPIC_DIRECTORY, exc)
+                    continue
+                if isinstance(message, Delta):
+                    self.directory.absorb(message.entries, "gossip", msg.origin)
+                else:
+                    self.rejections.reject(
+                        msg.origin,
+                        TOPIC_DIRECTORY,
+                        DirectoryError(
+                            f"only deltas are gossiped, not a {type(message).__name__}",
+                            reason="not_a_delta",
+                        ),
+                    )
+
+    def _lost_connection(self, peer_id: str, why: str) -> None:
+        """A dead connection was closed: say so, and redial if it was the last one."""
+        self.events.emit("peer_unresponsive", peer_id=peer_id, reason=why)
+        entry = self.directory.directory.get(peer_id_from_str(peer_id))
+        if entry is not None:
+            self._directory_peer_present(peer_id, entry.addrs)
+
+    def _directory_peer_present(self, peer_id: str, addrs: tuple[str, ...]) -> None:
+        if self.host.is_connected(peer_id):
+            return
+        if len(self.host.connected_peers()) >= DIRECTORY_DIAL_TARGET:
+            return
+        transports = []
+        for addr in addrs:
+            try:
+                transport, owner = _libp2p.split_peer_addr(addr)
+            except _libp2p.DialError:
+                continue
+            if owner == peer_id and transport:
+                transports.append(transport)
+        if transports:
+            self.discovered(peer_id, tuple(transports), "directory")
+
     # -- peers ----------------------------------------------------------------------
 
     async def watch_peers(self, nursery: trio.Nursery, greet: bool) -> None:
         async for event in self.host.peer_events:
             if event.kind == "connected":
                 self.events.emit("peer_connected", peer_id=event.peer_id, addr=event.remote_addr)
+                nursery.start_soon(self.anti_entropy.sync_with, event.peer_id)
                 if greet and event.peer_id not in self._greeted:
                     self._greeted.add(event.peer_id)
                     nursery.start_soon(self.greet, event.peer_id)
@@ -242,6 +330,25 @@ class CharacterNode:
             return {"ok": True, "seq": envelope.seq, "ts": envelope.ts_ms, "recipients": recipients}
         if cmd == "status":
             return {"ok": True, **self.status()}
+        if cmd == "directory":
+            search = request.get("search")
+            if search is not None and not isinstance(search, str):
+                return {"ok": False, "error": '"search" must be text'}
+            return {
+                "ok": True,
+                "entries": self.directory.listing(search),
+                **self.directory.summary(),
+            }
+        if cmd == "set_status":
+            status = SET_STATUS.get(str(request.get("status")))
+            if status is None:
+                return {"ok": False, "error": f"status must be one of {', '.join(SET_STATUS)}"}
+            entry = await self.directory.write_own(status)
+            return {
+                "ok": True,
+                "status": status.value,
+                "clock": [entry.clock.wall_ms, entry.clock.counter],
+            }
         return {"ok": False, "error": f"unknown command {cmd!r}"}
 
     def status(self) -> dict[str, Any]:
@@ -251,7 +358,12 @@ class CharacterNode:
             "addrs": self.public_addrs(),
             "peers": sorted(self.host.connected_peers()),
             "topic_peers": {
-                topic: sorted(self.host.pubsub_peers(topic)) for topic in PUBLIC_TOPICS
+                topic: sorted(self.host.pubsub_peers(topic))
+                for topic in (*PUBLIC_TOPICS, TOPIC_DIRECTORY)
+            },
+            "mesh_peers": {
+                topic: sorted(self.host.mesh_peers(topic))
+                for topic in (*PUBLIC_TOPICS, TOPIC_DIRECTORY)
             },
             "received": self.received,
             "drops": {
@@ -260,6 +372,8 @@ class CharacterNode:
                 "publish_timeouts": self.host.drops.publish_timeouts,
             },
             "rejected": dict(self.rejections.by_reason),
+            "outgoing_queues": self.host.outgoing_queues(),
+            "directory": self.directory.summary(),
         }
 
     def public_addrs(self) -> list[str]:
@@ -296,6 +410,7 @@ async def open_character(
         identity, created = load_or_create_key(data_dir / KEY_FILE_NAME, options.passphrase)
         if created:
             events.emit("key_created", peer_id=identity.peer_id_str)
+        check_card(config, identity)
         store = Store(data_dir / DB_FILE)
         try:
             replay = ReplayWindow()
@@ -308,7 +423,13 @@ async def open_character(
             async with _libp2p.open_p2p_host(
                 identity.seed, config.network.listen, on_drop=on_drop
             ) as host:
-                yield CharacterNode(config, identity, store, host, events, replay)
+                node = CharacterNode(
+                    config, identity, store, host, events, replay, options.directory
+                )
+                known = await node.directory.load()
+                if known:
+                    events.emit("directory_restored", entries=known)
+                yield node
         finally:
             store.close()
 
@@ -322,12 +443,34 @@ async def run_node(
 ) -> None:
     """Run one character until cancelled or until SIGINT/SIGTERM."""
     options = options or NodeOptions()
-    async with open_character(config, events, options) as node, trio.open_nursery() as nursery:
+    async with open_character(config, events, options) as node:
+        try:
+            await _run_character(node, config, events, options, task_status)
+        finally:
+            # A clean stop (signal, Ctrl-C) says `left`, so peers need not wait for the
+            # lease; bounded, and shielded from the cancellation that got us here.
+            with trio.CancelScope(shield=True), trio.move_on_after(LEAVE_TIMEOUT_S):
+                await node.directory.leave()
+                await node.host.flush(LEAVE_TIMEOUT_S)
+    events.emit("stopped", peer_id=node.identity.peer_id_str)
+
+
+async def _run_character(
+    node: CharacterNode,
+    config: CharacterConfig,
+    events: EventLog,
+    options: NodeOptions,
+    task_status: TaskStatus[CharacterNode],
+) -> None:
+    async with trio.open_nursery() as nursery:
         nursery.start_soon(_stop_on_signals, nursery.cancel_scope, events)
         for topic in PUBLIC_TOPICS:
             node.host.set_validator(topic, node.validator(topic))
             messages = await node.host.subscribe(topic)
             nursery.start_soon(node.consume, topic, messages)
+        node.host.set_validator(TOPIC_DIRECTORY, node.validator(TOPIC_DIRECTORY))
+        nursery.start_soon(node.consume_directory, await node.host.subscribe(TOPIC_DIRECTORY))
+        node.host.set_stream_handler(PROTO_SYNC, node.anti_entropy.serve)
         nursery.start_soon(node.watch_peers, nursery, options.greet)
         await nursery.start(serve_control, config.resolved_data_dir(), node.handle_control)
         for addr in config.network.bootstrap:
@@ -344,6 +487,9 @@ async def run_node(
         )
         if config.network.mdns:
             await nursery.start(_run_mdns, node, options.mdns_interval)
+        await nursery.start(node.directory.run)
+        nursery.start_soon(node.anti_entropy.run_periodically, nursery)
+        nursery.start_soon(node.liveness.run, nursery)
         events.emit(
             "ready",
             peer_id=node.identity.peer_id_str,
@@ -353,7 +499,6 @@ async def run_node(
             data_dir=str(config.resolved_data_dir()),
         )
         task_status.started(node)
-    events.emit("stopped", peer_id=node.identity.peer_id_str)
 
 
 async def _run_mdns(

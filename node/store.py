@@ -1,4 +1,5 @@
-"""The character's SQLite database: sequence counter, replay marks, received actions.
+"""The character's SQLite database: sequence counter, replay marks, received actions,
+the last directory snapshot.
 
 Schema changes go through :data:`MIGRATIONS` (``PRAGMA user_version`` is the version).
 Only :class:`keys.Verified` envelopes are ever stored.
@@ -44,6 +45,14 @@ MIGRATIONS: tuple[str, ...] = (
         UNIQUE (sender, seq)
     );
     CREATE INDEX envelopes_by_kind ON envelopes (kind, id);
+    """,
+    # 2: the directory (registry_crdt snapshot, replaced whole on every save)
+    """
+    CREATE TABLE directory_snapshot (
+        id INTEGER PRIMARY KEY CHECK (id = 1),
+        data BLOB NOT NULL,
+        saved_ms INTEGER NOT NULL
+    );
     """,
 )
 
@@ -176,6 +185,25 @@ class Store:
                 StoredEnvelope(i, d, bytes(s), q, k, c, t, msgpack.unpackb(b, raw=False))
                 for i, d, s, q, k, c, t, b in rows
             ]
+
+        return await self._db.call(read)
+
+    # -- directory ----------------------------------------------------------------
+
+    async def save_directory(self, snapshot: bytes, now_ms: int) -> None:
+        def write(conn: sqlite3.Connection) -> None:
+            conn.execute(
+                "INSERT INTO directory_snapshot (id, data, saved_ms) VALUES (1, ?, ?) "
+                "ON CONFLICT (id) DO UPDATE SET data = excluded.data, saved_ms = excluded.saved_ms",
+                (snapshot, now_ms),
+            )
+
+        await self._db.call(write)
+
+    async def load_directory(self) -> bytes | None:
+        def read(conn: sqlite3.Connection) -> bytes | None:
+            row = conn.execute("SELECT data FROM directory_snapshot WHERE id = 1").fetchone()
+            return None if row is None else bytes(row[0])
 
         return await self._db.call(read)
 

@@ -59,10 +59,14 @@ class Outcome(StrEnum):
 
 @dataclass(frozen=True, slots=True)
 class ApplyResult:
-    """The outcome, and whether the replica changed (an equivocation may go either way)."""
+    """The outcome, and whether the replica changed (an equivocation may go either way).
+
+    :meth:`Directory.receive` also returns the entry it decoded (None for a duplicate).
+    """
 
     outcome: Outcome
     changed: bool
+    entry: Entry | None = None
 
 
 class Directory:
@@ -147,7 +151,9 @@ class Directory:
         known = type(raw) is bytes and len(raw) <= MAX_ENTRY_BYTES
         if known and hashlib.sha256(raw).digest() in self._held:
             return ApplyResult(Outcome.DUPLICATE, False)
-        return self.apply(verify_entry(raw, now_ms), now_ms)
+        entry = verify_entry(raw, now_ms)
+        result = self.apply(entry, now_ms)
+        return ApplyResult(result.outcome, result.changed, entry)
 
     def merge(self, other: Directory) -> int:
         """Join ``other`` into this replica (no time checks); return how many peers changed."""

@@ -13,6 +13,8 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
+from node.control import control_request
+
 Event = dict[str, Any]
 Predicate = Callable[[Event], bool]
 
@@ -152,6 +154,7 @@ class NodeProcess(JsonLinesProcess):
         if not mdns:
             args.append("--no-mdns")
         super().__init__(roomverse_argv(*args), prefix=prefix, name=data_dir.name)
+        self.character = character
         self.data_dir = data_dir
         self.ready: Event = {}
 
@@ -173,6 +176,41 @@ class NodeProcess(JsonLinesProcess):
 
     def status(self) -> dict[str, Any]:
         return dict(json.loads(run_cli("status", "--data-dir", str(self.data_dir))))
+
+    def control(self, request: dict[str, Any]) -> dict[str, Any]:
+        """Ask the node over its control socket directly (no CLI process: fast enough to
+        take near-simultaneous readings of many nodes)."""
+        return control_request(self.data_dir, request)
+
+    def directory(self, search: str | None = None) -> dict[str, Any]:
+        return self.control({"cmd": "directory", "search": search})
+
+    def presence(self) -> dict[str, str]:
+        """PeerID → status (online, away, asleep, offline, left) as this node sees it."""
+        return {row["peer_id"]: row["status"] for row in self.directory()["entries"]}
+
+    def wait_directory(
+        self, check: Callable[[dict[str, str]], bool], timeout: float, what: str
+    ) -> float:
+        """Poll :meth:`presence` until ``check`` holds; return the seconds it took."""
+        start = time.monotonic()
+        while True:
+            seen = self.presence()
+            if check(seen):
+                return time.monotonic() - start
+            if time.monotonic() - start > timeout:
+                raise AssertionError(f"{self.name}: {what} not within {timeout}s; saw {seen}")
+            time.sleep(POLL_INTERVAL_S)
+
+    def wait_directory_summary(
+        self, check: Callable[[dict[str, Any]], bool], timeout: float, what: str
+    ) -> None:
+        """Poll the ``directory`` reply (counts, digest, own clock) until ``check`` holds."""
+        deadline = time.monotonic() + timeout
+        while not check(reply := self.directory()):
+            if time.monotonic() > deadline:
+                raise AssertionError(f"{self.name}: {what} not within {timeout}s; saw {reply}")
+            time.sleep(POLL_INTERVAL_S)
 
     def wait_topic_peers(self, peer_ids: Sequence[str], timeout: float = 20.0) -> None:
         """Wait until all ``peer_ids`` listen on the actions topic, as this node sees it."""

@@ -22,7 +22,10 @@ that echoes the command's ``id``:
 * ``{"id": 4, "cmd": "write_frame", "peer_id": ..., "frame_b64": "..."}`` writes one
   length-prefixed frame of any bytes on our pubsub stream to the peer, as if it were an
   RPC → ``{"id": 4, "event": "written", "size": N}``
-* ``{"id": 5, "cmd": "quit"}`` → ``{"id": 5, "event": "bye"}``, then exits.
+* ``{"id": 5, "cmd": "sync_stream", "peer_id": ..., "data_b64": "..."}`` opens
+  ``/roomverse/sync/1.0.0`` to the peer, writes the bytes, and reads whatever comes back
+  until the peer closes or resets the stream → ``{"id": 5, "event": "synced", "read": N}``
+* ``{"id": 6, "cmd": "quit"}`` → ``{"id": 5, "event": "bye"}``, then exits.
 
 A command that fails answers ``{"id": ..., "event": "error", "error": "..."}`` and the
 process keeps reading. End of stdin also exits.
@@ -43,8 +46,9 @@ from libp2p.pubsub.pb import rpc_pb2
 from libp2p.pubsub.validators import PUBSUB_SIGNING_PREFIX
 from libp2p.utils.varint import encode_uvarint
 
-from keys import TOPIC_ACTIONS
+from keys import PROTO_SYNC, TOPIC_ACTIONS
 from node._libp2p import P2PHost, open_p2p_host, split_peer_addr
+from node.frames import StreamFailed
 
 DIAL_TIMEOUT_S = 10.0
 MESH_TIMEOUT_S = 10.0
@@ -128,6 +132,22 @@ async def write_frame(host: P2PHost, peer_id: str, frame: bytes) -> None:
         await stream.write(encode_uvarint(len(frame)) + frame)
 
 
+async def sync_stream(host: P2PHost, peer_id: str, data: bytes) -> int:
+    """Write ``data`` on a sync stream to ``peer_id``; count what comes back until it ends."""
+    stream = await host.open_stream(peer_id, PROTO_SYNC, timeout=WRITE_TIMEOUT_S)
+    read = 0
+    try:
+        with trio.fail_after(WRITE_TIMEOUT_S):
+            await stream.send_all(data)
+            while chunk := await stream.receive_some(65536):
+                read += len(chunk)
+    except StreamFailed:
+        pass  # a reset is one way for the node to say no
+    finally:
+        await stream.aclose()
+    return read
+
+
 async def handle(host: P2PHost, request: dict[str, Any]) -> bool:
     """Run one command and print its answer; False once asked to quit."""
     ident = request.get("id")
@@ -156,6 +176,11 @@ async def handle(host: P2PHost, request: dict[str, Any]) -> bool:
         frame = base64.b64decode(str(request["frame_b64"]), validate=True)
         await write_frame(host, str(request["peer_id"]), frame)
         emit("written", id=ident, size=len(frame))
+        return True
+    if cmd == "sync_stream":
+        data = base64.b64decode(str(request["data_b64"]), validate=True)
+        read = await sync_stream(host, str(request["peer_id"]), data)
+        emit("synced", id=ident, read=read)
         return True
     if cmd == "quit":
         emit("bye", id=ident)

@@ -46,6 +46,10 @@ def test_defaults() -> None:
         ({"name": "A", "network": {"listen": []}}, "network.listen"),
         ({"name": "A", "network": {"bootstrap": ["tcp/1"]}}, "network.bootstrap[0]"),
         ({"name": "A", "network": {"mdns": "yes"}}, "network.mdns"),
+        ({"name": "A", "description": "x" * 281}, "description"),
+        ({"name": "A", "tags": "tea"}, "tags"),
+        ({"name": "A", "tags": ["t"] * 17}, "tags"),
+        ({"name": "A", "tags": ["ok", ""]}, "tags[1]"),
     ],
 )
 def test_invalid_config_names_the_field(raw: object, field: str) -> None:
@@ -112,3 +116,13 @@ def test_cli_reports_config_errors_with_exit_2(
 def test_cli_missing_config_file(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["node", "--character", str(tmp_path / "nope.json")]) == 2
     assert "file not found" in capsys.readouterr().err
+
+
+def test_a_card_the_directory_would_refuse_fails_at_start(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    path = tmp_path / "bad.json"
+    path.write_text(json.dumps({"name": "A", "tags": ["same", "same"]}))
+    code = main(["node", "--character", str(path), "--data-dir", str(tmp_path / "d"), "--no-mdns"])
+    assert code == 2
+    assert "cannot make the directory card" in capsys.readouterr().err

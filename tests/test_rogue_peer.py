@@ -35,6 +35,7 @@ from typing import Any
 import pytest
 
 from keys import (
+    PROTO_SYNC,
     TOPIC_ACTIONS,
     BadSignature,
     Identity,
@@ -50,6 +51,7 @@ from keys import (
     verify,
 )
 from keys.errors import EnvelopeError
+from node.frames import END_OF_MESSAGE, frame
 from tests.procs import (
     POLL_INTERVAL_S,
     Event,
@@ -471,3 +473,51 @@ def test_malformed_pubsub_rpc_does_not_kill_the_node(tmp_path: Path, frame: byte
                 raise NodeDied(f"A exited with {a.proc.returncode}: {tail}") from None
             raise
         assert a.proc.poll() is None
+
+
+# -- the sync protocol: garbage on /roomverse/sync/1.0.0 ------------------------------
+
+
+def test_garbage_on_the_sync_protocol_is_refused_and_the_node_goes_on(tmp_path: Path) -> None:
+    rogue_key = Identity.generate()
+    with ExitStack() as stack:
+        node = start_node(stack, write_character(tmp_path, "Ann"), tmp_path / "data-ann")
+        rogue = Rogue(write_seed(tmp_path / "rogue.seed", rogue_key))
+        stack.callback(rogue.close)
+        rogue.dial(node.addrs[0])
+        before = node.directory()
+        garbage = {
+            "frame_too_large": (10**7).to_bytes(4, "big") + b"x" * 64,
+            "malformed": frame(b"\x81\xa1v\x01") + END_OF_MESSAGE,
+            "sync_protocol": END_OF_MESSAGE,
+            "bad_signature": frame(forge_signature(summary_envelope(rogue_key))) + END_OF_MESSAGE,
+        }
+        for reason, data in garbage.items():
+            rogue.command(
+                "sync_stream", peer_id=node.peer_id, data_b64=base64.b64encode(data).decode()
+            )
+            node.wait_directory_summary(
+                lambda s, r=reason: s["sync"]["failed_by_reason"].get(r) == 1, STEP_S, reason
+            )
+        after = node.directory()
+        assert [row["peer_id"] for row in after["entries"]] == [node.peer_id]
+        assert after["held"] == before["held"] == 1
+        # Refused input is logged as `rejected` (a frame over the cap ends the stream
+        # before anything is decoded, so it is counted, not logged as an envelope).
+        assert rejected_from(node, rogue.peer_id).keys() >= {
+            "malformed",
+            "sync_protocol",
+            "bad_signature",
+        }
+        assert node.stop() == 0
+
+
+def summary_envelope(identity: Identity) -> bytes:
+    return seal(
+        identity,
+        kind="directory",
+        channel=PROTO_SYNC,
+        seq=1,
+        ts_ms=now_ms(),
+        body={"type": "summary", "bits": 0, "hashes": bytes(8)},
+    )
