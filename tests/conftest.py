@@ -7,6 +7,7 @@ from collections.abc import Iterator
 import pytest
 
 from keys import register_body_validator
+from tests.procs import NodeProcess
 
 
 @pytest.fixture(scope="module")
@@ -16,3 +17,12 @@ def free_form_directory_bodies() -> Iterator[None]:
     previous = register_body_validator("directory", lambda body: None)
     yield
     register_body_validator("directory", previous)
+
+
+@pytest.fixture
+def nodes() -> Iterator[list[NodeProcess]]:
+    """Node processes a test starts (see ``tests.procs.start_character``); stopped after."""
+    started: list[NodeProcess] = []
+    yield started
+    for node in started:
+        node.stop()

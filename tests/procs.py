@@ -244,3 +244,14 @@ def write_character(directory: Path, name: str, **network: Any) -> Path:
         config["network"] = network
     path.write_text(json.dumps(config))
     return path
+
+
+def start_character(
+    tmp_path: Path, started: list[NodeProcess], name: str, **kw: Any
+) -> NodeProcess:
+    """Write a character file, start its node in ``tmp_path/data-<name>``, wait until
+    ready; ``started`` collects it for the ``nodes`` fixture to stop."""
+    node = NodeProcess(write_character(tmp_path, name), tmp_path / f"data-{name.lower()}", **kw)
+    started.append(node)
+    node.wait_ready()
+    return node

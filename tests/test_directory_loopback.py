@@ -6,37 +6,15 @@ Heartbeat 1 s, lease 3 s, sync every second, so lease behaviour shows in seconds
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
 from keys.errors import ControlError
-from tests.procs import NodeProcess, run_cli, write_character
+from tests.procs import NodeProcess, run_cli, start_character
 
 FAST = ("--heartbeat", "1", "--lease", "3", "--sync-interval", "1")
 LEASE_S, HEARTBEAT_S = 3.0, 1.0
-
-
-@pytest.fixture
-def nodes() -> Iterator[list[NodeProcess]]:
-    started: list[NodeProcess] = []
-    yield started
-    for node in started:
-        node.stop()
-
-
-def start(tmp_path: Path, started: list[NodeProcess], name: str, **kw: object) -> NodeProcess:
-    character = write_character(tmp_path, name)
-    node = NodeProcess(
-        character,
-        tmp_path / f"data-{name.lower()}",
-        extra=FAST,
-        **kw,  # type: ignore[arg-type]
-    )
-    started.append(node)
-    node.wait_ready()
-    return node
 
 
 def all_present(*peers: NodeProcess, status: str = "online") -> object:
@@ -45,9 +23,9 @@ def all_present(*peers: NodeProcess, status: str = "online") -> object:
 
 
 def test_directory_lifecycle_on_three_nodes(tmp_path: Path, nodes: list[NodeProcess]) -> None:
-    a = start(tmp_path, nodes, "Ann")
-    b = start(tmp_path, nodes, "Ben", bootstrap=a.addrs)
-    c = start(tmp_path, nodes, "Cat", bootstrap=a.addrs)
+    a = start_character(tmp_path, nodes, "Ann", extra=FAST)
+    b = start_character(tmp_path, nodes, "Ben", bootstrap=a.addrs, extra=FAST)
+    c = start_character(tmp_path, nodes, "Cat", bootstrap=a.addrs, extra=FAST)
     everyone = (a, b, c)
     for node in everyone:
         node.wait_directory(all_present(*everyone), 20, "everyone online")  # type: ignore[arg-type]
@@ -111,7 +89,7 @@ def test_directory_lifecycle_on_three_nodes(tmp_path: Path, nodes: list[NodeProc
 
 
 def test_status_commands_refuse_bad_input(tmp_path: Path, nodes: list[NodeProcess]) -> None:
-    a = start(tmp_path, nodes, "Ann")
+    a = start_character(tmp_path, nodes, "Ann", extra=FAST)
     with pytest.raises(ControlError, match="status must be one of online, away, asleep"):
         a.control({"cmd": "set_status", "status": "left"})
     with pytest.raises(ControlError, match="search"):

@@ -5,30 +5,11 @@ from __future__ import annotations
 import itertools
 import sqlite3
 from collections import Counter
-from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
-import pytest
-
 from node.control import control_request
-from tests.procs import NodeProcess, write_character
-
-
-@pytest.fixture
-def nodes(tmp_path: Path) -> Iterator[list[NodeProcess]]:
-    started: list[NodeProcess] = []
-    yield started
-    for node in started:
-        node.stop()
-
-
-def start(tmp_path: Path, started: list[NodeProcess], name: str, **kw: object) -> NodeProcess:
-    character = write_character(tmp_path, name)
-    node = NodeProcess(character, tmp_path / f"data-{name.lower()}", **kw)  # type: ignore[arg-type]
-    started.append(node)
-    node.wait_ready()
-    return node
+from tests.procs import NodeProcess, start_character
 
 
 def speeches(node: NodeProcess) -> list[tuple[str, str]]:
@@ -42,9 +23,9 @@ def speeches(node: NodeProcess) -> list[tuple[str, str]]:
 def test_three_nodes_each_see_every_action_exactly_once(
     tmp_path: Path, nodes: list[NodeProcess]
 ) -> None:
-    a = start(tmp_path, nodes, "Ann")
-    b = start(tmp_path, nodes, "Ben", bootstrap=a.addrs)
-    c = start(tmp_path, nodes, "Cat", bootstrap=a.addrs)
+    a = start_character(tmp_path, nodes, "Ann")
+    b = start_character(tmp_path, nodes, "Ben", bootstrap=a.addrs)
+    c = start_character(tmp_path, nodes, "Cat", bootstrap=a.addrs)
     everyone = [a, b, c]
     # Each node greets its neighbours; wait for greetings so the mesh is known to work.
     for node in everyone:
@@ -102,10 +83,10 @@ def publish_many(node: NodeProcess, texts: list[str]) -> None:
 def test_burst_across_a_four_node_line_loses_nothing(
     tmp_path: Path, nodes: list[NodeProcess]
 ) -> None:
-    a = start(tmp_path, nodes, "A1", extra=["--no-greet"])
-    b = start(tmp_path, nodes, "B2", bootstrap=a.addrs, extra=["--no-greet"])
-    c = start(tmp_path, nodes, "C3", bootstrap=b.addrs, extra=["--no-greet"])
-    d = start(tmp_path, nodes, "D4", bootstrap=c.addrs, extra=["--no-greet"])
+    a = start_character(tmp_path, nodes, "A1", extra=["--no-greet"])
+    b = start_character(tmp_path, nodes, "B2", bootstrap=a.addrs, extra=["--no-greet"])
+    c = start_character(tmp_path, nodes, "C3", bootstrap=b.addrs, extra=["--no-greet"])
+    d = start_character(tmp_path, nodes, "D4", bootstrap=c.addrs, extra=["--no-greet"])
     line = [a, b, c, d]
     for left, right in itertools.pairwise(line):
         right.wait_topic_peers([left.peer_id])
@@ -141,8 +122,8 @@ def test_burst_across_a_four_node_line_loses_nothing(
 def test_kill_9_then_restart_keeps_identity_sequence_and_database(
     tmp_path: Path, nodes: list[NodeProcess]
 ) -> None:
-    a = start(tmp_path, nodes, "Steady", extra=["--no-greet"])
-    victim = start(tmp_path, nodes, "Victim", bootstrap=a.addrs, extra=["--no-greet"])
+    a = start_character(tmp_path, nodes, "Steady", extra=["--no-greet"])
+    victim = start_character(tmp_path, nodes, "Victim", bootstrap=a.addrs, extra=["--no-greet"])
     victim.wait_topic_peers([a.peer_id])
     victim.act("speak", "first")
     a.wait_for(lambda e: e.get("body", {}).get("text") == "first", 20, "first speech")
@@ -162,7 +143,7 @@ def test_kill_9_then_restart_keeps_identity_sequence_and_database(
     with sqlite3.connect(db) as conn:
         assert conn.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
 
-    again = start(tmp_path, nodes, "Victim", bootstrap=a.addrs, extra=["--no-greet"])
+    again = start_character(tmp_path, nodes, "Victim", bootstrap=a.addrs, extra=["--no-greet"])
     assert again.peer_id == peer_id
     again.wait_topic_peers([a.peer_id])
     again.act("speak", "after restart")
