@@ -1,7 +1,7 @@
 """Directory convergence benchmark: real nodes in network namespaces (needs root).
 
-    python3 bench/directory.py [--nodes 10] [--heartbeat 2] [--lease 6] [--sync-interval 1]
-                               [--partition-seconds 20] [--heals 3] [--sim]
+    python3 bench/directory.py [--nodes 10] [--heartbeat 5] [--lease 15] [--sync-interval 1]
+                               [--partition-seconds 30] [--heals 3] [--sim]
 
 Real ``roomverse node`` processes, one per namespace of a :class:`tests.netns.LanParty`,
 mDNS off: every node bootstraps to the first and finds the rest through the directory
@@ -268,10 +268,10 @@ def _terminate(signum: int, frame: FrameType | None) -> None:
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
     parser.add_argument("--nodes", type=int, default=10)
-    parser.add_argument("--heartbeat", type=float, default=2.0, metavar="SECONDS")
-    parser.add_argument("--lease", type=float, default=6.0, metavar="SECONDS")
+    parser.add_argument("--heartbeat", type=float, default=5.0, metavar="SECONDS")
+    parser.add_argument("--lease", type=float, default=15.0, metavar="SECONDS")
     parser.add_argument("--sync-interval", type=float, default=1.0, metavar="SECONDS")
-    parser.add_argument("--partition-seconds", type=float, default=20.0)
+    parser.add_argument("--partition-seconds", type=float, default=30.0)
     parser.add_argument("--heals", type=int, default=3)
     parser.add_argument("--join-timeout", type=float, default=30.0)
     parser.add_argument(

@@ -115,6 +115,7 @@ class _Seen:
 
 Gossip = Callable[[list[dict[str, Any]]], Awaitable[None]]
 OnPresent = Callable[[str, tuple[str, ...]], None]
+OnChanged = Callable[[Sequence[Entry], str], None]
 
 
 def now_ms() -> int:
@@ -134,6 +135,7 @@ class DirectoryService:
         gossip: Gossip,
         public_addrs: Callable[[], list[str]],
         on_present: OnPresent = lambda peer, addrs: None,
+        on_changed: OnChanged = lambda entries, via: None,
         clock_ms: Callable[[], int] = now_ms,
     ) -> None:
         self.identity = identity
@@ -145,6 +147,7 @@ class DirectoryService:
         self._gossip = gossip
         self._public_addrs = public_addrs
         self._on_present = on_present
+        self._on_changed = on_changed
         self.clock_ms = clock_ms
         self.directory = Directory()
         self.status = Status.ONLINE
@@ -257,6 +260,7 @@ class DirectoryService:
                 self._rewrite.set()
         self._dirty.set()
         self._report_changes(entries, via)
+        self._on_changed(entries, via)
 
     def _report_changes(self, entries: Sequence[Entry], via: str) -> None:
         now = self.clock_ms()

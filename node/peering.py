@@ -82,8 +82,9 @@ class PeerBook:
     def dial_started(self, peer: WantedPeer) -> None:
         peer.dialing = True
 
-    def dial_succeeded(self, peer: WantedPeer) -> None:
+    def dial_succeeded(self, peer: WantedPeer, now: float) -> None:
         peer.dialing = False
+        self.path_is_back(peer.peer_id, now)
         peer.failures = 0
 
     def dial_failed(self, peer: WantedPeer, now: float, jitter: float) -> bool:
@@ -101,6 +102,19 @@ class PeerBook:
         peer = self.peers.get(peer_id)
         if peer is not None and not peer.dialing:
             peer.due_at = max(now + BACKOFF_BASE_S, peer.due_at)
+
+    def path_is_back(self, peer_id: str, now: float) -> bool:
+        """A connection to ``peer_id`` came up after its dials had failed: the path (a
+        partition, a cable, Wi-Fi) is likely back for the others too, so retry every
+        peer in backoff now. Returns whether it did."""
+        peer = self.peers.get(peer_id)
+        if peer is None or peer.failures == 0:
+            return False
+        for other in self.peers.values():
+            if other.failures and not other.dialing:
+                other.failures = 0
+                other.due_at = min(other.due_at, now)
+        return True
 
     def next_due(self) -> float | None:
         times = [p.due_at for p in self.peers.values() if not p.dialing]
@@ -134,7 +148,7 @@ async def run_dialer(
                 kept = book.dial_failed(peer, trio.current_time(), rng.random())
                 on_failure(peer.peer_id, f"{exc}{'' if kept else ' (giving up)'}")
             else:
-                book.dial_succeeded(peer)
+                book.dial_succeeded(peer, trio.current_time())
 
     async with trio.open_nursery() as nursery:
         while True:

@@ -51,6 +51,7 @@ from node.control import serve_control
 from node.directory_service import DirectoryService, DirectorySettings, check_card
 from node.events import EventLog
 from node.gate import EnvelopeGate
+from node.gossip_health import GossipHealth
 from node.lan_addrs import advertisable_addrs
 from node.liveness import Liveness
 from node.mdns import open_mdns_discovery
@@ -137,7 +138,11 @@ class CharacterNode:
             gossip=self._gossip_directory,
             public_addrs=self.public_addrs,
             on_present=self._directory_peer_present,
+            on_changed=lambda entries, via: self.gossip_health.entries_arrived(
+                entries, via, now_ms()
+            ),
         )
+        self.gossip_health = GossipHealth(identity.peer_id_str, self._reset_gossip_link)
         self.anti_entropy = AntiEntropy(host, self.directory, self._seal_sync)
         self.liveness = Liveness(host, self._lost_connection)
 
@@ -254,6 +259,10 @@ class CharacterNode:
                         ),
                     )
 
+    async def _reset_gossip_link(self, peer_id: str) -> None:
+        await self.host.disconnect(peer_id)
+        self._lost_connection(peer_id, "gossip_not_arriving")
+
     def _lost_connection(self, peer_id: str, why: str) -> None:
         """A dead connection was closed: say so, and redial if it was the last one."""
         self.events.emit("peer_unresponsive", peer_id=peer_id, reason=why)
@@ -283,6 +292,9 @@ class CharacterNode:
         async for event in self.host.peer_events:
             if event.kind == "connected":
                 self.events.emit("peer_connected", peer_id=event.peer_id, addr=event.remote_addr)
+                self.gossip_health.connected(event.peer_id, now_ms())
+                if self.book.path_is_back(event.peer_id, trio.current_time()):
+                    self._wake_dialer_now()
                 nursery.start_soon(self.anti_entropy.sync_with, event.peer_id)
                 if greet and event.peer_id not in self._greeted:
                     self._greeted.add(event.peer_id)
@@ -290,6 +302,7 @@ class CharacterNode:
             else:
                 if not self.host.is_connected(event.peer_id):
                     self.events.emit("peer_disconnected", peer_id=event.peer_id)
+                    self.gossip_health.disconnected(event.peer_id)
                     self.book.disconnected(event.peer_id, trio.current_time())
 
     async def greet(self, peer_id: str) -> None:
@@ -306,8 +319,11 @@ class CharacterNode:
     def discovered(self, peer_id: str, addrs: tuple[str, ...], source: str) -> None:
         if self.book.want(peer_id, addrs, source, trio.current_time(), permanent=False):
             self.events.emit("peer_discovered", peer_id=peer_id, addrs=list(addrs), via=source)
-            with contextlib.suppress(trio.WouldBlock):
-                self._wake_dialer.send_nowait(None)  # one pending wake-up is enough
+            self._wake_dialer_now()
+
+    def _wake_dialer_now(self) -> None:
+        with contextlib.suppress(trio.WouldBlock):
+            self._wake_dialer.send_nowait(None)  # one pending wake-up is enough
 
     async def dial(self, peer_id: str, addrs: tuple[str, ...]) -> str:
         return await self.host.dial_peer(peer_id, addrs)
@@ -373,6 +389,7 @@ class CharacterNode:
             },
             "rejected": dict(self.rejections.by_reason),
             "outgoing_queues": self.host.outgoing_queues(),
+            "gossip_link_resets": self.gossip_health.resets,
             "directory": self.directory.summary(),
         }
 
@@ -490,6 +507,7 @@ async def _run_character(
         await nursery.start(node.directory.run)
         nursery.start_soon(node.anti_entropy.run_periodically, nursery)
         nursery.start_soon(node.liveness.run, nursery)
+        nursery.start_soon(node.gossip_health.run)
         events.emit(
             "ready",
             peer_id=node.identity.peer_id_str,

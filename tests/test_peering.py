@@ -72,7 +72,23 @@ def test_disconnect_schedules_a_reconnect() -> None:
     book.want("p", ["/a"], "bootstrap", 0.0, permanent=True)
     (peer,) = book.due(0.0, never)
     book.dial_started(peer)
-    book.dial_succeeded(peer)
+    book.dial_succeeded(peer, 0.0)
     book.disconnected("p", 10.0)
     assert book.due(10.0, never) == []
     assert book.due(11.0, never) == [peer]
+
+
+def test_a_path_coming_back_retries_every_peer_in_backoff_at_once() -> None:
+    book = PeerBook("me")
+    for name in ("a", "b", "c"):
+        book.want(name, [f"/{name}"], "directory", 0.0, permanent=False)
+    peers = {p.peer_id: p for p in book.due(0.0, never)}
+    for peer in peers.values():
+        book.dial_started(peer)
+        for _ in range(4):
+            book.dial_failed(peer, 0.0, 0.0)
+    assert book.due(1.0, never) == []  # all backing off (4 failures: 4 s and more)
+    book.dial_started(peers["a"])
+    book.dial_succeeded(peers["a"], 1.0)  # the partition healed
+    assert {p.peer_id for p in book.due(1.0, lambda peer: peer == "a")} == {"b", "c"}
+    assert not book.path_is_back("a", 1.0)  # nothing failing any more: nothing to do
