@@ -180,7 +180,7 @@ class NodeProcess(JsonLinesProcess):
     def control(self, request: dict[str, Any]) -> dict[str, Any]:
         """Ask the node over its control socket directly (no CLI process: fast enough to
         take near-simultaneous readings of many nodes)."""
-        return control_request(self.data_dir, request)
+        return dict(control_request(self.data_dir, request))
 
     def directory(self, search: str | None = None) -> dict[str, Any]:
         return self.control({"cmd": "directory", "search": search})

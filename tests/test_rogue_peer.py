@@ -16,7 +16,7 @@ Then B's honest speech still reaches A, A is still running, ``roomverse status``
 each reason, and A's database holds exactly one envelope from the rogue (the accepted one).
 
 Below the envelope, a malformed pubsub RPC (unparsable, or with an undecodable signing
-key) made py-libp2p 0.8.1 end ``trio.run``; ``node/_libp2p.py`` guards it, and
+key) made py-libp2p 0.8.1 end ``trio.run``; ``node/_libp2p/routers.py`` guards it, and
 :func:`test_malformed_pubsub_rpc_does_not_kill_the_node` keeps it that way.
 """
 

@@ -1,25 +1,4 @@
-"""The one module that imports py-libp2p.
-
-Everything else in RoomVerse talks to the network through :class:`P2PHost`, whose
-surface is plain Python types (strings for multiaddrs and peer ids, bytes for payloads),
-so py-libp2p's quirks stay here and the rest of the code stays testable.
-
-py-libp2p 0.8.1 drops messages silently with its defaults (see shared/FIELD-NOTES.md);
-what this module does about each:
-
-* the gossipsub spam cap (10 msg/s per topic per forwarding peer, own publishes
-  included) is switched off: our own envelope checks and rate limits are the defence;
-* the heartbeat defaults to 120 s; we run it every second so meshes repair quickly;
-* ``publish()`` never waits and the per-peer outgoing queues hold 32 RPCs: before each
-  publish we wait while any peer queue is at least half full (backpressure);
-* the gossipsub message id is (author, seqno) and the seqno counter restarts from the
-  wall clock in seconds, so a restarted node repeats ids: we seed it in nanoseconds;
-* every message triggers an IDONTWANT to each meshsub/1.2 peer: we keep 1.2 but send
-  them only for relayed messages of at least 1 KiB, as go-libp2p does;
-* the subscription channel holds 32 messages and ``send_nowait`` drops when it is
-  full: each subscription gets a task that only moves messages into our own large
-  buffer, and py-libp2p's "fail to deliver" warnings are counted, never ignored.
-"""
+"""The running host: :class:`P2PHost` and :func:`open_p2p_host`."""
 
 from __future__ import annotations
 
@@ -27,12 +6,10 @@ import contextlib
 import logging
 import math
 import secrets
-import socket
-import struct
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from collections.abc import AsyncIterator, Callable, Sequence
 from contextlib import asynccontextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any, Literal
 
 import libp2p.pubsub.pubsub as _pubsub_module
@@ -43,23 +20,31 @@ from libp2p import new_host
 from libp2p.abc import INetConn, INetStream, INetwork, INotifee
 from libp2p.crypto.ed25519 import create_new_key_pair
 from libp2p.custom_types import TProtocol
-from libp2p.network.stream.exceptions import StreamEOF
 from libp2p.peer.id import ID
-from libp2p.peer.peerinfo import PeerInfo, info_from_p2p_addr
+from libp2p.peer.peerinfo import PeerInfo
 from libp2p.pubsub.gossipsub import (
     PROTOCOL_ID,
     PROTOCOL_ID_V11,
     PROTOCOL_ID_V12,
-    GossipSub,
 )
 from libp2p.pubsub.pb import rpc_pb2
-from libp2p.pubsub.pubsub import Pubsub
 from libp2p.stream_muxer.mplex.mplex import MPLEX_PROTOCOL_ID, Mplex
 from libp2p.stream_muxer.yamux.yamux import PROTOCOL_ID as YAMUX_PROTOCOL_ID
 from libp2p.stream_muxer.yamux.yamux import Yamux
 from libp2p.tools.anyio_service import background_trio_service
 
-from keys.errors import LocalError, PublishError
+from keys.errors import PublishError
+from node._libp2p.addrs import DialError, peer_info
+from node._libp2p.routers import DropCounters, DropLogFilter, FrugalGossipSub, GuardedPubsub
+from node._libp2p.sockets import sockets_under, unacked_for_s
+from node._libp2p.streams import (
+    STREAM_CLOSE_TIMEOUT_S,
+    P2PStream,
+    PingTimeout,
+    StreamHandler,
+    StreamOpenFailed,
+    StreamOpenTimeout,
+)
 from node.frames import StreamFailed
 
 logger = logging.getLogger(__name__)
@@ -67,7 +52,6 @@ logger = logging.getLogger(__name__)
 MESHSUB_PROTOCOLS = (PROTOCOL_ID_V12, PROTOCOL_ID_V11, PROTOCOL_ID)
 PING_PROTOCOL = "/ipfs/ping/1.0.0"
 PING_BYTES = 32
-STREAM_CLOSE_TIMEOUT_S = 2.0
 
 # Our own buffer behind each subscription; py-libp2p's 32-deep channel is drained into it.
 SUBSCRIPTION_BUFFER = 65_536
@@ -86,10 +70,6 @@ Validator = Callable[[bytes, bytes], bool]
 """``validator(origin_peer_id_bytes, data) -> accept?``; runs on every relayed message."""
 
 
-class DialError(LocalError):
-    """A multiaddr could not be parsed or dialled."""
-
-
 @dataclass(frozen=True, slots=True)
 class PubsubMessage:
     """A gossipsub message as delivered to us, signature already checked by libp2p."""
@@ -105,34 +85,6 @@ class PeerEvent:
     kind: Literal["connected", "disconnected"]
     peer_id: str
     remote_addr: str | None
-
-
-@dataclass
-class DropCounters:
-    """Messages py-libp2p or our buffers could not keep; every one is reported."""
-
-    subscription_overflow: int = 0
-    buffer_overflow: int = 0
-    publish_timeouts: int = 0
-    by_topic: dict[str, int] = field(default_factory=dict)
-
-
-class _DropLogFilter(logging.Filter):
-    """Count py-libp2p's 'fail to deliver message to subscription' warnings."""
-
-    def __init__(self, counters: DropCounters, on_drop: Callable[[str, str], None]) -> None:
-        super().__init__()
-        self._counters = counters
-        self._on_drop = on_drop
-
-    def filter(self, record: logging.LogRecord) -> bool:
-        if record.msg == "fail to deliver message to subscription for topic %s":
-            args = record.args if isinstance(record.args, tuple) else ()
-            topic = str(args[0]) if args else "?"
-            self._counters.subscription_overflow += 1
-            self._counters.by_topic[topic] = self._counters.by_topic.get(topic, 0) + 1
-            self._on_drop(topic, "libp2p_subscription_full")
-        return True
 
 
 class _ConnectionNotifee(INotifee):
@@ -177,130 +129,13 @@ def _remote_addr(conn: INetConn) -> str | None:
     return str(addrs[0]) if addrs else None
 
 
-_LAYER_ATTRS = ("muxed_conn", "secured_conn", "conn", "read_writer", "stream")
-"""How py-libp2p 0.8.1 stacks a connection: swarm conn → muxer → secure session →
-(noise reader) → raw connection → TrioTCPStream → trio.SocketStream."""
-
-
-def _sockets_under(conn: object) -> list[trio.SocketStream]:
-    """The trio TCP sockets a py-libp2p connection is built on (a bounded walk)."""
-    found: list[trio.SocketStream] = []
-    layer: list[object] = [conn]
-    for _ in range(2 * len(_LAYER_ATTRS)):
-        below: list[object] = []
-        for obj in layer:
-            if isinstance(obj, trio.SocketStream):
-                found.append(obj)
-            else:
-                below.extend(v for a in _LAYER_ATTRS if (v := getattr(obj, a, None)) is not None)
-        layer = below
-    return found
-
-
-# Linux ``struct tcp_info``: u8 tcpi_backoff at offset 4 (retransmission timeouts in a
-# row without an acknowledgement), u32 tcpi_unacked at 24, u32 tcpi_last_ack_recv at 56.
-_TCP_INFO_BYTES = 104
-_U32 = struct.Struct("=I")
-_MIN_RTO_BACKOFFS = 2
-
-
-def _unacked_for_s(sock: trio.SocketStream) -> float:
-    """Seconds since the peer last acknowledged anything, counted only while data is
-    outstanding *and* TCP has already timed out retransmitting it at least twice (so a
-    send on a connection that was merely idle never counts); 0.0 otherwise, or when
-    the kernel does not say (``TCP_INFO`` is Linux)."""
-    try:
-        info = sock.socket.getsockopt(socket.IPPROTO_TCP, socket.TCP_INFO, _TCP_INFO_BYTES)
-    except (OSError, AttributeError):
-        return 0.0
-    if len(info) < 60 or info[4] < _MIN_RTO_BACKOFFS or not _U32.unpack_from(info, 24)[0]:
-        return 0.0
-    return float(_U32.unpack_from(info, 56)[0]) / 1000
-
-
-def _peer_info(addr: str) -> PeerInfo:
-    try:
-        return info_from_p2p_addr(multiaddr.Multiaddr(addr))
-    except Exception as exc:  # multiaddr and py-libp2p raise assorted types
-        raise DialError(f"not a dialable multiaddr with /p2p/<peer id>: {addr!r}") from exc
-
-
-def split_peer_addr(addr: str) -> tuple[str, str]:
-    """``/ip4/1.2.3.4/tcp/5/p2p/12D3...`` → (transport part, peer id); DialError if bad."""
-    info = _peer_info(addr)
-    transport = str(info.addrs[0]) if info.addrs else ""
-    return transport, info.peer_id.to_base58()
-
-
-def validate_listen_addr(addr: str) -> str:
-    """Check a listen multiaddr parses; return it normalised."""
-    try:
-        parsed = multiaddr.Multiaddr(addr)
-    except Exception as exc:
-        raise DialError(f"not a valid multiaddr: {addr!r}") from exc
-    return str(parsed)
-
-
-class StreamOpenFailed(StreamFailed):
-    """No stream could be opened: not connected, or the peer does not speak the protocol."""
-
-    reason = "stream_open_failed"
-
-
-class StreamOpenTimeout(StreamOpenFailed):
-    """The peer did not answer a stream request in time: the connection may be dead."""
-
-    reason = "stream_open_timeout"
-
-
-class PingTimeout(StreamFailed):
-    """A connected peer did not answer a ping in time: the connection is presumed dead."""
-
-    reason = "ping_timeout"
-
-
-class P2PStream:
-    """A libp2p stream with trio's ``Stream`` methods; failures raise :class:`StreamFailed`."""
-
-    def __init__(self, stream: INetStream) -> None:
-        self._stream = stream
-        self.peer_id: str = stream.muxed_conn.peer_id.to_base58()
-
-    async def receive_some(self, max_bytes: int | None = None) -> bytes:
-        """Up to ``max_bytes`` bytes; ``b""`` once the peer closed its side."""
-        try:
-            return bytes(await self._stream.read(max_bytes))
-        except StreamEOF:
-            return b""
-        except Exception as exc:  # reset, connection gone, muxer errors of every kind
-            raise StreamFailed(f"read from {self.peer_id} failed: {exc!r}") from exc
-
-    async def send_all(self, data: bytes) -> None:
-        try:
-            await self._stream.write(data)
-        except Exception as exc:
-            raise StreamFailed(f"write to {self.peer_id} failed: {exc!r}") from exc
-
-    async def aclose(self) -> None:
-        """Close, bounded: on a dead connection the close frame may never be written."""
-        with contextlib.suppress(Exception), trio.move_on_after(STREAM_CLOSE_TIMEOUT_S):
-            await self._stream.close()
-
-    async def reset(self) -> None:
-        with contextlib.suppress(Exception), trio.move_on_after(STREAM_CLOSE_TIMEOUT_S):
-            await self._stream.reset()
-
-
-StreamHandler = Callable[[P2PStream], Awaitable[None]]
-
-
 class P2PHost:
     """A running libp2p host with gossipsub; create it with :func:`open_p2p_host`."""
 
     def __init__(
         self,
         host: Any,
-        pubsub: _GuardedPubsub,
+        pubsub: GuardedPubsub,
         nursery: trio.Nursery,
         peer_events: trio.MemoryReceiveChannel[PeerEvent],
         counters: DropCounters,
@@ -344,7 +179,7 @@ class P2PHost:
 
     async def dial(self, addr: str, *, timeout: float = 10.0) -> str:
         """Connect to ``.../p2p/<peer id>``; returns the peer id. DialError on failure."""
-        info = _peer_info(addr)
+        info = peer_info(addr)
         if info.peer_id == self._host.get_id():
             raise DialError("refusing to dial ourselves")
         return await self.dial_info(info, timeout=timeout)
@@ -469,7 +304,7 @@ class P2PHost:
         """
         pid = ID.from_base58(peer_id)
         for conn in self._host.get_network().get_connections(pid):
-            for sock in _sockets_under(conn):
+            for sock in sockets_under(conn):
                 with contextlib.suppress(Exception):
                     sock.socket.close()
         with contextlib.suppress(Exception), trio.move_on_after(timeout):
@@ -490,8 +325,8 @@ class P2PHost:
         connections = self._host.get_network().get_connections_map()
         for pid, conns in list(connections.items()):
             for conn in list(conns):
-                sockets = _sockets_under(conn)
-                if not any(_unacked_for_s(s) >= silence_s for s in sockets):
+                sockets = sockets_under(conn)
+                if not any(unacked_for_s(s) >= silence_s for s in sockets):
                     continue
                 for sock in sockets:
                     with contextlib.suppress(Exception):
@@ -608,109 +443,6 @@ class P2PHost:
         return False
 
 
-class _GuardedPubsub(Pubsub):
-    """py-libp2p's Pubsub, except that one peer's garbage cannot stop the node.
-
-    In 0.8.1 a protobuf ``DecodeError`` (an unparsable RPC, or a message whose ``key``
-    is junk) escapes ``continuously_read_stream`` / ``push_msg`` and ends ``trio.run``.
-    Here it costs that peer its pubsub stream, and is counted and logged.
-    """
-
-    on_garbage: Callable[[str, str], None] = staticmethod(lambda peer, why: None)
-
-    def __init__(self, *args: Any, **kwargs: Any) -> None:
-        super().__init__(*args, **kwargs)
-        self.writes_in_flight = 0
-        """RPCs taken off a peer queue whose write has not returned (see P2PHost.flush)."""
-        self.last_write_at: dict[ID, float] = {}
-        """When a write to each peer last completed (trio time): how stalls are seen."""
-
-    async def write_msg(self, stream: INetStream, rpc_msg: rpc_pb2.RPC) -> bool:
-        self.writes_in_flight += 1
-        try:
-            return await super().write_msg(stream, rpc_msg)
-        finally:
-            self.writes_in_flight -= 1
-            self.last_write_at[stream.muxed_conn.peer_id] = trio.current_time()
-
-    async def continuously_read_stream(self, stream: INetStream) -> None:
-        try:
-            await super().continuously_read_stream(stream)
-        except Exception as exc:  # any parse failure from a remote peer
-            peer = stream.muxed_conn.peer_id
-            logger.warning("pubsub stream from %s dropped: %s", peer, exc)
-            self.on_garbage(peer.to_base58(), type(exc).__name__)
-            with contextlib.suppress(Exception):
-                await stream.reset()
-            self._handle_dead_peer(peer)
-
-    def _handle_dead_peer(self, peer_id: ID) -> None:
-        """py-libp2p forgets a peer's subscriptions whenever one of its connections or
-        pubsub streams ends, even when another connection to it is alive (two peers
-        that dial each other at once after a partition heals; a reconnect racing the
-        old connection's teardown). The peer does not announce them again, so it would
-        drop out of every topic for good while staying connected: keep them."""
-        still_connected = self._peer_is_connected(peer_id)
-        topics = [t for t, peers in self.peer_topics.items() if peer_id in peers]
-        super()._handle_dead_peer(peer_id)
-        if still_connected:
-            for topic in topics:
-                self.handle_subscription(
-                    peer_id, rpc_pb2.RPC.SubOpts(subscribe=True, topicid=topic)
-                )
-
-    async def push_msg(self, msg_forwarder: ID, msg: rpc_pb2.Message) -> None:
-        try:
-            await super().push_msg(msg_forwarder, msg)
-        except Exception as exc:
-            if msg_forwarder == self.my_id:
-                raise
-            logger.warning("pubsub message from %s refused: %s", msg_forwarder, exc)
-            self.on_garbage(msg_forwarder.to_base58(), type(exc).__name__)
-
-
-IDONTWANT_MIN_BYTES = 1024
-"""go-libp2p's threshold: below it an IDONTWANT costs more than the duplicate it saves."""
-
-
-class _FrugalGossipSub(GossipSub):
-    """GossipSub that sends IDONTWANT only where it pays off.
-
-    py-libp2p 0.8.1 sends an IDONTWANT (with a signed peer record) to every meshsub/1.2
-    mesh peer for every message, own publishes included, which halved our throughput on
-    small actions. go-libp2p sends them only for relayed messages of at least 1 KiB.
-    """
-
-    _idontwant_due = False
-
-    async def publish(self, msg_forwarder: ID, pubsub_msg: rpc_pb2.Message) -> None:
-        # Nothing awaits between here and the IDONTWANT step of super().publish, so the
-        # flag cannot leak to another message.
-        own = self.pubsub is not None and msg_forwarder == self.pubsub.my_id
-        self._idontwant_due = not own and len(pubsub_msg.data) >= IDONTWANT_MIN_BYTES
-        await super().publish(msg_forwarder, pubsub_msg)
-
-    def _get_peers_to_send(
-        self, topic_ids: Any, msg_forwarder: ID, origin: ID, msg_id: bytes | None = None
-    ) -> Any:
-        """Our own messages go to every peer subscribed to the topic (go-libp2p's
-        default "flood publish"), not only to the mesh: a mesh that is still forming, or
-        thinned by reconnects and prune backoff, must not swallow what we publish
-        (py-libp2p sends to an empty mesh, i.e. to nobody). Relayed messages use the mesh."""
-        peers = set(super()._get_peers_to_send(topic_ids, msg_forwarder, origin, msg_id))
-        if self.pubsub is not None and origin == self.pubsub.my_id:
-            for topic in topic_ids:
-                peers.update(self.pubsub.peer_topics.get(topic, ()))
-            peers.discard(msg_forwarder)
-            peers.discard(origin)
-        return peers
-
-    async def _emit_idontwant_for_message(self, msg_id: bytes, topic_ids: Any) -> None:
-        due, self._idontwant_due = self._idontwant_due, False
-        if due:
-            await super()._emit_idontwant_for_message(msg_id, topic_ids)
-
-
 def _keypair_from_seed(seed: bytes) -> Any:
     return create_new_key_pair(seed)
 
@@ -735,7 +467,7 @@ async def open_p2p_host(
         listen_addrs=maddrs,
         enable_mDNS=False,
     )
-    router = _FrugalGossipSub(
+    router = FrugalGossipSub(
         protocols=list(MESHSUB_PROTOCOLS),
         degree=6,
         degree_low=4,
@@ -747,7 +479,7 @@ async def open_p2p_host(
         spam_protection_enabled=False,
         max_messages_per_topic_per_second=math.inf,
     )
-    pubsub = _GuardedPubsub(host, router, strict_signing=True)
+    pubsub = GuardedPubsub(host, router, strict_signing=True)
     pubsub.on_garbage = lambda peer, why: on_drop(f"peer:{peer}", f"garbage_rpc:{why}")
     # py-libp2p seeds its gossipsub seqno with int(time.time()) *seconds* and adds one
     # per message, so a node that published N messages and restarts within N seconds
@@ -755,7 +487,7 @@ async def open_p2p_host(
     # go-libp2p seeds with nanoseconds; so do we.
     pubsub.counter = time.time_ns()
     counters = DropCounters()
-    drop_filter = _DropLogFilter(counters, on_drop)
+    drop_filter = DropLogFilter(counters, on_drop)
     pubsub_logger = logging.getLogger(_pubsub_module.__name__)
     pubsub_logger.addFilter(drop_filter)
     events_send, events_receive = trio.open_memory_channel[PeerEvent](4096)

@@ -1,0 +1,51 @@
+"""The TCP sockets under a py-libp2p connection, and what the kernel knows about them."""
+
+from __future__ import annotations
+
+import logging
+import socket
+import struct
+
+import trio
+
+logger = logging.getLogger(__name__)
+
+LAYER_ATTRS = ("muxed_conn", "secured_conn", "conn", "read_writer", "stream")
+"""How py-libp2p 0.8.1 stacks a connection: swarm conn → muxer → secure session →
+(noise reader) → raw connection → TrioTCPStream → trio.SocketStream."""
+
+
+def sockets_under(conn: object) -> list[trio.SocketStream]:
+    """The trio TCP sockets a py-libp2p connection is built on (a bounded walk)."""
+    found: list[trio.SocketStream] = []
+    layer: list[object] = [conn]
+    for _ in range(2 * len(LAYER_ATTRS)):
+        below: list[object] = []
+        for obj in layer:
+            if isinstance(obj, trio.SocketStream):
+                found.append(obj)
+            else:
+                below.extend(v for a in LAYER_ATTRS if (v := getattr(obj, a, None)) is not None)
+        layer = below
+    return found
+
+
+# Linux ``struct tcp_info``: u8 tcpi_backoff at offset 4 (retransmission timeouts in a
+# row without an acknowledgement), u32 tcpi_unacked at 24, u32 tcpi_last_ack_recv at 56.
+TCP_INFO_BYTES = 104
+U32 = struct.Struct("=I")
+MIN_RTO_BACKOFFS = 2
+
+
+def unacked_for_s(sock: trio.SocketStream) -> float:
+    """Seconds since the peer last acknowledged anything, counted only while data is
+    outstanding *and* TCP has already timed out retransmitting it at least twice (so a
+    send on a connection that was merely idle never counts); 0.0 otherwise, or when
+    the kernel does not say (``TCP_INFO`` is Linux)."""
+    try:
+        info = sock.socket.getsockopt(socket.IPPROTO_TCP, socket.TCP_INFO, TCP_INFO_BYTES)
+    except (OSError, AttributeError):
+        return 0.0
+    if len(info) < 60 or info[4] < MIN_RTO_BACKOFFS or not U32.unpack_from(info, 24)[0]:
+        return 0.0
+    return float(U32.unpack_from(info, 56)[0]) / 1000

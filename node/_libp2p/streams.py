@@ -1,0 +1,70 @@
+"""Libp2p streams with trio's ``Stream`` methods, and their failures."""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+from collections.abc import Awaitable, Callable
+
+import trio
+from libp2p.abc import INetStream
+from libp2p.network.stream.exceptions import StreamEOF
+
+from node.frames import StreamFailed
+
+logger = logging.getLogger(__name__)
+
+STREAM_CLOSE_TIMEOUT_S = 2.0
+
+
+class StreamOpenFailed(StreamFailed):
+    """No stream could be opened: not connected, or the peer does not speak the protocol."""
+
+    reason = "stream_open_failed"
+
+
+class StreamOpenTimeout(StreamOpenFailed):
+    """The peer did not answer a stream request in time: the connection may be dead."""
+
+    reason = "stream_open_timeout"
+
+
+class PingTimeout(StreamFailed):
+    """A connected peer did not answer a ping in time: the connection is presumed dead."""
+
+    reason = "ping_timeout"
+
+
+class P2PStream:
+    """A libp2p stream with trio's ``Stream`` methods; failures raise :class:`StreamFailed`."""
+
+    def __init__(self, stream: INetStream) -> None:
+        self._stream = stream
+        self.peer_id: str = stream.muxed_conn.peer_id.to_base58()
+
+    async def receive_some(self, max_bytes: int | None = None) -> bytes:
+        """Up to ``max_bytes`` bytes; ``b""`` once the peer closed its side."""
+        try:
+            return bytes(await self._stream.read(max_bytes))
+        except StreamEOF:
+            return b""
+        except Exception as exc:  # reset, connection gone, muxer errors of every kind
+            raise StreamFailed(f"read from {self.peer_id} failed: {exc!r}") from exc
+
+    async def send_all(self, data: bytes) -> None:
+        try:
+            await self._stream.write(data)
+        except Exception as exc:
+            raise StreamFailed(f"write to {self.peer_id} failed: {exc!r}") from exc
+
+    async def aclose(self) -> None:
+        """Close, bounded: on a dead connection the close frame may never be written."""
+        with contextlib.suppress(Exception), trio.move_on_after(STREAM_CLOSE_TIMEOUT_S):
+            await self._stream.close()
+
+    async def reset(self) -> None:
+        with contextlib.suppress(Exception), trio.move_on_after(STREAM_CLOSE_TIMEOUT_S):
+            await self._stream.reset()
+
+
+StreamHandler = Callable[[P2PStream], Awaitable[None]]
