@@ -2,8 +2,8 @@
 
 On every new connection, and every ``sync_interval`` (±25 %) with one random peer of the
 directory topic. At most one sync we open runs per peer, so a peer across a partition
-holds one slot until the timeout, never all of them; the syncs peers open with us are
-bounded by MAX_INBOUND_SYNCS.
+holds one slot until the timeout, never all of them; peers may open one sync each with
+us, MAX_INBOUND_SYNCS in all.
 """
 
 from __future__ import annotations
@@ -32,12 +32,27 @@ class AntiEntropy:
         self._seal = seal
         self._inbound = trio.Semaphore(MAX_INBOUND_SYNCS)
         self._syncing: set[str] = set()
+        self._serving: set[str] = set()
         self._opened = 0
 
     async def serve(self, stream: _libp2p.P2PStream) -> None:
-        """The ``/roomverse/sync/1.0.0`` stream handler."""
-        async with self._inbound:
-            await run_sync("serve", stream, stream.peer_id, self._service, self._seal)
+        """The ``/roomverse/sync/1.0.0`` stream handler: one sync per peer at a time, at
+        most MAX_INBOUND_SYNCS in all; a request beyond that is reset, never queued."""
+        peer = stream.peer_id
+        if peer in self._serving:
+            await stream.reset()
+            return
+        try:
+            self._inbound.acquire_nowait()
+        except trio.WouldBlock:
+            await stream.reset()
+            return
+        self._serving.add(peer)
+        try:
+            await run_sync("serve", stream, peer, self._service, self._seal)
+        finally:
+            self._serving.discard(peer)
+            self._inbound.release()
 
     async def sync_with(self, peer_id: str) -> None:
         """Run one sync with a connected peer (never raises for the peer's faults)."""

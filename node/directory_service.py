@@ -31,6 +31,7 @@ from node.store import Store
 from registry_crdt import (
     HLC,
     ZERO,
+    ApplyResult,
     CorruptSnapshot,
     Delta,
     Directory,
@@ -46,6 +47,7 @@ from registry_crdt import (
     make_entry,
     sign_card,
     to_bodies,
+    verify_entry,
 )
 from registry_crdt.limits import (
     MAX_ADDRS,
@@ -61,6 +63,13 @@ PRESENT = (Presence.ONLINE, Presence.AWAY, Presence.ASLEEP)
 OWNER_STATUSES = (Status.ONLINE, Status.AWAY, Status.ASLEEP)
 TICK_S = 1.0
 GC_EVERY_TICKS = 60
+MIN_REWRITE_INTERVAL_S = 1.0
+OWN_STATUS_KEY = "own_status"
+"""``meta`` row: index into OWNER_STATUSES of the status the owner chose last."""
+MAX_DIRECTORY_ENTRIES = 10_000
+"""Entries a replica holds at most; new peers beyond it are refused (``directory_full``)."""
+ABSORB_YIELD_EVERY = 32
+"""Entries verified between two checkpoints: a big sync message never stalls the loop."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -165,10 +174,12 @@ class DirectoryService:
     # -- start and stop ----------------------------------------------------------------
 
     async def load(self) -> int:
-        """Restore the last snapshot from SQLite; return how many entries it held.
-
-        A snapshot that cannot be read is reported and replaced (peers resend everything).
-        """
+        """Restore the chosen status and the last snapshot from SQLite; return how many
+        entries the snapshot held. A snapshot that cannot be read is reported and
+        dropped (peers resend everything)."""
+        chosen = await self.store.get_meta(OWN_STATUS_KEY)
+        if chosen is not None and 0 <= chosen < len(OWNER_STATUSES):
+            self.status = OWNER_STATUSES[chosen]  # away / asleep survive a restart
         data = await self.store.load_directory()
         if data is None:
             return 0
@@ -180,24 +191,25 @@ class DirectoryService:
         own = self.directory.get(self.identity.peer_id)
         if own is not None:
             self._hlc = HLC(own.clock)
-            if own.status in OWNER_STATUSES:
-                self.status = own.status  # away / asleep survive a restart
         self._saved_version = self.directory.version
         self._report_changes(self.directory.entries(), via="snapshot")
         return len(self.directory)
 
     async def leave(self) -> None:
-        """Say ``left`` (a tombstone) and save: the clean-shutdown path."""
-        await self.write_own(Status.LEFT)
+        """The clean-shutdown path: write ``left`` (a tombstone), save, then tell peers
+        (saving first: the caller's time limit may cut the gossip short)."""
+        entry = await self.write_own(Status.LEFT, gossip=False)
         await self.save()
+        await self._gossip_entry(entry)
 
     # -- our own entry ------------------------------------------------------------------
 
-    async def write_own(self, status: Status | None = None) -> Entry:
+    async def write_own(self, status: Status | None = None, *, gossip: bool = True) -> Entry:
         """Sign our entry anew (fresh lease, current addresses), apply and gossip it."""
         async with self._write_lock:
-            if status is not None and status is not Status.LEFT:
+            if status is not None and status is not Status.LEFT and status != self.status:
                 self.status = status
+                await self.store.set_meta(OWN_STATUS_KEY, OWNER_STATUSES.index(status))
             now = self.clock_ms()
             addrs = self._public_addrs()[:MAX_ADDRS]
             clock = self._hlc.tick(now)
@@ -213,27 +225,36 @@ class DirectoryService:
             self.directory.apply(entry, now)
             self.own = entry
             self._changed([entry], "self")
-            try:
-                await self._gossip(to_bodies(Delta((entry.raw,))))
-            except PublishError as exc:
-                # Stored and signed; peers get it by anti-entropy. Say so, do not fail.
-                logger.warning("directory entry not gossiped: %s", exc)
-                self.events.emit("directory_publish_failed", error=str(exc))
+            if gossip:
+                await self._gossip_entry(entry)
             return entry
+
+    async def _gossip_entry(self, entry: Entry) -> None:
+        try:
+            await self._gossip(to_bodies(Delta((entry.raw,))))
+        except PublishError as exc:
+            # Stored and signed; peers get it by anti-entropy. Say so, do not fail.
+            logger.warning("directory entry not gossiped: %s", exc)
+            self.events.emit("directory_publish_failed", error=str(exc))
 
     def _card(self, addrs: Sequence[str], now: int) -> NameCard:
         return card_for(self.config, self.identity, addrs, now)
 
     # -- entries from peers -------------------------------------------------------------
 
-    def absorb(self, raws: Sequence[bytes], via: str, origin: bytes) -> Absorbed:
-        """Merge entries received from ``origin`` (gossip or sync); refusals are logged."""
+    async def absorb(self, raws: Sequence[bytes], via: str, origin: bytes) -> Absorbed:
+        """Merge entries received from ``origin`` (gossip or sync); refusals are logged.
+
+        Yields to the event loop every ABSORB_YIELD_EVERY entries (a signature check is
+        ~0.2 ms), and refuses peers it does not hold once MAX_DIRECTORY_ENTRIES are.
+        """
         result = Absorbed()
         changed: list[Entry] = []
-        now = self.clock_ms()
-        for raw in raws:
+        for i, raw in enumerate(raws):
+            if i and i % ABSORB_YIELD_EVERY == 0:
+                await trio.lowlevel.checkpoint()
             try:
-                outcome = self.directory.receive(raw, now)
+                outcome = self._receive(raw, self.clock_ms())
             except DirectoryError as exc:
                 result.refused += 1
                 self.rejections.reject(origin, f"directory/{via}", exc)
@@ -249,6 +270,18 @@ class DirectoryService:
             self.changes_by_source[via] = self.changes_by_source.get(via, 0) + len(changed)
             self._changed(changed, via)
         return result
+
+    def _receive(self, raw: bytes, now: int) -> ApplyResult:
+        if len(self.directory) < MAX_DIRECTORY_ENTRIES:
+            return self.directory.receive(raw, now)
+        entry = verify_entry(raw, now)
+        if entry.peer not in self.directory:
+            raise DirectoryError(
+                f"the directory holds {MAX_DIRECTORY_ENTRIES} entries; no new peers",
+                reason="directory_full",
+            )
+        result = self.directory.apply(entry, now)
+        return ApplyResult(result.outcome, result.changed, entry)
 
     def _changed(self, entries: Sequence[Entry], via: str) -> None:
         own_peer = self.identity.peer_id
@@ -300,8 +333,13 @@ class DirectoryService:
         while True:
             with trio.move_on_after(self.settings.heartbeat_s):
                 await self._rewrite.wait()
+            early = self._rewrite.is_set()
             self._rewrite = trio.Event()
             await self.write_own()
+            if early:
+                # Re-asserting ourselves over a newer entry of ours: at most once a
+                # second, so two nodes run with one key cannot start a gossip storm.
+                await trio.sleep(MIN_REWRITE_INTERVAL_S)
 
     async def _watch_leases(self) -> None:
         ticks = 0

@@ -22,6 +22,7 @@ size, count and time.
 
 from __future__ import annotations
 
+import itertools
 import logging
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
@@ -111,23 +112,27 @@ class SyncSession:
 
     async def _answer_digest(self, digest: Digest) -> None:
         await self._send(self._service.directory.diff(digest))
-        self._absorb((await self._expect(Delta)).entries)
+        await self._absorb((await self._expect(Delta)).entries)
 
     async def _answer_diff(self, diff: Diff) -> None:
-        self._absorb(diff.entries)
+        await self._absorb(diff.entries)
         await self._send(self._service.directory.delta_for(diff.want))
 
-    def _absorb(self, entries: tuple[bytes, ...]) -> None:
+    async def _absorb(self, entries: tuple[bytes, ...]) -> None:
         self.result.entries_received += len(entries)
         if entries:
-            self.result.changed += self._service.absorb(entries, "sync", self._peer).changed
+            absorbed = await self._service.absorb(entries, "sync", self._peer)
+            self.result.changed += absorbed.changed
 
     # -- messages -------------------------------------------------------------------------
 
     async def _send(self, message: Message) -> None:
-        if isinstance(message, Delta | Diff):
-            self.result.entries_sent += len(message.entries)
-        for body in to_bodies(message):
+        # Never more parts than a receiver takes: what does not fit (a newcomer to a
+        # large directory) follows on the next sync.
+        bodies = to_bodies(message)[:MAX_PARTS]
+        for body in bodies:
+            if body["type"] in ("delta", "diff"):
+                self.result.entries_sent += len(body["entries"])
             data = frame(await self._seal(PROTO_SYNC, body))
             await self._stream.send_all(data)
             self.result.bytes_sent += len(data)
@@ -163,7 +168,12 @@ class SyncSession:
 
 
 def _join(parts: list[Message]) -> Message:
-    """One message from its parts (a large digest, diff or delta comes in several)."""
+    """One message from its parts (a large digest, diff or delta comes in several).
+
+    Each part was checked alone by ``from_body``; across parts the same rules must hold,
+    or a peer could repeat one part 256 times to make us answer with 256 copies of the
+    directory: digest ranges and items keep increasing, and no peer is wanted twice.
+    """
     if not parts:
         raise SyncProtocolError("an empty sync message")
     first = parts[0]
@@ -175,14 +185,19 @@ def _join(parts: list[Message]) -> Message:
         raise SyncProtocolError("a summary comes in one part")
     if isinstance(first, Digest):
         digests = [p for p in parts if isinstance(p, Digest)]
-        return Digest(
-            tuple(r for d in digests for r in d.ranges), tuple(i for d in digests for i in d.items)
-        )
+        ranges = tuple(r for d in digests for r in d.ranges)
+        items = tuple(i for d in digests for i in d.items)
+        if any(a[1] > b[0] for a, b in itertools.pairwise(ranges)):
+            raise SyncProtocolError("digest parts overlap or are out of order")
+        if any(a.peer >= b.peer for a, b in itertools.pairwise(items)):
+            raise SyncProtocolError("digest items repeat or are out of order across parts")
+        return Digest(ranges, items)
     if isinstance(first, Diff):
         diffs = [p for p in parts if isinstance(p, Diff)]
-        return Diff(
-            tuple(e for d in diffs for e in d.entries), tuple(w for d in diffs for w in d.want)
-        )
+        want = tuple(w for d in diffs for w in d.want)
+        if len(set(want)) != len(want):
+            raise SyncProtocolError("a diff wants the same peer twice")
+        return Diff(tuple(e for d in diffs for e in d.entries), want)
     deltas = [p for p in parts if isinstance(p, Delta)]
     return Delta(tuple(e for d in deltas for e in d.entries))
 

@@ -248,7 +248,7 @@ class CharacterNode:
                     self.rejections.reject(msg.origin, TOPIC_DIRECTORY, exc)
                     continue
                 if isinstance(message, Delta):
-                    self.directory.absorb(message.entries, "gossip", msg.origin)
+                    await self.directory.absorb(message.entries, "gossip", msg.origin)
                 else:
                     self.rejections.reject(
                         msg.origin,

@@ -188,6 +188,25 @@ class Store:
 
         return await self._db.call(read)
 
+    # -- small settings (meta) ------------------------------------------------------
+
+    async def get_meta(self, key: str) -> int | None:
+        def read(conn: sqlite3.Connection) -> int | None:
+            row = conn.execute("SELECT value FROM meta WHERE key = ?", (key,)).fetchone()
+            return None if row is None else int(row[0])
+
+        return await self._db.call(read)
+
+    async def set_meta(self, key: str, value: int) -> None:
+        def write(conn: sqlite3.Connection) -> None:
+            conn.execute(
+                "INSERT INTO meta (key, value) VALUES (?, ?) "
+                "ON CONFLICT (key) DO UPDATE SET value = excluded.value",
+                (key, value),
+            )
+
+        await self._db.call(write)
+
     # -- directory ----------------------------------------------------------------
 
     async def save_directory(self, snapshot: bytes, now_ms: int) -> None:

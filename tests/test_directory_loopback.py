@@ -75,7 +75,9 @@ def test_directory_lifecycle_on_three_nodes(tmp_path: Path, nodes: list[NodeProc
     )
     assert waited <= LEASE_S + 2 * HEARTBEAT_S
 
-    # Ann restarts with nobody around: the last known directory is there at once.
+    # Ann restarts with nobody around: the last known directory is there at once, and
+    # the status her owner chose survives the clean stop (which said `left`).
+    run_cli("asleep", "--data-dir", str(a.data_dir))
     a.stop()
     again = NodeProcess(a.character, a.data_dir, extra=FAST)
     nodes.append(again)
@@ -85,7 +87,7 @@ def test_directory_lifecycle_on_three_nodes(tmp_path: Path, nodes: list[NodeProc
     seen = again.presence()
     assert seen[c.peer_id] == "left"
     assert seen[b.peer_id] == "offline"
-    assert seen[a.peer_id] == "online"
+    assert seen[a.peer_id] == "asleep"
 
 
 def test_status_commands_refuse_bad_input(tmp_path: Path, nodes: list[NodeProcess]) -> None:

@@ -124,8 +124,8 @@ async def sync_pair(a: Side, b: Side, *, full: bool = False) -> tuple[SyncResult
 async def test_sync_makes_two_replicas_identical(tmp_path: Path, full: bool) -> None:
     async with open_side(tmp_path, "a", 1) as a, open_side(tmp_path, "b", 2) as b:
         entries = others(40, seed=3)
-        a.service.absorb(entries[:25], "gossip", b"")
-        b.service.absorb(entries[15:], "gossip", b"")
+        await a.service.absorb(entries[:25], "gossip", b"")
+        await b.service.absorb(entries[15:], "gossip", b"")
         opened, served = await sync_pair(a, b, full=full)
         assert opened.failure is None and served.failure is None
         assert a.service.digest() == b.service.digest()
@@ -142,12 +142,12 @@ async def test_sync_traffic_grows_with_the_difference_not_the_directory(
     async with open_side(tmp_path, "a", 1) as a, open_side(tmp_path, "b", 2) as b:
         await sync_pair(a, b)
         common = others(400, seed=4)
-        a.service.absorb(common, "gossip", b"")
-        b.service.absorb(common, "gossip", b"")
+        await a.service.absorb(common, "gossip", b"")
+        await b.service.absorb(common, "gossip", b"")
         in_sync, _ = await sync_pair(a, b)
         assert in_sync.messages == 2  # summary, then an empty digest: done
         (extra,) = others(1, seed=5)
-        a.service.absorb([extra], "gossip", b"")
+        await a.service.absorb([extra], "gossip", b"")
         one_off, _ = await sync_pair(a, b)
         assert a.service.digest() == b.service.digest()
         snapshot = len(a.service.directory.snapshot())
@@ -269,3 +269,26 @@ async def test_stream_frames_split_anywhere_are_reassembled() -> None:
         assert await reader.read_frame() == b""
         assert await reader.read_frame() == b"x" * 70_000
         assert await reader.read_frame() is None
+
+
+async def test_a_part_repeated_to_multiply_our_answer_is_refused(tmp_path: Path) -> None:
+    async with open_side(tmp_path, "a", 1) as a:
+        (peer,) = identities(1, seed=9)
+        await a.service.absorb(others(30, seed=7), "gossip", b"")
+        whole = [frame(envelope(peer, body)) for body in to_bodies(Digest())]
+        result = await rogue_then_serve(a, whole * 3 + [END_OF_MESSAGE], peer)
+        assert result.failure == "sync_protocol"
+        assert result.entries_sent == 0
+
+
+async def test_a_full_directory_refuses_new_peers_but_updates_known_ones(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import node.directory_service as service_module
+
+    monkeypatch.setattr(service_module, "MAX_DIRECTORY_ENTRIES", 5)
+    async with open_side(tmp_path, "a", 1) as a:
+        first = await a.service.absorb(others(6, seed=8), "gossip", b"")
+        assert (first.changed, first.refused) == (4, 2)  # own entry + 4 = the cap
+        assert '"reason": "directory_full"' in a.events()
+        assert len(a.service.directory) == 5

@@ -259,10 +259,13 @@ class P2PHost:
                 await P2PStream(result.value).reset()
 
         self._nursery.start_soon(request)
-        with trio.move_on_after(timeout):
-            await done.wait()
-        if not done.is_set():
-            abandoned = True
+        try:
+            with trio.move_on_after(timeout):
+                await done.wait()
+        finally:
+            # Timed out, or we were cancelled: either way a late stream is nobody's.
+            abandoned = not done.is_set()
+        if abandoned:
             raise StreamOpenTimeout(f"opening {protocol} to {peer_id} timed out")
         try:
             return P2PStream(box[0].unwrap())
@@ -295,6 +298,12 @@ class P2PHost:
             raise StreamFailed(f"{peer_id} answered a ping with other bytes")
         return trio.current_time() - started
 
+    def close_all_sockets(self) -> None:
+        """Close the TCP socket under every connection (shutdown: no goodbyes)."""
+        for conns in list(self._host.get_network().get_connections_map().values()):
+            for conn in conns:
+                _close_sockets(conn)
+
     async def disconnect(self, peer_id: str, *, timeout: float = 2.0) -> None:
         """Close every connection to ``peer_id``, at once even if the link is dead.
 
@@ -304,9 +313,7 @@ class P2PHost:
         """
         pid = ID.from_base58(peer_id)
         for conn in self._host.get_network().get_connections(pid):
-            for sock in sockets_under(conn):
-                with contextlib.suppress(Exception):
-                    sock.socket.close()
+            _close_sockets(conn)
         with contextlib.suppress(Exception), trio.move_on_after(timeout):
             await self._host.disconnect(pid)
 
@@ -328,9 +335,7 @@ class P2PHost:
                 sockets = sockets_under(conn)
                 if not any(unacked_for_s(s) >= silence_s for s in sockets):
                     continue
-                for sock in sockets:
-                    with contextlib.suppress(Exception):
-                        sock.socket.close()
+                _close_sockets(conn)
                 with contextlib.suppress(Exception), trio.move_on_after(STREAM_CLOSE_TIMEOUT_S):
                     await conn.close()
                 if pid.to_base58() not in closed:
@@ -443,6 +448,12 @@ class P2PHost:
         return False
 
 
+def _close_sockets(conn: object) -> None:
+    for sock in sockets_under(conn):
+        with contextlib.suppress(Exception):
+            sock.socket.close()
+
+
 def _keypair_from_seed(seed: bytes) -> Any:
     return create_new_key_pair(seed)
 
@@ -500,7 +511,12 @@ async def open_p2p_host(
             background_trio_service(router),
         ):
             await pubsub.wait_until_ready()
-            yield P2PHost(host, pubsub, nursery, events_receive, counters, on_drop)
+            p2p = P2PHost(host, pubsub, nursery, events_receive, counters, on_drop)
+            yield p2p
+            # A stream request abandoned on a dead link may still sit in py-libp2p's
+            # shielded cleanup; with the sockets closed under it, it ends at once, so
+            # shutting down never waits for TCP to give up.
+            p2p.close_all_sockets()
             nursery.cancel_scope.cancel()
     finally:
         pubsub_logger.removeFilter(drop_filter)
