@@ -36,7 +36,7 @@ from libp2p.tools.anyio_service import background_trio_service
 from keys.errors import PublishError
 from node._libp2p.addrs import DialError, peer_info
 from node._libp2p.routers import DropCounters, DropLogFilter, FrugalGossipSub, GuardedPubsub
-from node._libp2p.sockets import sockets_under, unacked_for_s
+from node._libp2p.sockets import silent_for_s, sockets_under, unacked_for_s
 from node._libp2p.streams import (
     STREAM_CLOSE_TIMEOUT_S,
     P2PStream,
@@ -327,13 +327,22 @@ class P2PHost:
         cable, TCP in retransmission backoff after a heal) from a slow peer, with no
         traffic of its own. Only the wedged connection is closed; a fresh one to the
         same peer stays.
+
+        A peer with several connections also loses those that have carried nothing for
+        ``silence_s`` while another is fresher: after a heal the peer dials again, and the
+        old connection (which it has dropped) would otherwise keep py-libp2p's pubsub
+        from using the new one. Two fresh connections from a simultaneous dial both stay.
         """
         closed: list[str] = []
         connections = self._host.get_network().get_connections_map()
         for pid, conns in list(connections.items()):
+            silence = {id(c): _silent_for_s(c) for c in conns}
+            freshest = min(silence.values(), default=0.0)
             for conn in list(conns):
                 sockets = sockets_under(conn)
-                if not any(unacked_for_s(s) >= silence_s for s in sockets):
+                wedged = any(unacked_for_s(s) >= silence_s for s in sockets)
+                superseded = len(conns) > 1 and silence[id(conn)] >= silence_s > freshest
+                if not (wedged or superseded):
                     continue
                 _close_sockets(conn)
                 with contextlib.suppress(Exception), trio.move_on_after(STREAM_CLOSE_TIMEOUT_S):
@@ -446,6 +455,10 @@ class P2PHost:
                 await trio.sleep(0.05)
             return True
         return False
+
+
+def _silent_for_s(conn: object) -> float:
+    return max((silent_for_s(s) for s in sockets_under(conn)), default=0.0)
 
 
 def _close_sockets(conn: object) -> None:

@@ -31,7 +31,8 @@ def sockets_under(conn: object) -> list[trio.SocketStream]:
 
 
 # Linux ``struct tcp_info``: u8 tcpi_backoff at offset 4 (retransmission timeouts in a
-# row without an acknowledgement), u32 tcpi_unacked at 24, u32 tcpi_last_ack_recv at 56.
+# row without an acknowledgement), u32 tcpi_unacked at 24, u32 tcpi_last_data_recv at
+# 52 and u32 tcpi_last_ack_recv at 56 (milliseconds).
 TCP_INFO_BYTES = 104
 U32 = struct.Struct("=I")
 MIN_RTO_BACKOFFS = 2
@@ -49,3 +50,15 @@ def unacked_for_s(sock: trio.SocketStream) -> float:
     if len(info) < 60 or info[4] < MIN_RTO_BACKOFFS or not U32.unpack_from(info, 24)[0]:
         return 0.0
     return float(U32.unpack_from(info, 56)[0]) / 1000
+
+
+def silent_for_s(sock: trio.SocketStream) -> float:
+    """Seconds since anything at all arrived from the peer (0.0 if the kernel does not
+    say). Only meaningful next to a fresher connection to the same peer."""
+    try:
+        info = sock.socket.getsockopt(socket.IPPROTO_TCP, socket.TCP_INFO, TCP_INFO_BYTES)
+    except (OSError, AttributeError):
+        return 0.0
+    if len(info) < 60:
+        return 0.0
+    return float(U32.unpack_from(info, 52)[0]) / 1000
