@@ -26,6 +26,7 @@ from keys import Identity, peer_id_to_str
 from keys.errors import ConfigError, PublishError
 from node.config import CharacterConfig
 from node.events import EventLog
+from node.name_card import card_for
 from node.rejections import RejectionLog
 from node.store import Store
 from registry_crdt import (
@@ -36,25 +37,17 @@ from registry_crdt import (
     Delta,
     Directory,
     DirectoryError,
-    DirectoryUsageError,
     Entry,
-    Interfaces,
     NameCard,
     Outcome,
-    Persona,
     Presence,
     Status,
     make_entry,
-    sign_card,
     to_bodies,
     verify_entry,
 )
 from registry_crdt.limits import (
     MAX_ADDRS,
-    MAX_GREETING_CHARS,
-    MAX_INTERFACE_ADDRS,
-    MAX_LANGUAGES,
-    MAX_PERSONALITY_CHARS,
 )
 
 logger = logging.getLogger(__name__)
@@ -427,42 +420,8 @@ class DirectoryService:
         }
 
 
-def card_for(
-    config: CharacterConfig, identity: Identity, addrs: Sequence[str], now: int
-) -> NameCard:
-    """The name card of our character, from its config (unsigned)."""
-    persona = config.persona
-    return NameCard(
-        id=identity.peer_id_str,
-        name=config.name,
-        description=config.description,
-        updated_at_ms=now,
-        persona=Persona(
-            personality=_one_paragraph(persona.personality)[:MAX_PERSONALITY_CHARS],
-            greeting=_one_paragraph(persona.greeting)[:MAX_GREETING_CHARS],
-            languages=persona.languages[:MAX_LANGUAGES],
-        ),
-        tags=config.tags,
-        interfaces=Interfaces(libp2p=tuple(addrs[:MAX_INTERFACE_ADDRS])),
-    )
-
-
-def check_card(config: CharacterConfig, identity: Identity) -> None:
-    """Sign our card once before starting, so a config whose card peers would refuse
-    fails at once with a clear message (ConfigError), not at the first heartbeat."""
-    try:
-        sign_card(identity, card_for(config, identity, [], now_ms()))
-    except DirectoryUsageError as exc:
-        raise ConfigError("character", f"cannot make the directory card: {exc}") from exc
-
-
 def _clock_pair(entry: Entry) -> tuple[int, int]:
     return entry.clock.wall_ms, entry.clock.counter
-
-
-def _one_paragraph(text: str) -> str:
-    """Card text is one line: fold newlines and tabs from the config into spaces."""
-    return " ".join(text.split())
 
 
 __all__ = ["Absorbed", "DirectoryService", "DirectorySettings"]

@@ -7,18 +7,13 @@ is the trio glue that feeds them.
 
 from __future__ import annotations
 
-import base64
-import binascii
 import contextlib
-import fcntl
 import logging
-import os
 import signal
 import time
 from collections.abc import AsyncIterator, Mapping
-from contextlib import asynccontextmanager, contextmanager
+from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import trio
@@ -42,23 +37,26 @@ from keys import (
     verify,
 )
 from keys.cli import KEY_FILE_NAME
-from keys.errors import ControlError, LocalError, PublishError, RoomverseError
+from keys.errors import PublishError, RoomverseError
 from node import _libp2p
 from node.anti_entropy import AntiEntropy
 from node.batching import receive_batch
+from node.commands import handle_control
 from node.config import CharacterConfig
 from node.control import serve_control
-from node.directory_service import DirectoryService, DirectorySettings, check_card
+from node.data_dir import DataDirBusy, lock_data_dir
+from node.directory_service import DirectoryService, DirectorySettings
 from node.events import EventLog
 from node.gate import EnvelopeGate
 from node.gossip_health import GossipHealth
 from node.lan_addrs import advertisable_addrs
 from node.liveness import Liveness
 from node.mdns import open_mdns_discovery
+from node.name_card import check_card
 from node.peering import PeerBook, run_dialer
 from node.rejections import RejectionLog
 from node.store import ReplayMark, Store
-from registry_crdt import Delta, DirectoryError, Status, from_body
+from registry_crdt import Delta, DirectoryError, from_body
 
 logger = logging.getLogger(__name__)
 
@@ -70,30 +68,10 @@ RECEIVE_BATCH = 256
 DIRECTORY_DIAL_TARGET = 16
 """Peers learned from the directory are dialled only while we have fewer connections."""
 LEAVE_TIMEOUT_S = 3.0
-SET_STATUS = {s.value: s for s in (Status.ONLINE, Status.AWAY, Status.ASLEEP)}
-
-
-class DataDirBusy(LocalError):
-    """Another node already runs on this data directory."""
 
 
 def now_ms() -> int:
     return int(time.time() * 1000)
-
-
-@contextmanager
-def lock_data_dir(data_dir: Path) -> Any:
-    data_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
-    os.chmod(data_dir, 0o700)
-    fd = os.open(data_dir / "node.lock", os.O_RDWR | os.O_CREAT, 0o600)
-    try:
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            raise DataDirBusy(f"another node is already running on {data_dir}") from None
-        yield
-    finally:
-        os.close(fd)
 
 
 @dataclass(frozen=True, slots=True)
@@ -328,86 +306,9 @@ class CharacterNode:
     async def dial(self, peer_id: str, addrs: tuple[str, ...]) -> str:
         return await self.host.dial_peer(peer_id, addrs)
 
-    # -- control socket -------------------------------------------------------------
-
-    async def handle_control(self, request: dict[str, Any]) -> dict[str, Any]:
-        cmd = request["cmd"]
-        if cmd == "publish":
-            kind = request.get("kind")
-            body = request.get("body")
-            if (
-                not isinstance(kind, str)
-                or kind not in PUBLIC_TOPICS.values()
-                or not isinstance(body, dict)
-            ):
-                return {"ok": False, "error": 'publish needs "kind" (action|context) and "body"'}
-            body = _decode_binary_fields(body)
-            envelope, recipients = await self.publish(kind, body)
-            return {"ok": True, "seq": envelope.seq, "ts": envelope.ts_ms, "recipients": recipients}
-        if cmd == "status":
-            return {"ok": True, **self.status()}
-        if cmd == "directory":
-            search = request.get("search")
-            if search is not None and not isinstance(search, str):
-                return {"ok": False, "error": '"search" must be text'}
-            return {
-                "ok": True,
-                "entries": self.directory.listing(search),
-                **self.directory.summary(),
-            }
-        if cmd == "set_status":
-            status = SET_STATUS.get(str(request.get("status")))
-            if status is None:
-                return {"ok": False, "error": f"status must be one of {', '.join(SET_STATUS)}"}
-            entry = await self.directory.write_own(status)
-            return {
-                "ok": True,
-                "status": status.value,
-                "clock": [entry.clock.wall_ms, entry.clock.counter],
-            }
-        return {"ok": False, "error": f"unknown command {cmd!r}"}
-
-    def status(self) -> dict[str, Any]:
-        return {
-            "peer_id": self.identity.peer_id_str,
-            "name": self.config.name,
-            "addrs": self.public_addrs(),
-            "peers": sorted(self.host.connected_peers()),
-            "topic_peers": {
-                topic: sorted(self.host.pubsub_peers(topic))
-                for topic in (*PUBLIC_TOPICS, TOPIC_DIRECTORY)
-            },
-            "mesh_peers": {
-                topic: sorted(self.host.mesh_peers(topic))
-                for topic in (*PUBLIC_TOPICS, TOPIC_DIRECTORY)
-            },
-            "received": self.received,
-            "drops": {
-                "libp2p_subscription": self.host.drops.subscription_overflow,
-                "buffer": self.host.drops.buffer_overflow,
-                "publish_timeouts": self.host.drops.publish_timeouts,
-            },
-            "rejected": dict(self.rejections.by_reason),
-            "outgoing_queues": self.host.outgoing_queues(),
-            "gossip_link_resets": self.gossip_health.resets,
-            "directory": self.directory.summary(),
-        }
-
     def public_addrs(self) -> list[str]:
         bound = self.host.listen_addrs()
         return [f"{a}/p2p/{self.identity.peer_id_str}" for a in advertisable_addrs(bound)]
-
-
-def _decode_binary_fields(body: dict[str, Any]) -> dict[str, Any]:
-    """JSON cannot carry bytes: the control socket sends ``<field>_b64`` instead."""
-    out = dict(body)
-    for key in [k for k in out if k.endswith("_b64")]:
-        value = out.pop(key)
-        try:
-            out[key[: -len("_b64")]] = base64.b64decode(str(value), validate=True)
-        except (binascii.Error, ValueError):
-            raise ControlError(f"{key} is not valid base64") from None
-    return out
 
 
 def _public_body(body: Mapping[str, Any]) -> dict[str, Any]:
@@ -489,7 +390,9 @@ async def _run_character(
         nursery.start_soon(node.consume_directory, await node.host.subscribe(TOPIC_DIRECTORY))
         node.host.set_stream_handler(PROTO_SYNC, node.anti_entropy.serve)
         nursery.start_soon(node.watch_peers, nursery, options.greet)
-        await nursery.start(serve_control, config.resolved_data_dir(), node.handle_control)
+        await nursery.start(
+            serve_control, config.resolved_data_dir(), lambda request: handle_control(node, request)
+        )
         for addr in config.network.bootstrap:
             transport, peer_id = _libp2p.split_peer_addr(addr)
             node.book.want(peer_id, (transport,), "bootstrap", trio.current_time(), permanent=True)
