@@ -31,18 +31,13 @@ what this module does about each:
 
 Modules: :mod:`.host` (P2PHost, open_p2p_host), :mod:`.routers` (the Pubsub and
 GossipSub subclasses), :mod:`.streams` (P2PStream), :mod:`.sockets` (the TCP sockets
-under a connection and ``TCP_INFO``), :mod:`.addrs` (multiaddr parsing).
+under a connection and ``TCP_INFO``), :mod:`.peer_events` (delivered messages, peers
+coming and going), :mod:`.addrs` (multiaddr parsing).
 """
 
 from node._libp2p.addrs import DialError, split_peer_addr, validate_listen_addr
-from node._libp2p.host import (
-    MESHSUB_PROTOCOLS,
-    P2PHost,
-    PeerEvent,
-    PubsubMessage,
-    Validator,
-    open_p2p_host,
-)
+from node._libp2p.host import MESHSUB_PROTOCOLS, P2PHost, Validator, open_p2p_host
+from node._libp2p.peer_events import PeerEvent, PubsubMessage
 from node._libp2p.routers import DropCounters
 from node._libp2p.streams import (
     P2PStream,

@@ -9,15 +9,14 @@ import secrets
 import time
 from collections.abc import AsyncIterator, Callable, Sequence
 from contextlib import asynccontextmanager
-from dataclasses import dataclass
-from typing import Any, Literal
+from typing import Any
 
 import libp2p.pubsub.pubsub as _pubsub_module
 import multiaddr
 import outcome
 import trio
 from libp2p import new_host
-from libp2p.abc import INetConn, INetStream, INetwork, INotifee
+from libp2p.abc import INetStream
 from libp2p.crypto.ed25519 import create_new_key_pair
 from libp2p.custom_types import TProtocol
 from libp2p.peer.id import ID
@@ -35,8 +34,14 @@ from libp2p.tools.anyio_service import background_trio_service
 
 from keys.errors import PublishError
 from node._libp2p.addrs import DialError, peer_info
+from node._libp2p.peer_events import ConnectionNotifee, PeerEvent, PubsubMessage
 from node._libp2p.routers import DropCounters, DropLogFilter, FrugalGossipSub, GuardedPubsub
-from node._libp2p.sockets import silent_for_s, sockets_under, unacked_for_s
+from node._libp2p.sockets import (
+    close_sockets,
+    connection_silent_for_s,
+    sockets_under,
+    unacked_for_s,
+)
 from node._libp2p.streams import (
     STREAM_CLOSE_TIMEOUT_S,
     P2PStream,
@@ -68,65 +73,6 @@ _pubsub_module.SUBSCRIPTION_CHANNEL_SIZE = 1024
 
 Validator = Callable[[bytes, bytes], bool]
 """``validator(origin_peer_id_bytes, data) -> accept?``; runs on every relayed message."""
-
-
-@dataclass(frozen=True, slots=True)
-class PubsubMessage:
-    """A gossipsub message as delivered to us, signature already checked by libp2p."""
-
-    topic: str
-    data: bytes
-    origin: bytes
-    """PeerID bytes of the gossipsub author (strict signing binds it to ``data``)."""
-
-
-@dataclass(frozen=True, slots=True)
-class PeerEvent:
-    kind: Literal["connected", "disconnected"]
-    peer_id: str
-    remote_addr: str | None
-
-
-class _ConnectionNotifee(INotifee):
-    def __init__(self, send: trio.MemorySendChannel[PeerEvent]) -> None:
-        self._send = send
-
-    def _emit(self, kind: Literal["connected", "disconnected"], conn: INetConn) -> None:
-        try:
-            peer = conn.muxed_conn.peer_id.to_base58()
-        except AttributeError:
-            return
-        remote = _remote_addr(conn)
-        try:
-            self._send.send_nowait(PeerEvent(kind, peer, remote))
-        except (trio.WouldBlock, trio.ClosedResourceError, trio.BrokenResourceError):
-            logger.warning("peer event for %s not delivered (event buffer full)", peer)
-
-    async def opened_stream(self, network: INetwork, stream: INetStream) -> None:
-        return None
-
-    async def closed_stream(self, network: INetwork, stream: INetStream) -> None:
-        return None
-
-    async def connected(self, network: INetwork, conn: INetConn) -> None:
-        self._emit("connected", conn)
-
-    async def disconnected(self, network: INetwork, conn: INetConn) -> None:
-        self._emit("disconnected", conn)
-
-    async def listen(self, network: INetwork, multiaddr: multiaddr.Multiaddr) -> None:
-        return None
-
-    async def listen_close(self, network: INetwork, multiaddr: multiaddr.Multiaddr) -> None:
-        return None
-
-
-def _remote_addr(conn: INetConn) -> str | None:
-    try:
-        addrs = conn.get_transport_addresses()
-    except Exception:  # py-libp2p raises assorted types for closed connections
-        return None
-    return str(addrs[0]) if addrs else None
 
 
 class P2PHost:
@@ -302,7 +248,7 @@ class P2PHost:
         """Close the TCP socket under every connection (shutdown: no goodbyes)."""
         for conns in list(self._host.get_network().get_connections_map().values()):
             for conn in conns:
-                _close_sockets(conn)
+                close_sockets(conn)
 
     async def disconnect(self, peer_id: str, *, timeout: float = 2.0) -> None:
         """Close every connection to ``peer_id``, at once even if the link is dead.
@@ -313,7 +259,7 @@ class P2PHost:
         """
         pid = ID.from_base58(peer_id)
         for conn in self._host.get_network().get_connections(pid):
-            _close_sockets(conn)
+            close_sockets(conn)
         with contextlib.suppress(Exception), trio.move_on_after(timeout):
             await self._host.disconnect(pid)
 
@@ -336,7 +282,7 @@ class P2PHost:
         closed: list[str] = []
         connections = self._host.get_network().get_connections_map()
         for pid, conns in list(connections.items()):
-            silence = {id(c): _silent_for_s(c) for c in conns}
+            silence = {id(c): connection_silent_for_s(c) for c in conns}
             freshest = min(silence.values(), default=0.0)
             for conn in list(conns):
                 sockets = sockets_under(conn)
@@ -344,7 +290,7 @@ class P2PHost:
                 superseded = len(conns) > 1 and silence[id(conn)] >= silence_s > freshest
                 if not (wedged or superseded):
                     continue
-                _close_sockets(conn)
+                close_sockets(conn)
                 with contextlib.suppress(Exception), trio.move_on_after(STREAM_CLOSE_TIMEOUT_S):
                     await conn.close()
                 if pid.to_base58() not in closed:
@@ -457,16 +403,6 @@ class P2PHost:
         return False
 
 
-def _silent_for_s(conn: object) -> float:
-    return max((silent_for_s(s) for s in sockets_under(conn)), default=0.0)
-
-
-def _close_sockets(conn: object) -> None:
-    for sock in sockets_under(conn):
-        with contextlib.suppress(Exception):
-            sock.socket.close()
-
-
 def _keypair_from_seed(seed: bytes) -> Any:
     return create_new_key_pair(seed)
 
@@ -515,7 +451,7 @@ async def open_p2p_host(
     pubsub_logger = logging.getLogger(_pubsub_module.__name__)
     pubsub_logger.addFilter(drop_filter)
     events_send, events_receive = trio.open_memory_channel[PeerEvent](4096)
-    host.get_network().register_notifee(_ConnectionNotifee(events_send))
+    host.get_network().register_notifee(ConnectionNotifee(events_send))
     try:
         async with (
             host.run(listen_addrs=maddrs),

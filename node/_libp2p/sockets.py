@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import socket
 import struct
@@ -62,3 +63,13 @@ def silent_for_s(sock: trio.SocketStream) -> float:
     if len(info) < 60:
         return 0.0
     return float(U32.unpack_from(info, 52)[0]) / 1000
+
+
+def connection_silent_for_s(conn: object) -> float:
+    return max((silent_for_s(s) for s in sockets_under(conn)), default=0.0)
+
+
+def close_sockets(conn: object) -> None:
+    for sock in sockets_under(conn):
+        with contextlib.suppress(Exception):
+            sock.socket.close()
