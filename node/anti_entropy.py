@@ -1,9 +1,10 @@
 """When and with whom the directory runs anti-entropy (:mod:`node.directory_sync`).
 
-On every new connection, and every ``sync_interval`` (±25 %) with one random peer of the
-directory topic. At most one sync we open runs per peer, so a peer across a partition
-holds one slot until the timeout, never all of them; peers may open one sync each with
-us, MAX_INBOUND_SYNCS in all.
+On every new connection to a peer that holds a directory (it subscribes to the
+directory topic), and every ``sync_interval`` (±25 %) with one random such peer. At most
+one sync we open runs per peer, so a peer across a partition holds one slot until the
+timeout, never all of them; peers may open one sync each with us, MAX_INBOUND_SYNCS in
+all.
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ logger = logging.getLogger(__name__)
 
 MAX_INBOUND_SYNCS = 8
 STREAM_OPEN_TIMEOUT_S = 5.0
+SUBSCRIBE_WAIT_S = 10.0
 
 
 class AntiEntropy:
@@ -77,6 +79,12 @@ class AntiEntropy:
                 await stream.aclose()
         finally:
             self._syncing.discard(peer_id)
+
+    async def sync_on_connect(self, peer_id: str) -> None:
+        """Sync with a newly connected peer once it shows it holds a directory (it
+        subscribes to the directory topic): other libp2p peers are never asked."""
+        if await self._host.wait_for_subscriber(TOPIC_DIRECTORY, peer_id, SUBSCRIBE_WAIT_S):
+            await self.sync_with(peer_id)
 
     async def run_periodically(self, nursery: trio.Nursery) -> None:
         interval = self._service.settings.sync_interval_s

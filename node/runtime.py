@@ -273,7 +273,7 @@ class CharacterNode:
                 self.gossip_health.connected(event.peer_id, now_ms())
                 if self.book.path_is_back(event.peer_id, trio.current_time()):
                     self._wake_dialer_now()
-                nursery.start_soon(self.anti_entropy.sync_with, event.peer_id)
+                nursery.start_soon(self.anti_entropy.sync_on_connect, event.peer_id)
                 if greet and event.peer_id not in self._greeted:
                     self._greeted.add(event.peer_id)
                     nursery.start_soon(self.greet, event.peer_id)
@@ -285,14 +285,12 @@ class CharacterNode:
 
     async def greet(self, peer_id: str) -> None:
         """Wave at a newly connected character once it listens on the actions topic."""
-        with trio.move_on_after(GREETING_WAIT_S):
-            # py-libp2p has no event for "peer subscribed": poll its table.
-            while peer_id not in self.host.pubsub_peers(TOPIC_ACTIONS):  # noqa: ASYNC110
-                await trio.sleep(0.05)
-            try:
-                await self.publish("action", {"type": "gesture", "name": "wave", "to": peer_id})
-            except RoomverseError as exc:
-                logger.warning("greeting %s failed: %s", peer_id, exc)
+        if not await self.host.wait_for_subscriber(TOPIC_ACTIONS, peer_id, GREETING_WAIT_S):
+            return
+        try:
+            await self.publish("action", {"type": "gesture", "name": "wave", "to": peer_id})
+        except RoomverseError as exc:
+            logger.warning("greeting %s failed: %s", peer_id, exc)
 
     def discovered(self, peer_id: str, addrs: tuple[str, ...], source: str) -> None:
         if self.book.want(peer_id, addrs, source, trio.current_time(), permanent=False):

@@ -393,6 +393,15 @@ class P2PHost:
             fullest = max(fullest, length)
         return fullest
 
+    async def wait_for_subscriber(self, topic: str, peer_id: str, timeout: float) -> bool:
+        """Wait (bounded) until ``peer_id`` subscribes to ``topic``; True if it did."""
+        with trio.move_on_after(timeout):
+            # py-libp2p has no event for "peer subscribed": poll its table.
+            while peer_id not in self.pubsub_peers(topic):  # noqa: ASYNC110
+                await trio.sleep(0.05)
+            return True
+        return False
+
     async def wait_for_topic_peers(self, topic: str, count: int, timeout: float) -> bool:
         """Wait (bounded) until ``count`` peers subscribe to ``topic``; True if they did."""
         with trio.move_on_after(timeout):
