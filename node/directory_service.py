@@ -13,7 +13,7 @@ from __future__ import annotations
 import hashlib
 import logging
 import time
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -22,7 +22,7 @@ import trio
 if TYPE_CHECKING:
     from trio_typing import TaskStatus
 
-from keys import Identity, peer_id_to_str
+from keys import TOPIC_DIRECTORY, Identity, peer_id_to_str
 from keys.errors import ConfigError, PublishError
 from node.config import CharacterConfig
 from node.events import EventLog
@@ -42,6 +42,7 @@ from registry_crdt import (
     Outcome,
     Presence,
     Status,
+    from_body,
     make_entry,
     to_bodies,
     verify_entry,
@@ -234,6 +235,20 @@ class DirectoryService:
         return card_for(self.config, self.identity, addrs, now)
 
     # -- entries from peers -------------------------------------------------------------
+
+    async def absorb_gossip(self, body: Mapping[str, Any], origin: bytes) -> None:
+        """Take in the body of a verified envelope from the directory topic: a delta."""
+        try:
+            message = from_body(body)
+            if not isinstance(message, Delta):
+                raise DirectoryError(
+                    f"only deltas are gossiped, not a {type(message).__name__}",
+                    reason="not_a_delta",
+                )
+        except DirectoryError as exc:
+            self.rejections.reject(origin, TOPIC_DIRECTORY, exc)
+            return
+        await self.absorb(message.entries, "gossip", origin)
 
     async def absorb(self, raws: Sequence[bytes], via: str, origin: bytes) -> Absorbed:
         """Merge entries received from ``origin`` (gossip or sync); refusals are logged.

@@ -56,7 +56,6 @@ from node.name_card import check_card
 from node.peering import PeerBook, run_dialer
 from node.rejections import RejectionLog
 from node.store import ReplayMark, Store
-from registry_crdt import Delta, DirectoryError, from_body
 
 logger = logging.getLogger(__name__)
 
@@ -221,21 +220,10 @@ class CharacterNode:
                     continue
                 try:
                     envelope = self.gate.admit(TOPIC_DIRECTORY, msg.origin, msg.data)
-                    message = from_body(envelope.body)
-                except (EnvelopeError, DirectoryError) as exc:
+                except EnvelopeError as exc:
                     self.rejections.reject(msg.origin, TOPIC_DIRECTORY, exc)
                     continue
-                if isinstance(message, Delta):
-                    await self.directory.absorb(message.entries, "gossip", msg.origin)
-                else:
-                    self.rejections.reject(
-                        msg.origin,
-                        TOPIC_DIRECTORY,
-                        DirectoryError(
-                            f"only deltas are gossiped, not a {type(message).__name__}",
-                            reason="not_a_delta",
-                        ),
-                    )
+                await self.directory.absorb_gossip(envelope.body, msg.origin)
 
     async def _reset_gossip_link(self, peer_id: str) -> None:
         await self.host.disconnect(peer_id)

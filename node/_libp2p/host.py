@@ -13,7 +13,6 @@ from typing import Any
 
 import libp2p.pubsub.pubsub as _pubsub_module
 import multiaddr
-import outcome
 import trio
 from libp2p import new_host
 from libp2p.abc import INetStream
@@ -36,19 +35,14 @@ from keys.errors import PublishError
 from node._libp2p.addrs import DialError, peer_info
 from node._libp2p.peer_events import ConnectionNotifee, PeerEvent, PubsubMessage
 from node._libp2p.routers import DropCounters, DropLogFilter, FrugalGossipSub, GuardedPubsub
-from node._libp2p.sockets import (
-    close_sockets,
-    connection_silent_for_s,
-    sockets_under,
-    unacked_for_s,
-)
+from node._libp2p.sockets import close_sockets, dead_connections
 from node._libp2p.streams import (
     STREAM_CLOSE_TIMEOUT_S,
     P2PStream,
     PingTimeout,
     StreamHandler,
     StreamOpenFailed,
-    StreamOpenTimeout,
+    open_abandonable,
 )
 from node.frames import StreamFailed
 
@@ -185,38 +179,12 @@ class P2PHost:
             pid = ID.from_base58(peer_id)
         except Exception as exc:
             raise StreamOpenFailed(f"bad peer id {peer_id!r}") from exc
-        # py-libp2p cleans up a failed stream request in a *shielded* reset, which on a
-        # connection whose socket buffer is full (a partition) blocks until TCP gives
-        # up, minutes later: no timeout of ours could cancel it. So the request runs in
-        # a task of its own that we stop waiting for; a stream it opens too late is reset.
-        done = trio.Event()
-        box: list[outcome.Outcome[INetStream]] = []
-        abandoned = False
-
-        async def request() -> None:
-            result: outcome.Outcome[INetStream]
-            try:
-                result = outcome.Value(await self._host.new_stream(pid, [TProtocol(protocol)]))
-            except Exception as exc:  # negotiation failures come as many unrelated types
-                result = outcome.Error(exc)
-            box.append(result)
-            done.set()
-            if abandoned and isinstance(result, outcome.Value):
-                await P2PStream(result.value).reset()
-
-        self._nursery.start_soon(request)
-        try:
-            with trio.move_on_after(timeout):
-                await done.wait()
-        finally:
-            # Timed out, or we were cancelled: either way a late stream is nobody's.
-            abandoned = not done.is_set()
-        if abandoned:
-            raise StreamOpenTimeout(f"opening {protocol} to {peer_id} timed out")
-        try:
-            return P2PStream(box[0].unwrap())
-        except Exception as exc:
-            raise StreamOpenFailed(f"opening {protocol} to {peer_id} failed: {exc}") from exc
+        return await open_abandonable(
+            self._nursery,
+            lambda: self._host.new_stream(pid, [TProtocol(protocol)]),
+            timeout,
+            f"opening {protocol} to {peer_id}",
+        )
 
     async def ping(self, peer_id: str, *, timeout: float) -> float:
         """Round-trip ``/ipfs/ping/1.0.0`` (every libp2p peer serves it); return seconds.
@@ -264,32 +232,13 @@ class P2PHost:
             await self._host.disconnect(pid)
 
     async def close_wedged(self, silence_s: float) -> list[str]:
-        """Close every connection whose peer has not acknowledged data we sent for
-        ``silence_s``; return the peers concerned (once each).
-
-        The kernel knows, per TCP socket, whether bytes await an acknowledgement and how
-        long ago the last one came: a live peer's kernel acknowledges within a round
-        trip however busy its program is, so this tells a dead path (partition, pulled
-        cable, TCP in retransmission backoff after a heal) from a slow peer, with no
-        traffic of its own. Only the wedged connection is closed; a fresh one to the
-        same peer stays.
-
-        A peer with several connections also loses those that have carried nothing for
-        ``silence_s`` while another is fresher: after a heal the peer dials again, and the
-        old connection (which it has dropped) would otherwise keep py-libp2p's pubsub
-        from using the new one. Two fresh connections from a simultaneous dial both stay.
-        """
+        """Close every connection :func:`~node._libp2p.sockets.dead_connections` finds
+        (the sockets first, then py-libp2p's bookkeeping, bounded); return the peers
+        concerned, once each."""
         closed: list[str] = []
         connections = self._host.get_network().get_connections_map()
         for pid, conns in list(connections.items()):
-            silence = {id(c): connection_silent_for_s(c) for c in conns}
-            freshest = min(silence.values(), default=0.0)
-            for conn in list(conns):
-                sockets = sockets_under(conn)
-                wedged = any(unacked_for_s(s) >= silence_s for s in sockets)
-                superseded = len(conns) > 1 and silence[id(conn)] >= silence_s > freshest
-                if not (wedged or superseded):
-                    continue
+            for conn in dead_connections(list(conns), silence_s):
                 close_sockets(conn)
                 with contextlib.suppress(Exception), trio.move_on_after(STREAM_CLOSE_TIMEOUT_S):
                     await conn.close()
@@ -395,21 +344,20 @@ class P2PHost:
 
     async def wait_for_subscriber(self, topic: str, peer_id: str, timeout: float) -> bool:
         """Wait (bounded) until ``peer_id`` subscribes to ``topic``; True if it did."""
-        with trio.move_on_after(timeout):
-            # py-libp2p has no event for "peer subscribed": poll its table.
-            while peer_id not in self.pubsub_peers(topic):  # noqa: ASYNC110
-                await trio.sleep(0.05)
-            return True
-        return False
+        return await _poll_until(lambda: peer_id in self.pubsub_peers(topic), timeout)
 
     async def wait_for_topic_peers(self, topic: str, count: int, timeout: float) -> bool:
         """Wait (bounded) until ``count`` peers subscribe to ``topic``; True if they did."""
-        with trio.move_on_after(timeout):
-            # py-libp2p has no event for "peer subscribed": poll its table.
-            while len(self.pubsub_peers(topic)) < count:  # noqa: ASYNC110
-                await trio.sleep(0.05)
-            return True
-        return False
+        return await _poll_until(lambda: len(self.pubsub_peers(topic)) >= count, timeout)
+
+
+async def _poll_until(condition: Callable[[], bool], timeout: float) -> bool:
+    """py-libp2p has no event for "peer subscribed": poll its table, bounded."""
+    with trio.move_on_after(timeout):
+        while not condition():  # noqa: ASYNC110
+            await trio.sleep(0.05)
+        return True
+    return False
 
 
 def _keypair_from_seed(seed: bytes) -> Any:

@@ -6,8 +6,11 @@ import contextlib
 import logging
 import socket
 import struct
+from typing import TypeVar
 
 import trio
+
+T = TypeVar("T")
 
 logger = logging.getLogger(__name__)
 
@@ -73,3 +76,27 @@ def close_sockets(conn: object) -> None:
     for sock in sockets_under(conn):
         with contextlib.suppress(Exception):
             sock.socket.close()
+
+
+def dead_connections(conns: list[T], silence_s: float) -> list[T]:
+    """The connections to one peer that should be closed.
+
+    A connection whose peer has not acknowledged data we sent for ``silence_s`` is dead:
+    the kernel knows, per TCP socket, whether bytes await an acknowledgement and how long
+    ago the last one came, and a live peer's kernel acknowledges within a round trip
+    however busy its program is. So this tells a dead path (partition, pulled cable, TCP
+    in retransmission backoff after a heal) from a slow peer, with no traffic of its own.
+
+    With several connections, one that has carried nothing for ``silence_s`` while
+    another is fresher goes too: after a heal the peer dials again, and the old
+    connection (which it has dropped) would otherwise keep py-libp2p's pubsub from using
+    the new one. Two fresh connections from a simultaneous dial both stay.
+    """
+    silence = [connection_silent_for_s(c) for c in conns]
+    freshest = min(silence, default=0.0)
+    return [
+        conn
+        for conn, quiet in zip(conns, silence, strict=True)
+        if any(unacked_for_s(s) >= silence_s for s in sockets_under(conn))
+        or (len(conns) > 1 and quiet >= silence_s > freshest)
+    ]

@@ -6,6 +6,7 @@ import contextlib
 import logging
 from collections.abc import Awaitable, Callable
 
+import outcome
 import trio
 from libp2p.abc import INetStream
 from libp2p.network.stream.exceptions import StreamEOF
@@ -68,3 +69,47 @@ class P2PStream:
 
 
 StreamHandler = Callable[[P2PStream], Awaitable[None]]
+
+
+async def open_abandonable(
+    nursery: trio.Nursery,
+    request: Callable[[], Awaitable[INetStream]],
+    timeout: float,
+    what: str,
+) -> P2PStream:
+    """Run a py-libp2p stream request, waiting for it at most ``timeout``.
+
+    py-libp2p cleans up a failed stream request in a *shielded* reset, which on a
+    connection whose socket buffer is full (a partition) blocks until TCP gives up,
+    minutes later: no timeout of ours could cancel it. So the request runs in a task of
+    its own (in ``nursery``) that we stop waiting for; a stream it opens too late is
+    reset. Raises :class:`StreamOpenTimeout` or :class:`StreamOpenFailed`.
+    """
+    done = trio.Event()
+    box: list[outcome.Outcome[INetStream]] = []
+    abandoned = False
+
+    async def run() -> None:
+        result: outcome.Outcome[INetStream]
+        try:
+            result = outcome.Value(await request())
+        except Exception as exc:  # negotiation failures come as many unrelated types
+            result = outcome.Error(exc)
+        box.append(result)
+        done.set()
+        if abandoned and isinstance(result, outcome.Value):
+            await P2PStream(result.value).reset()
+
+    nursery.start_soon(run)
+    try:
+        with trio.move_on_after(timeout):
+            await done.wait()
+    finally:
+        # Timed out, or we were cancelled: either way a late stream is nobody's.
+        abandoned = not done.is_set()
+    if abandoned:
+        raise StreamOpenTimeout(f"{what} timed out")
+    try:
+        return P2PStream(box[0].unwrap())
+    except Exception as exc:
+        raise StreamOpenFailed(f"{what} failed: {exc}") from exc
