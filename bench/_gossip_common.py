@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Any, TextIO
 
 import trio
 
-from node.config import CharacterConfig, NetworkSettings
+from node.config import AutonomySettings, CharacterConfig, EngineSettings, NetworkSettings
 from node.events import EventLog
 from node.runtime import CharacterNode, NodeOptions, run_node
 
@@ -71,8 +71,16 @@ def unpack_acks(data: bytes) -> list[tuple[int, int]]:
 
 
 def node_config(name: str, data_dir: Path) -> CharacterConfig:
+    # No engine is needed to gossip; the discard port refuses at once, and the embedded
+    # engine (which would fetch a model) is never started.
     return CharacterConfig(
         name=name,
+        engines=(
+            EngineSettings(
+                name="none", preset="openai-compatible", base_url="http://127.0.0.1:9/v1"
+            ),
+        ),
+        autonomy=AutonomySettings(enabled=False),
         network=NetworkSettings(listen=(LISTEN,), bootstrap=(), mdns=False),
         data_dir=data_dir,
     )

@@ -18,6 +18,7 @@ from typing import Any
 from keys.bodies import MAX_IMAGE_BYTES
 from keys.cli import add_key_commands, passphrase_from, run_key_command
 from keys.errors import ConfigError, ControlError, KeyFileError, LocalError, RoomverseError
+from node.terminal import printable
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
 SET_STATUS_COMMANDS = ("online", "away", "asleep")
@@ -51,6 +52,19 @@ def build_parser() -> argparse.ArgumentParser:
     node.add_argument(
         "--sync-interval", type=float, metavar="SECONDS", help="anti-entropy period (default 5)"
     )
+    node.add_argument(
+        "--engine-url", metavar="URL", help="OpenAI-compatible base URL (replaces the config's)"
+    )
+    node.add_argument("--engine-model", metavar="NAME", help="model name for the engine")
+    node.add_argument(
+        "--autonomy", choices=("on", "off"), help="visit others unprompted (default: config)"
+    )
+    node.add_argument(
+        "--visit-interval", type=float, metavar="SECONDS", help="between autonomous visits"
+    )
+    node.add_argument(
+        "--turn-timeout", type=float, metavar="SECONDS", help="wait for a partner's line (120)"
+    )
 
     act = sub.add_parser("act", help="make the running character act")
     act.add_argument("--data-dir", required=True, type=Path)
@@ -75,6 +89,28 @@ def build_parser() -> argparse.ArgumentParser:
     directory.add_argument("--data-dir", required=True, type=Path)
     directory.add_argument("--search", metavar="TEXT", help="name, description, tag or PeerID")
     directory.add_argument("--json", action="store_true", help="one JSON document")
+
+    visit = sub.add_parser("visit", help="visit another character now and print the talk")
+    visit.add_argument("target", metavar="NAME_OR_ID")
+    visit.add_argument("--data-dir", required=True, type=Path)
+    visit.add_argument("--turns", type=int, default=0, help="lines in the visit (host caps it)")
+    visit.add_argument("--private", action="store_true", help="do not publish the speech")
+    visit.add_argument("--json", action="store_true", help="JSON lines instead of text")
+
+    memory = sub.add_parser("memory", help="who visited, what was said, how we feel")
+    memory.add_argument("--data-dir", required=True, type=Path)
+    memory.add_argument(
+        "what", nargs="?", choices=("visits", "relations", "conversation"), default="visits"
+    )
+    memory.add_argument("visit_id", nargs="?", metavar="ID", help="for conversation")
+    memory.add_argument("--json", action="store_true", help="one JSON document")
+    memory.add_argument("--limit", type=int, default=50)
+
+    engine_key = sub.add_parser("engine-key", help="store an engine API key, encrypted")
+    engine_key.add_argument("action", choices=("set", "delete", "list"))
+    engine_key.add_argument("engine", nargs="?", help="engine name (as in the config)")
+    engine_key.add_argument("--data-dir", required=True, type=Path)
+    engine_key.add_argument("--passphrase-file", type=Path)
 
     for name in SET_STATUS_COMMANDS:
         one = sub.add_parser(name, help=f"tell the network this character is {name}")
@@ -102,6 +138,12 @@ def main(argv: Sequence[str] | None = None) -> int:
             return _directory(args)
         if args.command in SET_STATUS_COMMANDS:
             return _set_status(args)
+        if args.command == "visit":
+            return _visit(args)
+        if args.command == "memory":
+            return _memory(args)
+        if args.command == "engine-key":
+            return _engine_key(args)
     except ConfigError as exc:
         print(f"roomverse: config error: {exc}", file=sys.stderr)
         return EXIT_USAGE
@@ -116,10 +158,15 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 def _setup_logging(verbosity: int) -> None:
+    from node.agent.redact import RedactingFilter
+
     level = logging.WARNING if verbosity == 0 else logging.INFO if verbosity == 1 else logging.DEBUG
-    logging.basicConfig(
-        level=level, stream=sys.stderr, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
-    )
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+    # On the handler, so records of every library's loggers (libp2p dumps payloads in hex
+    # at DEBUG) are redacted before they are written.
+    handler.addFilter(RedactingFilter())
+    logging.basicConfig(level=level, handlers=[handler])
 
 
 def _run_node(args: argparse.Namespace) -> int:
@@ -137,6 +184,10 @@ def _run_node(args: argparse.Namespace) -> int:
         bootstrap=args.bootstrap,
         mdns=False if args.no_mdns else None,
         data_dir=args.data_dir,
+        engine_url=args.engine_url,
+        engine_model=args.engine_model,
+        autonomy=None if args.autonomy is None else args.autonomy == "on",
+        visit_interval_s=args.visit_interval,
     )
     for i, addr in enumerate(config.network.listen):
         try:
@@ -152,6 +203,7 @@ def _run_node(args: argparse.Namespace) -> int:
         passphrase=passphrase_from(args.passphrase_file),
         greet=not args.no_greet,
         directory=_directory_settings(args),
+        turn_timeout_s=args.turn_timeout if args.turn_timeout is not None else 120.0,
     )
     events = EventLog(args.log_format)
     try:
@@ -268,9 +320,9 @@ def _directory_table(rows: list[dict[str, Any]]) -> str:
     lines = [f"{'NAME':<20} {'STATUS':<8} {'LAST SEEN':>10}  PEER ID / ADDRESSES"]
     for row in rows:
         ago = max(0.0, (now_ms - row["last_seen_ms"]) / 1000)
-        name = _printable(row["name"])[:19] + (" *" if row["self"] else "")
+        name = printable(row["name"])[:19] + (" *" if row["self"] else "")
         lines.append(f"{name:<20} {row['status']:<8} {_ago(ago):>10}  {row['peer_id']}")
-        lines.extend(f"{'':<41}{_printable(addr)}" for addr in row["addrs"])
+        lines.extend(f"{'':<41}{printable(addr)}" for addr in row["addrs"])
     return "\n".join(lines)
 
 
@@ -282,16 +334,83 @@ def _ago(seconds: float) -> str:
     return f"{seconds / 3600:.0f}h ago"
 
 
-def _printable(text: str) -> str:
-    """Directory text comes from other people: never let it drive the terminal."""
-    return "".join(ch if ch.isprintable() else "\N{REPLACEMENT CHARACTER}" for ch in text)
-
-
 def _set_status(args: argparse.Namespace) -> int:
     from node.control import control_request
 
     reply = control_request(args.data_dir, {"cmd": "set_status", "status": args.command})
     print(json.dumps({"status": reply["status"], "clock": reply["clock"]}))
+    return EXIT_OK
+
+
+def _visit(args: argparse.Namespace) -> int:
+    from node.control import control_stream
+
+    request = {"cmd": "visit", "target": args.target, "turns": args.turns, "private": args.private}
+    outcome = "unknown"
+    for reply in control_stream(args.data_dir, request):
+        if args.json:
+            print(json.dumps(reply), flush=True)
+        elif "line" in reply:
+            line = reply["line"]
+            print(f"{printable(line['name'])}: {printable(line['text'])}", flush=True)
+        elif reply.get("done"):
+            print(_visit_summary(reply), flush=True)
+        outcome = str(reply.get("outcome", outcome))
+    return EXIT_OK if outcome in ("completed", "ended_by_partner", "left_message") else EXIT_FAILED
+
+
+def _visit_summary(reply: dict[str, Any]) -> str:
+    text = f"-- visit {reply['visit']} {reply['outcome']}, {reply['turns']} lines"
+    if reply.get("transcript"):
+        text += f", transcript {reply['transcript'][:16]}…, receipt signed by both"
+    if reply.get("message"):
+        text += f"\n-- their answering machine: {printable(reply['message'])}"
+    return text
+
+
+def _memory(args: argparse.Namespace) -> int:
+    from node.agent import memory_view
+    from node.control import control_request
+
+    if args.what == "conversation" and not args.visit_id:
+        raise ConfigError("ID", "memory conversation needs a visit ID (see `roomverse memory`)")
+    request = {"cmd": "memory", "what": args.what, "visit": args.visit_id, "limit": args.limit}
+    reply = control_request(args.data_dir, request)
+    reply.pop("ok", None)
+    if args.json:
+        print(json.dumps(reply, indent=2))
+    else:
+        print(memory_view.render_reply(args.what, reply))
+    return EXIT_OK
+
+
+def _engine_key(args: argparse.Namespace) -> int:
+    import getpass
+
+    from keys import load_key
+    from keys.cli import KEY_FILE_NAME
+    from node.engine.key_store import KEY_STORE_FILE, KeyStore
+
+    identity = load_key(args.data_dir / KEY_FILE_NAME, passphrase_from(args.passphrase_file))
+    store = KeyStore(args.data_dir / KEY_STORE_FILE, identity.seed)
+    if args.action == "list":
+        for name in store.names():
+            print(name)
+        return EXIT_OK
+    if not args.engine:
+        raise ConfigError("engine", f"engine-key {args.action} needs the engine's name")
+    if args.action == "delete":
+        store.delete(args.engine)
+        return EXIT_OK
+    key = (
+        getpass.getpass(f"API key for {args.engine}: ")
+        if sys.stdin.isatty()
+        else sys.stdin.readline()
+    )
+    if not key.strip():
+        raise ConfigError("key", "empty API key")
+    store.set(args.engine, key.strip())
+    print(f"stored the key for {args.engine} (encrypted in {args.data_dir / KEY_STORE_FILE})")
     return EXIT_OK
 
 

@@ -1,7 +1,8 @@
 """The control-socket commands a running node answers (see :mod:`node.control`).
 
 One JSON request in, one JSON reply out: ``publish`` (``roomverse act``), ``status``,
-``directory`` (``roomverse directory``) and ``set_status`` (``roomverse away|asleep|online``).
+``directory`` (``roomverse directory``), ``set_status`` (``roomverse away|asleep|online``),
+``memory`` (``roomverse memory``); ``visit`` (``roomverse visit``) streams its replies.
 """
 
 from __future__ import annotations
@@ -12,6 +13,8 @@ from typing import TYPE_CHECKING, Any
 
 from keys import TOPIC_ACTIONS, TOPIC_CONTEXTS, TOPIC_DIRECTORY
 from keys.errors import ControlError
+from node.control import Reply
+from node.visits.protocol import MAX_TURNS
 from registry_crdt import Status
 
 if TYPE_CHECKING:
@@ -22,9 +25,13 @@ SET_STATUS = {s.value: s for s in (Status.ONLINE, Status.AWAY, Status.ASLEEP)}
 STATUS_TOPICS = (TOPIC_ACTIONS, TOPIC_CONTEXTS, TOPIC_DIRECTORY)
 
 
-async def handle_control(node: CharacterNode, request: dict[str, Any]) -> dict[str, Any]:
+async def handle_control(node: CharacterNode, request: dict[str, Any]) -> Reply:
     """Answer one control-socket request (``roomverse act|status|directory|away...``)."""
     cmd = request["cmd"]
+    if cmd == "visit":
+        return await _visit(node, request)
+    if cmd == "memory":
+        return await _memory(node, request)
     if cmd == "publish":
         kind = request.get("kind")
         body = request.get("body")
@@ -75,7 +82,41 @@ def status_of(node: CharacterNode) -> dict[str, Any]:
         "outgoing_queues": node.host.outgoing_queues(),
         "gossip_link_resets": node.gossip_health.resets,
         "directory": node.directory.summary(),
+        "own_status": node.directory.status.value,
+        "agent": node.agent.describe(),
     }
+
+
+async def _visit(node: CharacterNode, request: dict[str, Any]) -> Reply:
+    target = request.get("target")
+    turns = request.get("turns", 0)
+    private = request.get("private")
+    if not isinstance(target, str) or not target:
+        return {"ok": False, "error": '"target" must be a name or PeerID'}
+    if isinstance(turns, bool) or not isinstance(turns, int) or not 0 <= turns <= MAX_TURNS:
+        return {"ok": False, "error": f'"turns" must be a whole number 0..{MAX_TURNS}'}
+    if private is not None and not isinstance(private, bool):
+        return {"ok": False, "error": '"private" must be true or false'}
+    return node.agent.visit(target, turns=turns, private=private or None)
+
+
+async def _memory(node: CharacterNode, request: dict[str, Any]) -> dict[str, Any]:
+    memory = node.agent.memory
+    what = request.get("what", "visits")
+    limit = request.get("limit", 50)
+    if isinstance(limit, bool) or not isinstance(limit, int) or not 1 <= limit <= 1000:
+        return {"ok": False, "error": '"limit" must be 1..1000'}
+    if what == "visits":
+        return {"ok": True, "visits": [v.to_json() for v in await memory.visits(limit)]}
+    if what == "relations":
+        return {"ok": True, "relations": [r.to_json() for r in await memory.relations()]}
+    if what == "conversation":
+        visit = request.get("visit")
+        conversation = await memory.conversation(visit) if isinstance(visit, str) else None
+        if conversation is None:
+            return {"ok": False, "error": f"no visit {visit!r} in memory"}
+        return {"ok": True, "conversation": conversation.to_json()}
+    return {"ok": False, "error": "memory shows visits, relations or conversation"}
 
 
 def _decode_binary_fields(body: dict[str, Any]) -> dict[str, Any]:

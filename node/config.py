@@ -40,11 +40,56 @@ class Persona:
 
 @dataclass(frozen=True, slots=True)
 class EngineSettings:
+    name: str = "embedded"
+    """Unique per character; names the engine in logs, status and the key store."""
     preset: str = "embedded"
     base_url: str | None = None
     model: str | None = None
     api_key_env: str | None = None
     """Name of the environment variable holding the API key (the key is never stored here)."""
+    timeout_s: float = 60.0
+    cheap: bool = False
+    """Tried first when the day's token budget runs low."""
+
+
+OVERRIDE_ENGINE = "override"
+"""The engine named by ``--engine-url`` / ``ROOMVERSE_ENGINE_URL``; it replaces the list."""
+
+
+@dataclass(frozen=True, slots=True)
+class BudgetSettings:
+    daily_tokens: int = 200_000
+    low_at: float = 0.5
+    critical_at: float = 0.8
+
+
+VISIT_POLICIES = ("open", "friends", "ask-owner")
+"""The name card's visit modes (registry_crdt.VisitMode)."""
+
+
+@dataclass(frozen=True, slots=True)
+class VisitSettings:
+    policy: str = "open"
+    """open: anyone; friends: only partners we have met before; ask-owner: nobody until
+    the owner approves (approvals come with the dashboard; until then, declined)."""
+    max_turns: int = 8
+    """Turns of ``say`` in a visit we host, both sides counted."""
+    max_minutes: float = 10.0
+    private: bool = False
+    """Private visits publish only "A is visiting B", never the speech."""
+    per_visitor_per_hour: int = 4
+
+
+@dataclass(frozen=True, slots=True)
+class AutonomySettings:
+    enabled: bool = True
+    interval_s: float = 3600.0
+    jitter: float = 0.2
+    """Each wait is the interval times a random factor in [1 - jitter, 1 + jitter]."""
+    cooldown_s: float = 6 * 3600.0
+    """No autonomous visit to the same host again within this time."""
+    choose: str = "weighted"
+    """weighted: by affinity and novelty; engine: the LLM picks from the online list."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -61,7 +106,11 @@ class CharacterConfig:
     description: str = ""
     """One line about the character for the directory (at most 280 characters)."""
     tags: tuple[str, ...] = ()
-    engine: EngineSettings = field(default_factory=EngineSettings)
+    engines: tuple[EngineSettings, ...] = (EngineSettings(),)
+    """In failover order."""
+    budget: BudgetSettings = field(default_factory=BudgetSettings)
+    visits: VisitSettings = field(default_factory=VisitSettings)
+    autonomy: AutonomySettings = field(default_factory=AutonomySettings)
     network: NetworkSettings = field(default_factory=NetworkSettings)
     data_dir: Path | None = None
 
@@ -96,7 +145,21 @@ def load_config(path: Path, env: Mapping[str, str] | None = None) -> CharacterCo
 def parse_config(raw: Any, *, base_dir: Path | None = None) -> CharacterConfig:
     obj = _object(raw, "config")
     _no_unknown(
-        obj, "", {"name", "description", "tags", "persona", "engine", "network", "data_dir"}
+        obj,
+        "",
+        {
+            "name",
+            "description",
+            "tags",
+            "persona",
+            "engine",
+            "engines",
+            "budget",
+            "visits",
+            "autonomy",
+            "network",
+            "data_dir",
+        },
     )
     name = _string(obj.get("name"), "name", required=True, limit=64)
     if not _NAME_RE.match(name):
@@ -104,27 +167,49 @@ def parse_config(raw: Any, *, base_dir: Path | None = None) -> CharacterConfig:
     description = _string(obj.get("description"), "description", limit=MAX_DESCRIPTION)
     tags = _tags(obj.get("tags", []))
     persona = _persona(obj.get("persona", {}))
-    engine = _engine(obj.get("engine", {}))
+    engines = _engines(obj)
+    budget = _budget(obj.get("budget", {}))
+    visits = _visits(obj.get("visits", {}))
+    autonomy = _autonomy(obj.get("autonomy", {}))
     network = _network(obj.get("network", {}))
     data_dir = None
     if obj.get("data_dir") is not None:
         data_dir = Path(_string(obj["data_dir"], "data_dir", required=True, limit=4096))
         if not data_dir.is_absolute() and base_dir is not None:
             data_dir = base_dir / data_dir
-    return CharacterConfig(name, persona, description, tags, engine, network, data_dir)
+    return CharacterConfig(
+        name, persona, description, tags, engines, budget, visits, autonomy, network, data_dir
+    )
 
 
 def apply_env(config: CharacterConfig, env: Mapping[str, str]) -> CharacterConfig:
-    engine = config.engine
-    if env.get("ROOMVERSE_ENGINE_URL"):
-        engine = replace(engine, preset="openai-compatible", base_url=env["ROOMVERSE_ENGINE_URL"])
-    if env.get("ROOMVERSE_ENGINE_MODEL"):
-        engine = replace(engine, model=env["ROOMVERSE_ENGINE_MODEL"])
+    config = with_engine_override(
+        config, env.get("ROOMVERSE_ENGINE_URL") or None, env.get("ROOMVERSE_ENGINE_MODEL") or None
+    )
     network = config.network
     if "ROOMVERSE_MDNS" in env:
         network = replace(network, mdns=_env_bool(env["ROOMVERSE_MDNS"], "ROOMVERSE_MDNS"))
     data_dir = Path(env["ROOMVERSE_DATA_DIR"]) if env.get("ROOMVERSE_DATA_DIR") else None
-    return replace(config, engine=engine, network=network, data_dir=data_dir or config.data_dir)
+    return replace(config, network=network, data_dir=data_dir or config.data_dir)
+
+
+def with_engine_override(
+    config: CharacterConfig, url: str | None, model: str | None
+) -> CharacterConfig:
+    """``--engine-url``/``--engine-model`` (or their environment variables): a URL replaces
+    the engine list with one OpenAI-compatible engine; a model alone changes the first."""
+    engines = config.engines
+    if url is not None:
+        if not re.match(r"^https?://", url):
+            raise ConfigError("engine url", f"must start with http:// or https://, not {url!r}")
+        engines = (
+            EngineSettings(
+                name=OVERRIDE_ENGINE, preset="openai-compatible", base_url=url, model=model
+            ),
+        )
+    elif model is not None:
+        engines = (replace(engines[0], model=model), *engines[1:])
+    return replace(config, engines=engines)
 
 
 def with_overrides(
@@ -134,8 +219,21 @@ def with_overrides(
     bootstrap: list[str] | None = None,
     mdns: bool | None = None,
     data_dir: Path | None = None,
+    engine_url: str | None = None,
+    engine_model: str | None = None,
+    autonomy: bool | None = None,
+    visit_interval_s: float | None = None,
 ) -> CharacterConfig:
     """Apply command-line flags (they win over the file and the environment)."""
+    config = with_engine_override(config, engine_url, engine_model)
+    schedule = config.autonomy
+    if autonomy is not None:
+        schedule = replace(schedule, enabled=autonomy)
+    if visit_interval_s is not None:
+        if not visit_interval_s > 0:
+            raise ConfigError("--visit-interval", "must be a positive number of seconds")
+        schedule = replace(schedule, interval_s=visit_interval_s)
+    config = replace(config, autonomy=schedule)
     network = config.network
     if listen:
         network = replace(network, listen=_multiaddrs(listen, "--listen"))
@@ -172,22 +270,96 @@ def _tags(raw: Any) -> tuple[str, ...]:
     )
 
 
-def _engine(raw: Any) -> EngineSettings:
-    obj = _object(raw, "engine")
-    _no_unknown(obj, "engine.", {"preset", "base_url", "model", "api_key_env"})
-    preset = _string(obj.get("preset"), "engine.preset", limit=32) or "embedded"
+def _engines(obj: Mapping[str, Any]) -> tuple[EngineSettings, ...]:
+    if "engine" in obj and "engines" in obj:
+        raise ConfigError("engines", 'give either "engine" or "engines", not both')
+    if "engines" not in obj:
+        return (_engine(obj.get("engine", {}), "engine"),)
+    raw = obj["engines"]
+    if not isinstance(raw, list) or not 1 <= len(raw) <= 8:
+        raise ConfigError("engines", "must be a list of 1 to 8 engines, in failover order")
+    engines = tuple(_engine(item, f"engines[{i}]") for i, item in enumerate(raw))
+    names = [engine.name for engine in engines]
+    for i, name in enumerate(names):
+        if name in names[:i]:
+            raise ConfigError(f"engines[{i}].name", f"duplicate engine name {name!r}")
+    return engines
+
+
+def _engine(raw: Any, where: str) -> EngineSettings:
+    obj = _object(raw, where)
+    _no_unknown(
+        obj,
+        f"{where}.",
+        {"name", "preset", "base_url", "model", "api_key_env", "timeout_s", "cheap"},
+    )
+    preset = _string(obj.get("preset"), f"{where}.preset", limit=32) or "embedded"
     if preset not in ENGINE_PRESETS:
-        raise ConfigError("engine.preset", f"must be one of {', '.join(ENGINE_PRESETS)}")
-    base_url = _string(obj.get("base_url"), "engine.base_url", limit=2048) or None
+        raise ConfigError(f"{where}.preset", f"must be one of {', '.join(ENGINE_PRESETS)}")
+    name = _string(obj.get("name"), f"{where}.name", limit=32) or preset
+    if not re.match(r"^[A-Za-z0-9_.-]+$", name):
+        raise ConfigError(f"{where}.name", "letters, digits, '.', '_' and '-' only")
+    base_url = _string(obj.get("base_url"), f"{where}.base_url", limit=2048) or None
     if base_url is not None and not re.match(r"^https?://", base_url):
-        raise ConfigError("engine.base_url", "must start with http:// or https://")
+        raise ConfigError(f"{where}.base_url", "must start with http:// or https://")
     if preset == "openai-compatible" and base_url is None:
-        raise ConfigError("engine.base_url", "required when preset is openai-compatible")
-    key_env = _string(obj.get("api_key_env"), "engine.api_key_env", limit=128) or None
+        raise ConfigError(f"{where}.base_url", "required when preset is openai-compatible")
+    key_env = _string(obj.get("api_key_env"), f"{where}.api_key_env", limit=128) or None
     if key_env is not None and not re.match(r"^[A-Za-z_][A-Za-z0-9_]*$", key_env):
-        raise ConfigError("engine.api_key_env", "must be an environment variable name")
-    model = _string(obj.get("model"), "engine.model", limit=256) or None
-    return EngineSettings(preset, base_url, model, key_env)
+        raise ConfigError(f"{where}.api_key_env", "must be an environment variable name")
+    model = _string(obj.get("model"), f"{where}.model", limit=256) or None
+    timeout_s = _number(obj.get("timeout_s", 60.0), f"{where}.timeout_s", 0.1, 3600.0)
+    cheap = _bool(obj.get("cheap", False), f"{where}.cheap")
+    return EngineSettings(name, preset, base_url, model, key_env, timeout_s, cheap)
+
+
+def _budget(raw: Any) -> BudgetSettings:
+    obj = _object(raw, "budget")
+    _no_unknown(obj, "budget.", {"daily_tokens", "low_at", "critical_at"})
+    daily = obj.get("daily_tokens", 200_000)
+    if isinstance(daily, bool) or not isinstance(daily, int) or daily <= 0:
+        raise ConfigError("budget.daily_tokens", "must be a positive whole number of tokens")
+    low = _number(obj.get("low_at", 0.5), "budget.low_at", 0.01, 0.99)
+    critical = _number(obj.get("critical_at", 0.8), "budget.critical_at", 0.01, 0.99)
+    if not low < critical:
+        raise ConfigError("budget.critical_at", "must be greater than budget.low_at")
+    return BudgetSettings(daily, low, critical)
+
+
+def _visits(raw: Any) -> VisitSettings:
+    obj = _object(raw, "visits")
+    _no_unknown(
+        obj, "visits.", {"policy", "max_turns", "max_minutes", "private", "per_visitor_per_hour"}
+    )
+    policy = _string(obj.get("policy"), "visits.policy", limit=16) or "open"
+    if policy not in VISIT_POLICIES:
+        raise ConfigError("visits.policy", f"must be one of {', '.join(VISIT_POLICIES)}")
+    return VisitSettings(
+        policy=policy,
+        max_turns=_whole(obj.get("max_turns", 8), "visits.max_turns", 2, 64),
+        max_minutes=_number(obj.get("max_minutes", 10.0), "visits.max_minutes", 0.05, 240.0),
+        private=_bool(obj.get("private", False), "visits.private"),
+        per_visitor_per_hour=_whole(
+            obj.get("per_visitor_per_hour", 4), "visits.per_visitor_per_hour", 1, 120
+        ),
+    )
+
+
+def _autonomy(raw: Any) -> AutonomySettings:
+    obj = _object(raw, "autonomy")
+    _no_unknown(obj, "autonomy.", {"enabled", "interval_s", "jitter", "cooldown_s", "choose"})
+    choose = _string(obj.get("choose"), "autonomy.choose", limit=16) or "weighted"
+    if choose not in ("weighted", "engine"):
+        raise ConfigError("autonomy.choose", "must be weighted or engine")
+    return AutonomySettings(
+        enabled=_bool(obj.get("enabled", True), "autonomy.enabled"),
+        interval_s=_number(obj.get("interval_s", 3600.0), "autonomy.interval_s", 1.0, 7 * 86400.0),
+        jitter=_number(obj.get("jitter", 0.2), "autonomy.jitter", 0.0, 0.9),
+        cooldown_s=_number(
+            obj.get("cooldown_s", 6 * 3600.0), "autonomy.cooldown_s", 0.0, 30 * 86400.0
+        ),
+        choose=choose,
+    )
 
 
 def _network(raw: Any) -> NetworkSettings:
@@ -197,9 +369,7 @@ def _network(raw: Any) -> NetworkSettings:
     if not listen:
         raise ConfigError("network.listen", "needs at least one multiaddr")
     bootstrap = _multiaddr_list(obj.get("bootstrap", []), "network.bootstrap")
-    mdns = obj.get("mdns", True)
-    if not isinstance(mdns, bool):
-        raise ConfigError("network.mdns", "must be true or false")
+    mdns = _bool(obj.get("mdns", True), "network.mdns")
     return NetworkSettings(listen, bootstrap, mdns)
 
 
@@ -242,6 +412,24 @@ def _string(raw: Any, where: str, *, required: bool = False, limit: int) -> str:
         raise ConfigError(where, "must not be empty")
     if len(raw) > limit:
         raise ConfigError(where, f"longer than {limit} characters")
+    return raw
+
+
+def _bool(raw: Any, where: str) -> bool:
+    if not isinstance(raw, bool):
+        raise ConfigError(where, "must be true or false")
+    return raw
+
+
+def _number(raw: Any, where: str, low: float, high: float) -> float:
+    if isinstance(raw, bool) or not isinstance(raw, int | float) or not low <= raw <= high:
+        raise ConfigError(where, f"must be a number from {low:g} to {high:g}")
+    return float(raw)
+
+
+def _whole(raw: Any, where: str, low: int, high: int) -> int:
+    if isinstance(raw, bool) or not isinstance(raw, int) or not low <= raw <= high:
+        raise ConfigError(where, f"must be a whole number from {low} to {high}")
     return raw
 
 

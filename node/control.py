@@ -12,7 +12,7 @@ import json
 import os
 import socket
 import struct
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -29,7 +29,12 @@ MAX_REQUEST = 512 * 1024
 """Room for the largest legitimate request: a 192 KiB image context, base64-encoded."""
 REQUEST_TIMEOUT_S = 30.0
 
-Handler = Callable[[dict[str, Any]], Awaitable[dict[str, Any]]]
+Reply = dict[str, Any] | AsyncIterator[dict[str, Any]]
+"""One JSON reply, or a stream of them (``roomverse visit`` prints lines as they come);
+a streamed reply ends with an object holding ``"done": true``."""
+Handler = Callable[[dict[str, Any]], Awaitable[Reply]]
+STREAM_IDLE_TIMEOUT_S = 600.0
+"""A streamed reply may go quiet this long between lines (an engine thinking)."""
 
 
 def socket_path(data_dir: Path) -> Path:
@@ -78,11 +83,24 @@ async def _serve_one(stream: trio.SocketStream, handler: Handler) -> None:
                     reply = await handler(request)
                 except RoomverseError as exc:
                     reply = {"ok": False, "error": str(exc)}
+            if isinstance(reply, dict):
                 await _reply(stream, reply)
+                return
+            await _stream_replies(stream, reply)
         except ControlError as exc:
             await _reply(stream, {"ok": False, "error": str(exc)})
         except (trio.TooSlowError, trio.BrokenResourceError, trio.ClosedResourceError):
             return
+
+
+async def _stream_replies(
+    stream: trio.SocketStream, replies: AsyncIterator[dict[str, Any]]
+) -> None:
+    try:
+        async for reply in replies:
+            await _reply(stream, reply)
+    except RoomverseError as exc:
+        await _reply(stream, {"ok": False, "done": True, "error": str(exc)})
 
 
 def _same_user(stream: trio.SocketStream) -> bool:
@@ -116,6 +134,23 @@ async def _reply(stream: trio.SocketStream, reply: dict[str, Any]) -> None:
 
 def control_request(data_dir: Path, request: dict[str, Any], *, timeout: float = 30.0) -> Any:
     """Send one request to the node running on ``data_dir``; blocking, for the CLI."""
+    for reply in _exchange(data_dir, request, timeout):
+        return reply
+    raise ControlError("the node closed the connection without a reply")
+
+
+def control_stream(
+    data_dir: Path, request: dict[str, Any], *, timeout: float = STREAM_IDLE_TIMEOUT_S
+) -> Iterator[dict[str, Any]]:
+    """Send a request whose reply is streamed; yield each reply until ``done``."""
+    for reply in _exchange(data_dir, request, timeout):
+        yield reply
+        if reply.get("done"):
+            return
+    raise ControlError("the node closed the connection before the command finished")
+
+
+def _exchange(data_dir: Path, request: dict[str, Any], timeout: float) -> Iterator[dict[str, Any]]:
     path = socket_path(data_dir)
     if not path.exists():
         raise ControlError(f"no running node for {data_dir} (start it with `roomverse node`)")
@@ -127,11 +162,14 @@ def control_request(data_dir: Path, request: dict[str, Any], *, timeout: float =
             with contextlib.suppress(BrokenPipeError, ConnectionResetError):
                 sock.sendall(json.dumps(request).encode() + b"\n")
             buf = b""
-            while not buf.endswith(b"\n"):
-                chunk = sock.recv(65536)
-                if not chunk:
-                    break
-                buf += chunk
+            while True:
+                while b"\n" not in buf:
+                    chunk = sock.recv(65536)
+                    if not chunk:
+                        return
+                    buf += chunk
+                line, buf = buf.split(b"\n", 1)
+                yield _parse_reply(line)
         except (ConnectionRefusedError, FileNotFoundError):
             raise ControlError(f"no running node for {data_dir} (stale control socket)") from None
         except PermissionError:
@@ -140,8 +178,11 @@ def control_request(data_dir: Path, request: dict[str, Any], *, timeout: float =
             raise ControlError(f"the node on {data_dir} did not answer in {timeout:.0f}s") from None
         except OSError as exc:
             raise ControlError(f"control socket {path}: {exc.strerror or exc}") from None
+
+
+def _parse_reply(line: bytes) -> dict[str, Any]:
     try:
-        reply = json.loads(buf)
+        reply = json.loads(line)
     except json.JSONDecodeError:
         raise ControlError("the node sent an unreadable reply") from None
     if not isinstance(reply, dict):

@@ -8,11 +8,18 @@ short human lines. Diagnostics from libraries go to stderr through :mod:`logging
 from __future__ import annotations
 
 import json
+import logging
 import sys
 import time
+from collections.abc import Callable
 from typing import Any, Literal, TextIO
 
+from node.agent.redact import scrub_log_text
+
 LogFormat = Literal["text", "json"]
+Listener = Callable[[str, dict[str, Any]], None]
+
+logger = logging.getLogger(__name__)
 
 
 class EventLog:
@@ -20,15 +27,29 @@ class EventLog:
         self.fmt = fmt
         self._stream = stream or sys.stdout
         self.counts: dict[str, int] = {}
+        self._listeners: list[Listener] = []
+
+    def subscribe(self, listener: Listener) -> Callable[[], None]:
+        """Call ``listener(event, fields)`` on every event (synchronously, so keep it
+        short); returns the function that unsubscribes it."""
+        self._listeners.append(listener)
+        return lambda: self._listeners.remove(listener)
 
     def emit(self, event: str, **fields: Any) -> None:
         self.counts[event] = self.counts.get(event, 0) + 1
+        for listener in list(self._listeners):
+            try:
+                listener(event, fields)
+            except Exception:
+                logger.exception("event listener failed on %s", event)
         if self.fmt == "json":
             record = {"event": event, "ts": round(time.time(), 3), **fields}
             line = json.dumps(record, ensure_ascii=False, default=_jsonable)
         else:
             details = " ".join(f"{k}={_short(v)}" for k, v in fields.items())
             line = f"{time.strftime('%H:%M:%S')} {event} {details}".rstrip()
+        # Speech and names come from other people: PII is redacted from every log line.
+        line = scrub_log_text(line)
         try:
             self._stream.write(line + "\n")
             self._stream.flush()

@@ -8,7 +8,15 @@ from collections.abc import Sequence
 from keys import Identity
 from keys.errors import ConfigError
 from node.config import CharacterConfig
-from registry_crdt import DirectoryUsageError, Interfaces, NameCard, Persona, sign_card
+from registry_crdt import (
+    DirectoryUsageError,
+    Interfaces,
+    NameCard,
+    Persona,
+    VisitMode,
+    VisitPolicy,
+    sign_card,
+)
 from registry_crdt.limits import (
     MAX_GREETING_CHARS,
     MAX_INTERFACE_ADDRS,
@@ -34,6 +42,12 @@ def card_for(
         ),
         tags=config.tags,
         interfaces=Interfaces(libp2p=tuple(addrs[:MAX_INTERFACE_ADDRS])),
+        visit_policy=VisitPolicy(
+            mode=VisitMode(config.visits.policy),
+            max_minutes=max(1, round(config.visits.max_minutes)),
+            max_turns=config.visits.max_turns,
+            visits_per_hour=config.visits.per_visitor_per_hour,
+        ),
     )
 
 

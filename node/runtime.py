@@ -39,6 +39,7 @@ from keys import (
 from keys.cli import KEY_FILE_NAME
 from keys.errors import PublishError, RoomverseError
 from node import _libp2p
+from node.agent.agent import Agent
 from node.anti_entropy import AntiEntropy
 from node.batching import receive_batch
 from node.commands import handle_control
@@ -56,6 +57,7 @@ from node.name_card import check_card
 from node.peering import PeerBook, run_dialer
 from node.rejections import RejectionLog
 from node.store import ReplayMark, Store
+from node.visits.service import transports_for
 
 logger = logging.getLogger(__name__)
 
@@ -79,6 +81,8 @@ class NodeOptions:
     greet: bool = True
     mdns_interval: float = 2.0
     directory: DirectorySettings = field(default_factory=DirectorySettings)
+    turn_timeout_s: float = 120.0
+    """How long a visit waits for the partner's next line (their engine is thinking)."""
 
 
 class CharacterNode:
@@ -91,6 +95,7 @@ class CharacterNode:
         events: EventLog,
         replay: ReplayWindow,
         directory_settings: DirectorySettings,
+        turn_timeout_s: float = 120.0,
     ) -> None:
         self.config = config
         self.identity = identity
@@ -122,6 +127,7 @@ class CharacterNode:
         self.gossip_health = GossipHealth(identity.peer_id_str, self._reset_gossip_link)
         self.anti_entropy = AntiEntropy(host, self.directory, self._seal_sync)
         self.liveness = Liveness(host, self._lost_connection)
+        self.agent = Agent(self, turn_timeout_s=turn_timeout_s)
 
     # -- outgoing -----------------------------------------------------------------
 
@@ -241,16 +247,9 @@ class CharacterNode:
             return
         if len(self.host.connected_peers()) >= DIRECTORY_DIAL_TARGET:
             return
-        transports = []
-        for addr in addrs:
-            try:
-                transport, owner = _libp2p.split_peer_addr(addr)
-            except _libp2p.DialError:
-                continue
-            if owner == peer_id and transport:
-                transports.append(transport)
+        transports = transports_for(peer_id, addrs)
         if transports:
-            self.discovered(peer_id, tuple(transports), "directory")
+            self.discovered(peer_id, transports, "directory")
 
     # -- peers ----------------------------------------------------------------------
 
@@ -328,7 +327,14 @@ async def open_character(
                 identity.seed, config.network.listen, on_drop=on_drop
             ) as host:
                 node = CharacterNode(
-                    config, identity, store, host, events, replay, options.directory
+                    config,
+                    identity,
+                    store,
+                    host,
+                    events,
+                    replay,
+                    options.directory,
+                    options.turn_timeout_s,
                 )
                 known = await node.directory.load()
                 if known:
@@ -397,6 +403,7 @@ async def _run_character(
         nursery.start_soon(node.anti_entropy.run_periodically, nursery)
         nursery.start_soon(node.liveness.run, nursery)
         nursery.start_soon(node.gossip_health.run)
+        await nursery.start(node.agent.run)
         events.emit(
             "ready",
             peer_id=node.identity.peer_id_str,

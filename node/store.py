@@ -1,5 +1,6 @@
 """The character's SQLite database: sequence counter, replay marks, received actions,
-the last directory snapshot.
+the last directory snapshot; the agent's memory tables live here too (migration 3) and
+are read and written by :mod:`node.agent.memory` through :attr:`Store.db`.
 
 Schema changes go through :data:`MIGRATIONS` (``PRAGMA user_version`` is the version).
 Only :class:`keys.Verified` envelopes are ever stored.
@@ -52,6 +53,52 @@ MIGRATIONS: tuple[str, ...] = (
         id INTEGER PRIMARY KEY CHECK (id = 1),
         data BLOB NOT NULL,
         saved_ms INTEGER NOT NULL
+    );
+    """,
+    # 3: the agent's memory (node/agent/memory.py explains every table and column)
+    """
+    CREATE TABLE visits (
+        id TEXT PRIMARY KEY CHECK (length(id) = 32),
+        partner BLOB NOT NULL,
+        partner_id TEXT NOT NULL,
+        partner_name TEXT NOT NULL,
+        role TEXT NOT NULL CHECK (role IN ('host', 'guest')),
+        remote_addr TEXT,
+        private INTEGER NOT NULL CHECK (private IN (0, 1)),
+        started_ms INTEGER NOT NULL,
+        ended_ms INTEGER,
+        outcome TEXT NOT NULL DEFAULT 'open',
+        turns INTEGER NOT NULL DEFAULT 0 CHECK (turns >= 0),
+        transcript_hash BLOB,
+        receipt BLOB,
+        first_line TEXT NOT NULL
+    );
+    CREATE INDEX visits_by_partner ON visits (partner_id, started_ms);
+    CREATE INDEX visits_by_start ON visits (started_ms);
+    CREATE TABLE conversations (
+        visit_id TEXT PRIMARY KEY REFERENCES visits (id) ON DELETE CASCADE,
+        started_ms INTEGER NOT NULL,
+        summary TEXT NOT NULL DEFAULT ''
+    );
+    CREATE TABLE messages (
+        visit_id TEXT NOT NULL REFERENCES conversations (visit_id) ON DELETE CASCADE,
+        idx INTEGER NOT NULL CHECK (idx >= 0),
+        speaker TEXT NOT NULL,
+        text TEXT NOT NULL,
+        ts_ms INTEGER NOT NULL,
+        PRIMARY KEY (visit_id, idx)
+    ) WITHOUT ROWID;
+    CREATE TABLE relations (
+        partner_id TEXT PRIMARY KEY,
+        partner_name TEXT NOT NULL,
+        affinity INTEGER NOT NULL CHECK (affinity BETWEEN 0 AND 100),
+        visit_count INTEGER NOT NULL CHECK (visit_count >= 0),
+        completed_count INTEGER NOT NULL
+            CHECK (completed_count >= 0 AND completed_count <= visit_count),
+        last_visit_ms INTEGER,
+        summary TEXT NOT NULL DEFAULT '',
+        notes TEXT NOT NULL DEFAULT '',
+        updated_ms INTEGER NOT NULL
     );
     """,
 )
@@ -108,6 +155,11 @@ class Store:
             raise
         self._next_seq = 0
         self._seq_ceiling = 0
+
+    @property
+    def db(self) -> SqliteThread:
+        """The database thread, for modules that own their own tables (the agent's memory)."""
+        return self._db
 
     def close(self) -> None:
         self._db.close()

@@ -144,8 +144,10 @@ class NodeProcess(JsonLinesProcess):
         mdns: bool = False,
         prefix: Sequence[str] = (),
         extra: Sequence[str] = (),
+        verbose: int = 0,
     ) -> None:
-        args = ["node", "--character", str(character), "--data-dir", str(data_dir)]
+        args = ["-v"] * verbose + ["node", "--character", str(character)]
+        args += ["--data-dir", str(data_dir)]
         args += ["--log-format", "json", *extra]
         for addr in listen:
             args += ["--listen", addr]
@@ -237,11 +239,34 @@ def run_cli(*args: str, check: bool = True, timeout: float = 60.0) -> str:
     return done.stdout
 
 
-def write_character(directory: Path, name: str, **network: Any) -> Path:
+NO_ENGINE: dict[str, Any] = {
+    "preset": "openai-compatible",
+    "base_url": "http://127.0.0.1:9/v1",
+    "timeout_s": 2,
+}
+"""Tests that do not talk through an engine name one that refuses at once (the discard
+port on loopback): never the embedded engine, which would fetch a model."""
+
+
+def write_character(
+    directory: Path,
+    name: str,
+    *,
+    engine: dict[str, Any] | None = None,
+    extra: dict[str, Any] | None = None,
+    **network: Any,
+) -> Path:
+    """A character file; autonomy is off unless ``extra`` turns it on."""
     path = directory / f"{name.lower()}.json"
-    config = {"name": name, "persona": {"personality": f"{name} is a test character."}}
+    config: dict[str, Any] = {
+        "name": name,
+        "persona": {"personality": f"{name} is a test character."},
+        "engine": engine or NO_ENGINE,
+        "autonomy": {"enabled": False},
+    }
     if network:
         config["network"] = network
+    config.update(extra or {})
     path.write_text(json.dumps(config))
     return path
 

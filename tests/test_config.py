@@ -25,7 +25,10 @@ def test_defaults() -> None:
     config = parse_config({"name": "Mina"})
     assert config.network.mdns is True
     assert config.network.listen == ("/ip4/0.0.0.0/tcp/0",)
-    assert config.engine.preset == "embedded"
+    assert [e.preset for e in config.engines] == ["embedded"]
+    assert config.autonomy.enabled is True
+    assert config.autonomy.interval_s == 3600.0
+    assert config.visits.policy == "open"
     assert config.resolved_data_dir().name == "mina"
 
 
@@ -42,6 +45,17 @@ def test_defaults() -> None:
         ({"name": "A", "engine": {"base_url": "ftp://x"}}, "engine.base_url"),
         ({"name": "A", "engine": {"preset": "openai-compatible"}}, "engine.base_url"),
         ({"name": "A", "engine": {"api_key_env": "not a name"}}, "engine.api_key_env"),
+        ({"name": "A", "engine": {"timeout_s": 0}}, "engine.timeout_s"),
+        ({"name": "A", "engine": {}, "engines": []}, "engines"),
+        ({"name": "A", "engines": []}, "engines"),
+        ({"name": "A", "engines": [{"preset": "ollama"}, {"preset": "ollama"}]}, "engines[1].name"),
+        ({"name": "A", "engines": [{"cheap": "yes"}]}, "engines[0].cheap"),
+        ({"name": "A", "budget": {"daily_tokens": 0}}, "budget.daily_tokens"),
+        ({"name": "A", "budget": {"low_at": 0.9, "critical_at": 0.5}}, "budget.critical_at"),
+        ({"name": "A", "visits": {"policy": "known"}}, "visits.policy"),
+        ({"name": "A", "visits": {"max_turns": 1}}, "visits.max_turns"),
+        ({"name": "A", "autonomy": {"interval_s": "hourly"}}, "autonomy.interval_s"),
+        ({"name": "A", "autonomy": {"choose": "dice"}}, "autonomy.choose"),
         ({"name": "A", "network": {"listen": "x"}}, "network.listen"),
         ({"name": "A", "network": {"listen": []}}, "network.listen"),
         ({"name": "A", "network": {"bootstrap": ["tcp/1"]}}, "network.bootstrap[0]"),
@@ -70,13 +84,42 @@ def test_environment_then_flags_override(tmp_path: Path) -> None:
     )
     assert config.network.mdns is False
     assert config.data_dir == tmp_path / "env"
-    assert config.engine.base_url == "http://127.0.0.1:11434/v1"
+    (engine,) = config.engines
+    assert (engine.name, engine.base_url) == ("override", "http://127.0.0.1:11434/v1")
     config = with_overrides(
-        config, mdns=True, data_dir=tmp_path / "flag", listen=["/ip4/1.2.3.4/tcp/1"]
+        config,
+        mdns=True,
+        data_dir=tmp_path / "flag",
+        listen=["/ip4/1.2.3.4/tcp/1"],
+        engine_url="http://127.0.0.1:9/v1",
+        engine_model="tiny",
+        autonomy=False,
+        visit_interval_s=30.0,
     )
+    (engine,) = config.engines
+    assert (engine.base_url, engine.model) == ("http://127.0.0.1:9/v1", "tiny")
+    assert (config.autonomy.enabled, config.autonomy.interval_s) == (False, 30.0)
     assert config.network.mdns is True
     assert config.data_dir == tmp_path / "flag"
     assert config.network.listen == ("/ip4/1.2.3.4/tcp/1",)
+
+
+def test_engine_list_keeps_failover_order() -> None:
+    config = parse_config(
+        {
+            "name": "A",
+            "engines": [
+                {"preset": "ollama", "model": "llama3.2"},
+                {"name": "small", "preset": "lmstudio", "cheap": True, "timeout_s": 5},
+            ],
+        }
+    )
+    assert [(e.name, e.cheap, e.timeout_s) for e in config.engines] == [
+        ("ollama", False, 60.0),
+        ("small", True, 5.0),
+    ]
+    only_model = with_overrides(config, engine_model="qwen")
+    assert [e.model for e in only_model.engines] == ["qwen", None]
 
 
 def test_bad_env_value_is_named() -> None:

@@ -9,7 +9,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from keys.errors import ConfigError, LocalError
-from node.engine_policy import (
+from node.engine.policy import (
     BreakerState,
     BudgetTier,
     CircuitBreaker,
@@ -273,6 +273,13 @@ def test_preferred_order_when_normal_cheap_first_when_low_or_critical() -> None:
     assert c.candidates(0.0, BudgetTier.NORMAL) == ["big", "small", "medium", "tiny"]
     for tier in (BudgetTier.LOW, BudgetTier.CRITICAL):
         assert c.candidates(0.0, tier) == ["small", "tiny", "big", "medium"]
+
+
+def test_cheapest_first_on_request_in_any_tier_that_may_reply() -> None:
+    c = chooser()
+    for tier in (BudgetTier.NORMAL, BudgetTier.LOW, BudgetTier.CRITICAL):
+        assert c.candidates(0.0, tier, cheapest_first=True) == ["small", "tiny", "big", "medium"]
+    assert c.candidates(0.0, BudgetTier.STOPPED, cheapest_first=True) == []
 
 
 def test_stopped_gives_no_candidates_and_takes_no_probe() -> None:

@@ -304,17 +304,21 @@ class EngineChooser:
         except KeyError:
             raise LocalError(f"unknown engine {name!r}") from None
 
-    def candidates(self, now: float, tier: BudgetTier) -> list[str]:
+    def candidates(
+        self, now: float, tier: BudgetTier, *, cheapest_first: bool = False
+    ) -> list[str]:
         """Engines to try in order, skipping those whose breaker refuses a call now.
 
         The preferred order is the configured one; when the tier asks for the cheapest
-        engine, cheap engines move to the front (keeping their order among themselves).
+        engine, or the caller does (``cheapest_first``: a call that must stay cheap
+        whatever the budget, such as the answering machine's), cheap engines move to the
+        front (keeping their order among themselves).
         """
         policy = policy_for(tier)
         if not policy.may_reply:
             return []
         order = list(self.engines)
-        if policy.prefer_cheapest_engine:
+        if cheapest_first or policy.prefer_cheapest_engine:
             order.sort(key=lambda spec: not spec.cheap)
         return [spec.name for spec in order if self._breakers[spec.name].allows(now)]
 

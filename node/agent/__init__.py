@@ -1,0 +1,1 @@
+"""The character's agent: prompts, spotlighting, PII redaction, affinity, memory."""

@@ -1,0 +1,378 @@
+"""The character's agent on a running node: engines, voice, memory, visits, autonomy.
+
+:meth:`Agent.run` serves ``/roomverse/visit/1.0.0`` at once and opens the engines in
+the background (the embedded engine may first have to assemble its model): until they
+are ready, knocks are declined as ``resting`` and nothing pretends to speak.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import os
+import random
+import time
+from collections.abc import AsyncIterator
+from contextlib import AsyncExitStack, asynccontextmanager
+from datetime import date
+from typing import TYPE_CHECKING, Any, Final
+
+import trio
+
+if TYPE_CHECKING:
+    from trio_typing import TaskStatus
+
+from keys import PROTO_VISIT, Identity
+from keys.errors import LocalError, RoomverseError
+from node.agent.autonomy import Candidate, eligible, next_wait_s, pick_weighted
+from node.agent.memory import Memory
+from node.agent.redact import redact
+from node.agent.relations import RelationKeeper
+from node.agent.voice import EngineVoice
+from node.config import CharacterConfig
+from node.engine.engines import Engines, Purpose, open_engines
+from node.engine.errors import EngineError
+from node.engine.key_store import KEY_STORE_FILE, KeyLookup, KeyStore
+from node.engine.policy import BudgetTier
+from node.events import EventLog
+from node.store import Store
+from node.visits.service import VisitService, VisitTargetError
+from node.visits.session import VisitResult, VisitRunner
+
+if TYPE_CHECKING:
+    from node.runtime import CharacterNode
+
+logger = logging.getLogger(__name__)
+
+EMBEDDED_PRESET: Final = "embedded"
+DEFAULT_EMBEDDED_MODEL: Final = "qwen2.5-0.5b"
+AUTONOMY_RETRY_S: Final = 300.0
+"""Wait before trying again when nobody could be visited or the tier forbade it."""
+
+
+class BudgetInMeta:
+    """Today's spent tokens in the node's ``meta`` table (survives restarts)."""
+
+    def __init__(self, store: Store) -> None:
+        self.store = store
+
+    async def load(self) -> tuple[str, int] | None:
+        day = await self.store.get_meta("budget_day")
+        spent = await self.store.get_meta("budget_spent")
+        if day is None or spent is None:
+            return None
+        text = str(day)
+        return f"{text[:4]}-{text[4:6]}-{text[6:]}", spent
+
+    async def save(self, day: str, spent: int) -> None:
+        await self.store.set_meta("budget_day", int(day.replace("-", "")))
+        await self.store.set_meta("budget_spent", spent)
+
+
+class Agent:
+    def __init__(
+        self,
+        node: CharacterNode,
+        *,
+        turn_timeout_s: float = 120.0,
+        env: dict[str, str] | None = None,
+        rng: random.Random | None = None,
+    ) -> None:
+        self.node = node
+        self.config: CharacterConfig = node.config
+        self.events: EventLog = node.events
+        self.env = dict(os.environ if env is None else env)
+        self.rng = rng or random.Random()
+        self.memory = Memory(node.store.db, redact)
+        self.engines: Engines | None = None
+        self.engine_problem: str | None = "starting"
+        self.voice = EngineVoice(node.config, node.identity.peer_id, self._engines_now)
+        self.runner = VisitRunner(
+            me=node.identity.peer_id,
+            name=node.config.name,
+            card=self._card_digest(),
+            settings=node.config.visits,
+            voice=self.voice,
+            memory=self.memory,
+            relations=RelationKeeper(self.memory, _now_ms),
+            events=node.events,
+            clock_ms=_now_ms,
+            status=lambda: node.directory.status,
+            may_reply=self._may_reply,
+            on_line=self._line_said,
+            turn_timeout_s=turn_timeout_s,
+        )
+        self.service = VisitService(
+            runner=self.runner,
+            host=node.host,
+            directory=node.directory,
+            seal=node.seal,
+            publish=node.publish,
+            clock_ms=_now_ms,
+        )
+        self.last_autonomous_ms: dict[str, int] = {}
+        self._nursery: trio.Nursery | None = None
+
+    def _card_digest(self) -> bytes:
+        own = self.node.directory.own
+        return own.card_digest if own is not None else bytes(32)
+
+    def _engines_now(self) -> Engines:
+        if self.engines is None:
+            raise EngineError(f"no engine is ready ({self.engine_problem})", reason="starting")
+        return self.engines
+
+    def _may_reply(self) -> bool:
+        return self.engines is not None and self.engines.policy().may_reply
+
+    async def _line_said(self, visit: str, partner: Any, line: Any, mine: bool) -> None:
+        await self.service.line_said(visit, partner, line, mine)
+
+    # -- running --------------------------------------------------------------------------
+
+    async def run(self, *, task_status: TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
+        interrupted = await self.memory.mark_interrupted(_now_ms())
+        for visit in interrupted:
+            self.events.emit("visit_interrupted", visit=visit)
+        async with trio.open_nursery() as nursery:
+            self._nursery = nursery
+            self.node.host.set_stream_handler(PROTO_VISIT, self._serve_visit)
+            task_status.started()
+            nursery.start_soon(self._autonomy_loop)
+            await self._run_engines()
+
+    async def _serve_visit(self, stream: Any) -> None:
+        self.runner.card = self._card_digest()
+        await self.service.serve(stream)
+
+    async def _run_engines(self) -> None:
+        try:
+            async with self._open_engines() as engines:
+                self.engines = engines
+                self.engine_problem = None
+                self.events.emit("engine_ready", **_engine_summary(engines.describe()))
+                await trio.sleep_forever()
+        except (LocalError, OSError) as exc:
+            self.engine_problem = str(exc)
+            logger.error("engines could not start: %s", exc)
+            self.events.emit("engine_failed", error=str(exc))
+            await trio.sleep_forever()
+        finally:
+            self.engines = None
+
+    @asynccontextmanager
+    async def _open_engines(self) -> AsyncIterator[Engines]:
+        data_dir = self.config.resolved_data_dir()
+        identity: Identity = self.node.identity
+        keys = KeyLookup(self.env, KeyStore(data_dir / KEY_STORE_FILE, identity.seed))
+        async with AsyncExitStack() as stack:
+            embedded_url = None
+            embedded = [e for e in self.config.engines if e.preset == EMBEDDED_PRESET]
+            if embedded:
+                embedded_url = await stack.enter_async_context(
+                    self._open_embedded(embedded[0].model or DEFAULT_EMBEDDED_MODEL)
+                )
+            engines = await stack.enter_async_context(
+                open_engines(
+                    self.config.engines,
+                    self.config.budget,
+                    keys=keys,
+                    embedded_url=embedded_url,
+                    store=BudgetInMeta(self.node.store),
+                    today=lambda: date.today().isoformat(),
+                )
+            )
+            yield engines
+
+    @asynccontextmanager
+    async def _open_embedded(self, model: str) -> AsyncIterator[str]:
+        from node.engine.embedded import open_embedded_engine
+        from node.engine.model_pack import model_choice
+
+        choice = model_choice(model)
+        token = trio.lowlevel.current_trio_token()
+        last = [0.0]
+
+        def progress(done: int, total: int) -> None:
+            now = time.monotonic()
+            if done < total and now - last[0] < 1.0:
+                return
+            last[0] = now
+            token.run_sync_soon(
+                lambda: self.events.emit("model_progress", model=model, done=done, total=total)
+            )
+
+        self.engine_problem = f"loading the embedded model {model}"
+        async with open_embedded_engine(choice, on_progress=progress) as url:
+            yield url
+
+    # -- visits ---------------------------------------------------------------------------
+
+    async def visit(
+        self, target: str, *, turns: int = 0, private: bool | None = None
+    ) -> AsyncIterator[dict[str, Any]]:
+        """Visit ``target`` now; yields each line as it is said, then the outcome.
+
+        The visit runs in the agent's nursery (not inside this generator), so a reader
+        that goes away does not cut the visit short.
+        """
+        if self._nursery is None:
+            raise LocalError("the agent is not running")
+        self.service.resolve(target)  # fail fast, before any reply is streamed
+        send, receive = trio.open_memory_channel[dict[str, Any]](256)
+        self._nursery.start_soon(self._visit_into, send, target, turns, private)
+        async with receive:
+            async for reply in receive:
+                yield reply
+
+    async def _visit_into(
+        self,
+        send: trio.MemorySendChannel[dict[str, Any]],
+        target: str,
+        turns: int,
+        private: bool | None,
+    ) -> None:
+        async with send:
+            visit_id = ""
+
+            async def started(visit: str) -> None:
+                nonlocal visit_id
+                visit_id = visit
+                await _offer(send, {"ok": True, "visit": visit, "started": True})
+
+            def forward(event: str, fields: dict[str, Any]) -> None:
+                if event == "visit_line" and fields.get("visit") == visit_id:
+                    name = self.config.name if fields["mine"] else fields["partner_name"]
+                    send_nowait(send, {"ok": True, "line": {**fields, "name": name}})
+
+            unsubscribe = self.events.subscribe(forward)
+            try:
+                result = await self.service.visit(
+                    target, turns=turns, private=private, on_start=started
+                )
+            except (RoomverseError, trio.TooSlowError) as exc:
+                await _offer(send, {"ok": False, "done": True, "error": str(exc)})
+                return
+            finally:
+                unsubscribe()
+            await _offer(send, {"ok": True, "done": True, **_result_json(result)})
+
+    async def _autonomy_loop(self) -> None:
+        settings = self.config.autonomy
+        if not settings.enabled:
+            return
+        paused_in: str | None = None
+        while True:
+            policy = self.engines.policy() if self.engines is not None else None
+            wait = None if policy is None else next_wait_s(settings, policy, self.rng)
+            if wait is None:
+                # No engine yet, or the budget tier forbids it: look again later.
+                tier = self.engines.tier().value if self.engines is not None else "no_engine"
+                if tier != paused_in:
+                    self.events.emit("autonomy_paused", tier=tier)
+                    paused_in = tier
+                await trio.sleep(min(AUTONOMY_RETRY_S, settings.interval_s))
+                continue
+            paused_in = None
+            await trio.sleep(wait)
+            await self.visit_someone()
+
+    async def visit_someone(self) -> VisitResult | None:
+        """One autonomous visit: pick a host and visit it (None if nobody could be)."""
+        now = _now_ms()
+        hosts = eligible(
+            self.node.directory.directory.entries(),
+            me=self.node.identity.peer_id,
+            now_ms=now,
+            last_visited_ms=self.last_autonomous_ms,
+            cooldown_s=self.config.autonomy.cooldown_s,
+        )
+        candidates = []
+        for entry in hosts:
+            relation = await self.memory.relation(entry.peer_str)
+            candidates.append(
+                Candidate(
+                    entry.peer_str,
+                    entry.card.name,
+                    entry.card.description,
+                    None if relation is None else relation.affinity,
+                    0 if relation is None else relation.visit_count,
+                )
+            )
+        chosen = await self._choose(candidates)
+        if chosen is None:
+            self.events.emit("autonomy_idle", candidates=len(candidates))
+            return None
+        self.last_autonomous_ms[chosen.peer_id] = now
+        self.events.emit("autonomy_visit", target=chosen.peer_id, name=chosen.name)
+        try:
+            return await self.service.visit(chosen.peer_id)
+        except (RoomverseError, trio.TooSlowError) as exc:
+            logger.info("autonomous visit to %s failed: %s", chosen.peer_id, exc)
+            self.events.emit("autonomy_failed", target=chosen.peer_id, error=str(exc))
+            return None
+
+    async def _choose(self, candidates: list[Candidate]) -> Candidate | None:
+        if not candidates:
+            return None
+        if self.config.autonomy.choose == "engine":
+            try:
+                index = await self.voice.choose(candidates)
+            except EngineError as exc:
+                logger.info("the engine could not choose a host: %s", exc)
+                index = None
+            if index is not None:
+                return candidates[index]
+        return pick_weighted(candidates, self.rng)
+
+    def describe(self) -> dict[str, Any]:
+        engines = self.engines.describe() if self.engines is not None else None
+        return {
+            "engines": engines,
+            "engine_problem": self.engine_problem,
+            "tier": (self.engines.tier() if self.engines is not None else BudgetTier.STOPPED).value,
+            "hosting": sorted(self.runner.hosting),
+            "autonomy": {
+                "enabled": self.config.autonomy.enabled,
+                "interval_s": self.config.autonomy.interval_s,
+                "choose": self.config.autonomy.choose,
+            },
+        }
+
+
+async def _offer(send: trio.MemorySendChannel[dict[str, Any]], reply: dict[str, Any]) -> None:
+    # The reader may have left; the visit goes on.
+    with contextlib.suppress(trio.BrokenResourceError, trio.ClosedResourceError):
+        await send.send(reply)
+
+
+def send_nowait(send: trio.MemorySendChannel[dict[str, Any]], reply: dict[str, Any]) -> None:
+    # A reader that does not keep up misses lines, never the visit.
+    with contextlib.suppress(trio.WouldBlock, trio.BrokenResourceError, trio.ClosedResourceError):
+        send.send_nowait(reply)
+
+
+def _result_json(result: VisitResult) -> dict[str, Any]:
+    return {
+        "visit": result.visit,
+        "outcome": result.outcome,
+        "partner": result.partner.peer_id,
+        "partner_name": result.partner.name,
+        "turns": len(result.lines),
+        "transcript": result.transcript.hex() if result.transcript else None,
+        "message": result.message,
+    }
+
+
+def _engine_summary(described: dict[str, Any]) -> dict[str, Any]:
+    return {
+        "engines": [e.get("name") for e in described.get("engines", [])],
+        "tier": described.get("budget", {}).get("tier"),
+    }
+
+
+def _now_ms() -> int:
+    return int(time.time() * 1000)
+
+
+__all__ = ["Agent", "Purpose", "VisitTargetError"]

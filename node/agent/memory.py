@@ -1,0 +1,589 @@
+"""The character's memory: visits, their conversations and messages, and one relation
+per partner, in the node's SQLite database (tables of migration 3 in :mod:`node.store`).
+
+Tables::
+
+    visits         one row per visit, keyed by the 32-hex visit id the visitor chose;
+                   partner (PeerID bytes) and partner_id (its text form), partner_name,
+                   role ('host' | 'guest'), remote_addr, private, started_ms, ended_ms,
+                   outcome, turns, transcript_hash, receipt (the receipt envelope bytes),
+                   first_line
+    conversations  exactly one per visit, keyed by the visit id (so no id of its own):
+                   started_ms and the engine's summary of that one visit; it exists so a
+                   visit's log (visits) and what was said (conversations + messages) are
+                   separate, as the design names them
+    messages       (visit_id, idx) → speaker PeerID text, text, ts_ms; idx is the 0-based
+                   turn index and grows by one with no gaps
+    relations      partner_id → partner_name, affinity 0..100, visit_count,
+                   completed_count, last_visit_ms, summary (the engine's, at farewell),
+                   notes (the owner's), updated_ms (any write)
+
+Deleting a visit removes its conversation and messages (ON DELETE CASCADE). Relations
+are not tied to visits: forgetting a relation keeps the visit log unless asked.
+
+Outcome of a visit: ``open`` while it runs, then ``completed``, ``declined:<reason>``,
+``ended_by_partner``, ``partner_vanished``, ``left_message`` (the answering machine) or
+``interrupted`` (still open when the node restarted, see :meth:`Memory.mark_interrupted`).
+
+Every free text that enters the database — message text, first line, partner names,
+summaries, owner notes, a decline reason — passes through the injected ``redact``
+function first, so PII never reaches the disk. Ids, roles, addresses and hashes are
+structured and stored as given.
+
+Memory isolation is a property of this API, not a convention: the only call that returns
+a partner's summary or notes is :meth:`Memory.relation`, for exactly one partner id.
+:meth:`Memory.relations` lists every partner for choosing whom to visit or for the owner's
+table, and returns :class:`RelationStats`, which has no summary and no notes; so no call
+can put several partners' memories into one prompt.
+
+Durability: each write is one SQLite transaction on the node's connection (WAL,
+``synchronous=NORMAL``): once a call returns, the row survives the process being killed
+(``kill -9``); a power cut may lose the last transactions, as for the rest of the store.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import re
+import sqlite3
+from collections.abc import Callable, Iterator, Mapping
+from dataclasses import astuple, dataclass, fields
+from typing import Any, Literal, Self
+
+from keys import peer_id_from_str
+from keys.errors import LocalError
+from node.sqlite_thread import SqliteThread
+
+Role = Literal["host", "guest"]
+ROLES: tuple[Role, ...] = ("host", "guest")
+
+OPEN = "open"
+COMPLETED = "completed"
+ENDED_BY_PARTNER = "ended_by_partner"
+PARTNER_VANISHED = "partner_vanished"
+INTERRUPTED = "interrupted"
+LEFT_MESSAGE = "left_message"
+DECLINED_PREFIX = "declined:"
+FINAL_OUTCOMES = frozenset(
+    {COMPLETED, ENDED_BY_PARTNER, PARTNER_VANISHED, INTERRUPTED, LEFT_MESSAGE}
+)
+
+_VISIT_ID = re.compile(r"[0-9a-f]{32}")
+
+
+class MemoryUsageError(LocalError):
+    """A memory call got an argument it cannot use (a bad id, range, order or state)."""
+
+
+class UnknownVisit(MemoryUsageError):
+    """No visit with this id is in memory."""
+
+
+class VisitIdTaken(MemoryUsageError):
+    """A visit with this id is already in memory (a repeated knock, or a chosen collision):
+    the caller declines the knock; the stored visit is left untouched."""
+
+
+def declined(reason: str) -> str:
+    """The outcome of a declined visit (the reason is free text and is redacted on write)."""
+    return DECLINED_PREFIX + reason
+
+
+# -- rows -----------------------------------------------------------------------------
+
+
+class _JsonRow:
+    """``to_json`` for the control socket (bytes as hex) and ``from_json`` back, for the
+    CLI that renders what the node sent."""
+
+    __slots__ = ()
+    _BYTES: frozenset[str] = frozenset()
+
+    def to_json(self) -> dict[str, Any]:
+        return {f.name: _json_value(getattr(self, f.name)) for f in fields(self)}  # type: ignore[arg-type]
+
+    @classmethod
+    def from_json(cls, data: Mapping[str, Any]) -> Self:
+        values = {
+            key: bytes.fromhex(value) if key in cls._BYTES and value is not None else value
+            for key, value in data.items()
+        }
+        return cls(**values)
+
+
+def _json_value(value: object) -> object:
+    if isinstance(value, bytes):
+        return value.hex()
+    if isinstance(value, _JsonRow):
+        return value.to_json()
+    if isinstance(value, tuple):
+        return [_json_value(item) for item in value]
+    return value
+
+
+@dataclass(frozen=True, slots=True)
+class VisitStart:
+    """What is known when a visit begins (the knock, on either side)."""
+
+    visit_id: str
+    partner_id: str
+    partner_name: str
+    role: Role
+    remote_addr: str | None
+    private: bool
+    started_ms: int
+    first_line: str
+
+
+@dataclass(frozen=True, slots=True)
+class VisitRow(_JsonRow):
+    visit_id: str
+    partner: bytes
+    partner_id: str
+    partner_name: str
+    role: Role
+    remote_addr: str | None
+    private: bool
+    started_ms: int
+    ended_ms: int | None
+    outcome: str
+    turns: int
+    transcript_hash: bytes | None
+    receipt: bytes | None
+    first_line: str
+
+    _BYTES = frozenset({"partner", "transcript_hash", "receipt"})
+
+
+@dataclass(frozen=True, slots=True)
+class MessageRow(_JsonRow):
+    idx: int
+    speaker: str
+    text: str
+    ts_ms: int
+
+
+@dataclass(frozen=True, slots=True)
+class Conversation(_JsonRow):
+    """A visit and everything said in it, in turn order."""
+
+    visit: VisitRow
+    summary: str
+    messages: tuple[MessageRow, ...]
+
+    @classmethod
+    def from_json(cls, data: Mapping[str, Any]) -> Self:
+        return cls(
+            visit=VisitRow.from_json(data["visit"]),
+            summary=data["summary"],
+            messages=tuple(MessageRow.from_json(m) for m in data["messages"]),
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class RelationStats(_JsonRow):
+    """How the character stands with one partner, without anything remembered about them."""
+
+    partner_id: str
+    partner_name: str
+    affinity: int
+    visit_count: int
+    completed_count: int
+    last_visit_ms: int | None
+    updated_ms: int
+
+
+@dataclass(frozen=True, slots=True)
+class Relation(RelationStats):
+    """One partner's full relation: the standing plus the memory summary and owner notes."""
+
+    summary: str
+    notes: str
+
+
+# -- the memory -----------------------------------------------------------------------
+
+_VISIT_COLUMNS = (
+    "id, partner, partner_id, partner_name, role, remote_addr, private, started_ms, "
+    "ended_ms, outcome, turns, transcript_hash, receipt, first_line"
+)
+_STATS_COLUMNS = (
+    "partner_id, partner_name, affinity, visit_count, completed_count, last_visit_ms, updated_ms"
+)
+
+
+class Memory:
+    """Async access to the memory tables through the node's one database thread."""
+
+    def __init__(self, db: SqliteThread, redact: Callable[[str], str]) -> None:
+        self._db = db
+        self._redact = redact
+
+    # -- visits -------------------------------------------------------------------
+
+    async def open_visit(self, start: VisitStart) -> VisitRow:
+        """Log a visit that begins now (outcome ``open``), with its empty conversation.
+
+        Raises :class:`VisitIdTaken` if the id is already in memory, and
+        :class:`keys.InvalidPeerId` if ``partner_id`` is not a PeerID.
+        """
+        _check_visit_id(start.visit_id)
+        if start.role not in ROLES:
+            raise MemoryUsageError(f"role must be one of {ROLES}, not {start.role!r}")
+        row = VisitRow(
+            visit_id=start.visit_id,
+            partner=peer_id_from_str(start.partner_id),
+            partner_id=start.partner_id,
+            partner_name=self._redact(start.partner_name),
+            role=start.role,
+            remote_addr=start.remote_addr,
+            private=bool(start.private),
+            started_ms=start.started_ms,
+            ended_ms=None,
+            outcome=OPEN,
+            turns=0,
+            transcript_hash=None,
+            receipt=None,
+            first_line=self._redact(start.first_line),
+        )
+
+        def write(conn: sqlite3.Connection) -> None:
+            with _immediate(conn):
+                if _visit_state(conn, row.visit_id) is not None:
+                    raise VisitIdTaken(f"visit {row.visit_id} is already in memory")
+                conn.execute(
+                    f"INSERT INTO visits ({_VISIT_COLUMNS}) "
+                    f"VALUES ({', '.join('?' * len(fields(row)))})",
+                    astuple(row),  # the fields are in column order (bool stored as 0/1)
+                )
+                conn.execute(
+                    "INSERT INTO conversations (visit_id, started_ms) VALUES (?, ?)",
+                    (row.visit_id, row.started_ms),
+                )
+
+        await self._db.call(write)
+        return row
+
+    async def add_message(
+        self, visit_id: str, idx: int, speaker: str, text: str, ts_ms: int
+    ) -> bool:
+        """Store turn ``idx`` of an open visit; committed when this returns, so a turn may
+        be acknowledged after it.
+
+        Returns False, changing nothing, if turn ``idx`` is already stored (a retry: the
+        first text wins). Turns are stored in order: ``idx`` must be the next index.
+        """
+        peer_id_from_str(speaker)
+        clean = self._redact(text)
+
+        def write(conn: sqlite3.Connection) -> bool:
+            with _immediate(conn):
+                outcome = _visit_state(conn, visit_id)
+                if outcome is None:
+                    raise UnknownVisit(f"no visit {visit_id} in memory")
+                stored = conn.execute(
+                    "SELECT 1 FROM messages WHERE visit_id = ? AND idx = ?", (visit_id, idx)
+                ).fetchone()
+                if stored is not None:
+                    return False
+                if outcome != OPEN:
+                    raise MemoryUsageError(f"visit {visit_id} is closed ({outcome})")
+                expected = conn.execute(
+                    "SELECT COALESCE(MAX(idx) + 1, 0) FROM messages WHERE visit_id = ?",
+                    (visit_id,),
+                ).fetchone()[0]
+                if idx != expected:
+                    raise MemoryUsageError(f"visit {visit_id}: turn {idx} before {expected}")
+                conn.execute(
+                    "INSERT INTO messages (visit_id, idx, speaker, text, ts_ms) "
+                    "VALUES (?, ?, ?, ?, ?)",
+                    (visit_id, idx, speaker, clean, ts_ms),
+                )
+                return True
+
+        return await self._db.call(write)
+
+    async def close_visit(
+        self,
+        visit_id: str,
+        outcome: str,
+        ended_ms: int,
+        turns: int,
+        transcript_hash: bytes | None,
+        receipt: bytes | None,
+        *,
+        summary: str | None = None,
+    ) -> bool:
+        """Record how an open visit ended (and, if given, the engine's summary of it).
+
+        Returns False, changing nothing, if the visit was already closed: the first close
+        wins (a visit marked interrupted at start-up stays so).
+        """
+        final = self._final_outcome(outcome)
+        if turns < 0:
+            raise MemoryUsageError("turns cannot be negative")
+        clean_summary = None if summary is None else self._redact(summary)
+
+        def write(conn: sqlite3.Connection) -> bool:
+            with _immediate(conn):
+                state = _visit_state(conn, visit_id)
+                if state is None:
+                    raise UnknownVisit(f"no visit {visit_id} in memory")
+                if state != OPEN:
+                    return False
+                conn.execute(
+                    "UPDATE visits SET outcome = ?, ended_ms = ?, turns = ?, "
+                    "transcript_hash = ?, receipt = ? WHERE id = ?",
+                    (final, ended_ms, turns, transcript_hash, receipt, visit_id),
+                )
+                if clean_summary is not None:
+                    conn.execute(
+                        "UPDATE conversations SET summary = ? WHERE visit_id = ?",
+                        (clean_summary, visit_id),
+                    )
+                return True
+
+        return await self._db.call(write)
+
+    async def mark_interrupted(self, now_ms: int) -> list[str]:
+        """At start-up: visits still open were cut by the restart; close them as
+        ``interrupted`` (turns = messages stored) and return their ids, oldest first."""
+
+        def write(conn: sqlite3.Connection) -> list[str]:
+            with _immediate(conn):
+                ids = [
+                    str(r[0])
+                    for r in conn.execute(
+                        "SELECT id FROM visits WHERE outcome = ? ORDER BY started_ms, id",
+                        (OPEN,),
+                    )
+                ]
+                conn.execute(
+                    "UPDATE visits SET outcome = ?, ended_ms = ?, "
+                    "turns = (SELECT COUNT(*) FROM messages WHERE visit_id = visits.id) "
+                    "WHERE outcome = ?",
+                    (INTERRUPTED, now_ms, OPEN),
+                )
+                return ids
+
+        return await self._db.call(write)
+
+    async def visits(self, limit: int = 50, partner_id: str | None = None) -> list[VisitRow]:
+        """The latest visits first, optionally only those with one partner."""
+        if limit < 1:
+            raise MemoryUsageError("limit must be at least 1")
+
+        def read(conn: sqlite3.Connection) -> list[VisitRow]:
+            where, args = (
+                ("", ()) if partner_id is None else ("WHERE partner_id = ?", (partner_id,))
+            )
+            rows = conn.execute(
+                f"SELECT {_VISIT_COLUMNS} FROM visits {where} ORDER BY started_ms DESC, id LIMIT ?",
+                (*args, limit),
+            ).fetchall()
+            return [_visit_row(r) for r in rows]
+
+        return await self._db.call(read)
+
+    async def conversation(self, visit_id: str) -> Conversation | None:
+        def read(conn: sqlite3.Connection) -> Conversation | None:
+            row = conn.execute(
+                f"SELECT {_VISIT_COLUMNS} FROM visits WHERE id = ?", (visit_id,)
+            ).fetchone()
+            if row is None:
+                return None
+            summary = conn.execute(
+                "SELECT summary FROM conversations WHERE visit_id = ?", (visit_id,)
+            ).fetchone()
+            messages = conn.execute(
+                "SELECT idx, speaker, text, ts_ms FROM messages WHERE visit_id = ? ORDER BY idx",
+                (visit_id,),
+            ).fetchall()
+            return Conversation(
+                visit=_visit_row(row),
+                summary="" if summary is None else str(summary[0]),
+                messages=tuple(MessageRow(*m) for m in messages),
+            )
+
+        return await self._db.call(read)
+
+    async def delete_visit(self, visit_id: str) -> bool:
+        """Forget one visit with its conversation and messages; False if it was unknown."""
+
+        def write(conn: sqlite3.Connection) -> bool:
+            return conn.execute("DELETE FROM visits WHERE id = ?", (visit_id,)).rowcount == 1
+
+        return await self._db.call(write)
+
+    # -- relations ----------------------------------------------------------------
+
+    async def relation(self, partner_id: str) -> Relation | None:
+        """Everything remembered about one partner, and about no one else."""
+
+        def read(conn: sqlite3.Connection) -> Relation | None:
+            row = conn.execute(
+                f"SELECT {_STATS_COLUMNS}, summary, notes FROM relations WHERE partner_id = ?",
+                (partner_id,),
+            ).fetchone()
+            return None if row is None else Relation(*row)
+
+        return await self._db.call(read)
+
+    async def relations(self) -> list[RelationStats]:
+        """Every partner's standing, highest affinity first (no summaries, no notes)."""
+
+        def read(conn: sqlite3.Connection) -> list[RelationStats]:
+            rows = conn.execute(
+                f"SELECT {_STATS_COLUMNS} FROM relations "
+                "ORDER BY affinity DESC, last_visit_ms DESC, partner_id"
+            ).fetchall()
+            return [RelationStats(*r) for r in rows]
+
+        return await self._db.call(read)
+
+    async def update_relation(
+        self,
+        partner_id: str,
+        partner_name: str,
+        *,
+        affinity: int,
+        visit_count_delta: int,
+        completed_delta: int,
+        last_visit_ms: int,
+        summary: str | None,
+        now_ms: int,
+    ) -> Relation:
+        """After a visit: set the affinity, count the visit, keep the latest visit time
+        and, unless ``summary`` is None, replace the summary. Creates the relation on the
+        first visit. Returns the relation as stored."""
+        peer_id_from_str(partner_id)
+        if not 0 <= affinity <= 100:
+            raise MemoryUsageError(f"affinity must be within 0..100, not {affinity}")
+        if visit_count_delta < 0 or completed_delta < 0:
+            raise MemoryUsageError("visit counts only grow")
+        name = self._redact(partner_name)
+        clean_summary = None if summary is None else self._redact(summary)
+
+        def write(conn: sqlite3.Connection) -> Relation:
+            with _immediate(conn):
+                try:
+                    conn.execute(
+                        "INSERT INTO relations (partner_id, partner_name, affinity, visit_count,"
+                        " completed_count, last_visit_ms, summary, updated_ms) "
+                        "VALUES (:id, :name, :affinity, :visits, :completed, :last,"
+                        " COALESCE(:summary, ''), :now) "
+                        "ON CONFLICT (partner_id) DO UPDATE SET "
+                        "partner_name = :name, affinity = :affinity,"
+                        " visit_count = visit_count + :visits,"
+                        " completed_count = completed_count + :completed,"
+                        " last_visit_ms = MAX(COALESCE(last_visit_ms, :last), :last),"
+                        " summary = COALESCE(:summary, summary), updated_ms = :now",
+                        {
+                            "id": partner_id,
+                            "name": name,
+                            "affinity": affinity,
+                            "visits": visit_count_delta,
+                            "completed": completed_delta,
+                            "last": last_visit_ms,
+                            "summary": clean_summary,
+                            "now": now_ms,
+                        },
+                    )
+                except sqlite3.IntegrityError as exc:
+                    raise MemoryUsageError(f"relation with {partner_id}: {exc}") from exc
+                row = conn.execute(
+                    f"SELECT {_STATS_COLUMNS}, summary, notes FROM relations WHERE partner_id = ?",
+                    (partner_id,),
+                ).fetchone()
+                return Relation(*row)
+
+        return await self._db.call(write)
+
+    async def set_notes(self, partner_id: str, notes: str, *, now_ms: int) -> bool:
+        """The owner's notes on a partner; False if there is no relation with them yet."""
+        return await self._set_text(partner_id, "notes", notes, now_ms)
+
+    async def set_summary(self, partner_id: str, summary: str, *, now_ms: int) -> bool:
+        """Replace a partner's memory summary; False if there is no relation with them."""
+        return await self._set_text(partner_id, "summary", summary, now_ms)
+
+    async def forget_relation(self, partner_id: str, *, with_visits: bool = False) -> bool:
+        """Forget a partner's relation (and, if asked, every visit with them); False if
+        there was no relation."""
+
+        def write(conn: sqlite3.Connection) -> bool:
+            with _immediate(conn):
+                if with_visits:
+                    conn.execute("DELETE FROM visits WHERE partner_id = ?", (partner_id,))
+                return (
+                    conn.execute(
+                        "DELETE FROM relations WHERE partner_id = ?", (partner_id,)
+                    ).rowcount
+                    == 1
+                )
+
+        return await self._db.call(write)
+
+    # -- helpers ------------------------------------------------------------------
+
+    async def _set_text(self, partner_id: str, column: str, text: str, now_ms: int) -> bool:
+        clean = self._redact(text)
+
+        def write(conn: sqlite3.Connection) -> bool:
+            cursor = conn.execute(
+                f"UPDATE relations SET {column} = ?, updated_ms = ? WHERE partner_id = ?",
+                (clean, now_ms, partner_id),
+            )
+            return cursor.rowcount == 1
+
+        return await self._db.call(write)
+
+    def _final_outcome(self, outcome: str) -> str:
+        if outcome in FINAL_OUTCOMES:
+            return outcome
+        if outcome.startswith(DECLINED_PREFIX):
+            return DECLINED_PREFIX + self._redact(outcome[len(DECLINED_PREFIX) :])
+        raise MemoryUsageError(f"not an outcome a visit can end with: {outcome!r}")
+
+
+def _check_visit_id(visit_id: str) -> None:
+    if not isinstance(visit_id, str) or _VISIT_ID.fullmatch(visit_id) is None:
+        raise MemoryUsageError("a visit id is 32 lowercase hex characters")
+
+
+def _visit_state(conn: sqlite3.Connection, visit_id: str) -> str | None:
+    row = conn.execute("SELECT outcome FROM visits WHERE id = ?", (visit_id,)).fetchone()
+    return None if row is None else str(row[0])
+
+
+def _visit_row(row: tuple[Any, ...]) -> VisitRow:
+    (vid, partner, pid, name, role, addr, private, started, ended, outcome, turns, th, rc, fl) = row
+    return VisitRow(
+        visit_id=vid,
+        partner=bytes(partner),
+        partner_id=pid,
+        partner_name=name,
+        role=role,
+        remote_addr=addr,
+        private=bool(private),
+        started_ms=started,
+        ended_ms=ended,
+        outcome=outcome,
+        turns=turns,
+        transcript_hash=None if th is None else bytes(th),
+        receipt=None if rc is None else bytes(rc),
+        first_line=fl,
+    )
+
+
+@contextlib.contextmanager
+def _immediate(conn: sqlite3.Connection) -> Iterator[None]:
+    """One write transaction; taken IMMEDIATE so it never fails half-way on a lock."""
+    conn.execute("BEGIN IMMEDIATE")
+    try:
+        yield
+        conn.execute("COMMIT")
+    except BaseException:
+        if conn.in_transaction:
+            conn.execute("ROLLBACK")
+        raise

@@ -1,0 +1,279 @@
+"""An OpenAI-compatible HTTP face for any ``generate`` callable.
+
+Why: the node talks to every engine through one client path (the ``openai`` SDK over HTTP).
+The embedded llama-cpp engine and the fake engine used by tests both sit behind this app,
+so the client code under test is the same code that talks to Ollama or LM Studio.
+
+Only the subset a chat client needs is served: ``GET /v1/models`` and non-streaming
+``POST /v1/chat/completions``. Every refusal is an OpenAI-style error body
+(``{"error": {"message", "type", "code"}}``) so the SDK maps it to its own exceptions.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import secrets
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+from functools import partial
+from typing import TYPE_CHECKING, Any, Literal, cast
+
+import trio
+from hypercorn.config import Config
+from hypercorn.trio import serve
+from quart import Response, jsonify, request
+from quart_trio import QuartTrio
+from werkzeug.exceptions import HTTPException
+
+from keys.errors import LocalError
+from node.engine.messages import ChatMessage, Role
+
+if TYPE_CHECKING:
+    from trio_typing import TaskStatus
+
+log = logging.getLogger(__name__)
+
+DEFAULT_MAX_BODY_BYTES = 1 << 20
+"""A chat request is a few KiB of prompt; anything near a MiB is a mistake or an attack."""
+
+_ROLES: frozenset[str] = frozenset(("system", "user", "assistant"))
+
+FinishReason = Literal["stop", "length"]
+
+
+@dataclass(frozen=True)
+class ChatRequest:
+    """A validated chat completion request, as the engine behind the app sees it."""
+
+    model: str
+    messages: list[ChatMessage]
+    max_tokens: int | None
+    temperature: float | None
+    headers: dict[str, str]
+    """Request headers, names lower-cased (tests check what the client sent)."""
+
+
+@dataclass(frozen=True)
+class Generation:
+    """What an engine produced for one request; token counts feed the caller's budget."""
+
+    text: str
+    prompt_tokens: int
+    completion_tokens: int
+    finish_reason: FinishReason = "stop"
+
+
+Generate = Callable[[ChatRequest], Awaitable[Generation]]
+
+
+class GenerationError(LocalError):
+    """Raised by a ``generate`` callable to answer with an HTTP error instead of a reply.
+
+    The app turns it into an OpenAI-style error body with ``status``, so the client sees
+    the same exception it would get from a real server in that state.
+    """
+
+    def __init__(
+        self, status: int, message: str, *, type: str | None = None, code: str | None = None
+    ) -> None:
+        super().__init__(message)
+        self.status = status
+        self.message = message
+        self.type = type or error_type_for(status)
+        self.code = code
+
+
+class BadRequest(LocalError):
+    """The request body is not a chat completion request this server accepts."""
+
+    def __init__(self, message: str, *, param: str | None = None) -> None:
+        super().__init__(message)
+        self.message = message
+        self.param = param
+
+
+def error_type_for(status: int) -> str:
+    """The OpenAI ``error.type`` conventionally paired with an HTTP status."""
+    if status == 401:
+        return "authentication_error"
+    if status == 404:
+        return "not_found_error"
+    if status == 429:
+        return "rate_limit_error"
+    if status >= 500:
+        return "server_error"
+    return "invalid_request_error"
+
+
+def error_response(
+    status: int, message: str, *, type: str | None = None, code: str | None = None
+) -> Response:
+    body = {"error": {"message": message, "type": type or error_type_for(status), "code": code}}
+    response = jsonify(body)
+    response.status_code = status
+    return response
+
+
+def parse_chat_request(body: object, headers: Mapping[str, str]) -> ChatRequest:
+    """Validate a decoded JSON body; raise :class:`BadRequest` naming the bad field."""
+    if not isinstance(body, dict):
+        raise BadRequest("request body must be a JSON object")
+    if body.get("stream") not in (None, False):
+        raise BadRequest("streaming is not supported by this server", param="stream")
+    model = body.get("model")
+    if not isinstance(model, str) or not model:
+        raise BadRequest("'model' must be a non-empty string", param="model")
+    messages = _parse_messages(body.get("messages"))
+    max_tokens = body.get("max_tokens", body.get("max_completion_tokens"))
+    if max_tokens is not None and (
+        not isinstance(max_tokens, int) or isinstance(max_tokens, bool) or max_tokens < 1
+    ):
+        raise BadRequest("'max_tokens' must be a positive integer", param="max_tokens")
+    temperature = body.get("temperature")
+    if temperature is not None:
+        if not isinstance(temperature, int | float) or isinstance(temperature, bool):
+            raise BadRequest("'temperature' must be a number", param="temperature")
+        if not (math.isfinite(temperature) and 0 <= temperature <= 2):
+            raise BadRequest("'temperature' must be between 0 and 2", param="temperature")
+        temperature = float(temperature)
+    return ChatRequest(
+        model=model,
+        messages=messages,
+        max_tokens=max_tokens,
+        temperature=temperature,
+        headers={name.lower(): value for name, value in headers.items()},
+    )
+
+
+def _parse_messages(raw: object) -> list[ChatMessage]:
+    if not isinstance(raw, list) or not raw:
+        raise BadRequest("'messages' must be a non-empty list", param="messages")
+    messages: list[ChatMessage] = []
+    for index, item in enumerate(raw):
+        where = f"messages[{index}]"
+        if not isinstance(item, dict):
+            raise BadRequest(f"{where} must be an object", param=where)
+        role = item.get("role")
+        if role not in _ROLES:
+            raise BadRequest(f"{where}.role must be system, user or assistant", param=where)
+        content = item.get("content")
+        if not isinstance(content, str):
+            raise BadRequest(f"{where}.content must be a string", param=where)
+        messages.append(ChatMessage(role=cast(Role, role), content=content))
+    return messages
+
+
+def completion_body(model: str, generation: Generation, *, now: float) -> dict[str, Any]:
+    """The ``chat.completion`` object the SDK parses; ``now`` fills ``created``."""
+    return {
+        "id": f"chatcmpl-{secrets.token_hex(12)}",
+        "object": "chat.completion",
+        "created": int(now),
+        "model": model,
+        "choices": [
+            {
+                "index": 0,
+                "message": {"role": "assistant", "content": generation.text},
+                "finish_reason": generation.finish_reason,
+                "logprobs": None,
+            }
+        ],
+        "usage": {
+            "prompt_tokens": generation.prompt_tokens,
+            "completion_tokens": generation.completion_tokens,
+            "total_tokens": generation.prompt_tokens + generation.completion_tokens,
+        },
+    }
+
+
+def create_openai_app(
+    generate: Generate,
+    *,
+    models: Sequence[str],
+    max_body_bytes: int = DEFAULT_MAX_BODY_BYTES,
+) -> QuartTrio:
+    """Build the app; ``models`` is what ``GET /v1/models`` lists (any name is accepted)."""
+    app = QuartTrio(__name__)
+    app.config["MAX_CONTENT_LENGTH"] = max_body_bytes
+    listed = list(models)
+
+    @app.get("/v1/models")
+    async def list_models() -> Response:
+        data = [{"id": m, "object": "model", "created": 0, "owned_by": "roomverse"} for m in listed]
+        return jsonify({"object": "list", "data": data})
+
+    @app.post("/v1/chat/completions")
+    async def chat_completions() -> Response:
+        body = await request.get_json(force=True, silent=True)
+        try:
+            chat = parse_chat_request(body, dict(request.headers.items()))
+        except BadRequest as exc:
+            return error_response(400, exc.message, code=exc.param)
+        try:
+            generation = await generate(chat)
+        except GenerationError as exc:
+            return error_response(exc.status, exc.message, type=exc.type, code=exc.code)
+        except Exception:
+            # The client gets a 500 it can fail over on; the details stay in our log.
+            log.exception("chat completion failed")
+            return error_response(500, "the engine failed to generate a reply")
+        return jsonify(completion_body(chat.model, generation, now=time.time()))
+
+    @app.errorhandler(HTTPException)
+    async def http_error(exc: HTTPException) -> Response:
+        status = exc.code or 500
+        return error_response(status, exc.description or exc.name)
+
+    return app
+
+
+async def serve_openai(
+    app: QuartTrio,
+    *,
+    host: str = "127.0.0.1",
+    port: int = 0,
+    shutdown_trigger: Callable[[], Awaitable[None]] | None = None,
+    task_status: TaskStatus[str] = trio.TASK_STATUS_IGNORED,
+) -> None:
+    """Serve ``app`` until cancelled (or ``shutdown_trigger`` returns).
+
+    Reports the base URL (``http://HOST:PORT/v1``, the real port when ``port`` is 0) through
+    ``task_status``. Binds loopback by default: an engine endpoint has no authentication.
+    """
+    config = Config()
+    config.bind = [f"[{host}]:{port}" if ":" in host else f"{host}:{port}"]
+    config.accesslog = None
+    # A logger object (not "-") so hypercorn does not install its own stderr handler.
+    config.errorlog = logging.getLogger("roomverse.engine.http")
+    config.graceful_timeout = 1.0
+
+    async with trio.open_nursery() as nursery:
+        binds: list[str] = await nursery.start(
+            partial(serve, app, config, shutdown_trigger=shutdown_trigger)
+        )
+        task_status.started(f"{binds[0]}/v1")
+
+
+@asynccontextmanager
+async def open_openai_server(
+    app: QuartTrio, *, host: str = "127.0.0.1", port: int = 0
+) -> AsyncIterator[str]:
+    """Serve ``app`` for the duration of the block; yields the base URL.
+
+    An exception raised in the block comes out as itself, not wrapped in the nursery's
+    ExceptionGroup, so ``pytest.raises`` and ``except`` around the block work.
+    """
+    try:
+        async with trio.open_nursery() as nursery:
+            base_url: str = await nursery.start(partial(serve_openai, app, host=host, port=port))
+            try:
+                yield base_url
+            finally:
+                nursery.cancel_scope.cancel()
+    except BaseExceptionGroup as group:
+        if len(group.exceptions) == 1:
+            raise group.exceptions[0] from None
+        raise

@@ -1,0 +1,1 @@
+"""Test doubles shipped with RoomVerse (a fake OpenAI-compatible server over real HTTP)."""

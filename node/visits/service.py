@@ -1,0 +1,192 @@
+"""Visits on a running node: the ``/roomverse/visit/1.0.0`` handler and ``visit(target)``.
+
+Finds the host in the directory (by PeerID or name), dials it if needed, opens the visit
+stream and runs :class:`node.visits.session.VisitRunner`. Our own lines are published as
+``speak`` actions (the firehose shows them) unless the visit is private; a guest also
+publishes a ``move`` to the host, which is all the public sees of a private visit.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Awaitable, Callable, Mapping
+from typing import Any, Final
+
+from keys import PROTO_VISIT, peer_id_from_str
+from keys.errors import InvalidPeerId, LocalError, RemoteError, RoomverseError
+from node import _libp2p
+from node.directory_service import DirectoryService
+from node.visits.protocol import MAX_NAME, Line
+from node.visits.session import Partner, VisitResult, VisitRunner
+from node.visits.wire import Seal, VisitChannel
+from registry_crdt import Entry, Presence
+
+logger = logging.getLogger(__name__)
+
+OPEN_TIMEOUT_S: Final = 10.0
+DIAL_TIMEOUT_S: Final = 10.0
+
+Publish = Callable[[str, Mapping[str, Any]], Awaitable[object]]
+
+
+class VisitTargetError(LocalError):
+    """The owner asked to visit someone we cannot visit (unknown, ambiguous, gone, us)."""
+
+
+class VisitService:
+    def __init__(
+        self,
+        *,
+        runner: VisitRunner,
+        host: _libp2p.P2PHost,
+        directory: DirectoryService,
+        seal: Seal,
+        publish: Publish,
+        clock_ms: Callable[[], int],
+    ) -> None:
+        self.runner = runner
+        self.host = host
+        self._directory = directory
+        self._seal = seal
+        self._publish = publish
+        self._clock_ms = clock_ms
+
+    # -- host side ----------------------------------------------------------------------
+
+    async def serve(self, stream: _libp2p.P2PStream) -> None:
+        """The stream handler: one knock, one visit."""
+        channel = VisitChannel(stream, stream.peer_id, self._seal, self._clock_ms)
+        try:
+            await self.runner.host(channel, self.describe)
+        except RemoteError as exc:
+            logger.info("visit from %s refused: %s", stream.peer_id, exc)
+            self.runner.events.emit(
+                "rejected",
+                peer_id=stream.peer_id,
+                channel=PROTO_VISIT,
+                reason=exc.reason,
+                error=str(exc),
+            )
+        finally:
+            await channel.close()
+
+    def describe(self, peer_id: str, claimed_name: str) -> Partner:
+        """Who is at the door: the directory's card if we have one, else the knock's name."""
+        entry = self._entry(peer_id)
+        if entry is None:
+            return Partner(peer_id, claimed_name[:MAX_NAME])
+        return Partner(peer_id, entry.card.name, entry.card.description, _first(entry.addrs))
+
+    # -- guest side ---------------------------------------------------------------------
+
+    def resolve(self, target: str) -> Entry:
+        """The directory entry of ``target``: a PeerID, or a name (case-insensitive)."""
+        now = self._clock_ms()
+        entry = self._entry(target)
+        if entry is None:
+            wanted = target.casefold()
+            entries = self._directory.directory.entries()
+            matches = [e for e in entries if e.card.name.casefold() == wanted]
+            present = [e for e in matches if e.presence(now) not in _GONE]
+            if len(present) > 1:
+                ids = ", ".join(e.peer_str for e in present)
+                raise VisitTargetError(f"{len(present)} characters are called {target!r}: {ids}")
+            found = present or matches
+            entry = found[0] if found else None
+        if entry is None:
+            raise VisitTargetError(f"nobody called {target!r} is in the directory")
+        if entry.peer == self.runner.me:
+            raise VisitTargetError("a character cannot visit itself")
+        if entry.presence(now) in _GONE:
+            raise VisitTargetError(
+                f"{entry.card.name} is {entry.presence(now).value} (not in the directory now)"
+            )
+        return entry
+
+    async def visit(
+        self,
+        target: str,
+        *,
+        turns: int = 0,
+        private: bool | None = None,
+        on_start: Callable[[str], Awaitable[None]] | None = None,
+    ) -> VisitResult:
+        entry = self.resolve(target)
+        peer_id = entry.peer_str
+        await self._connect(peer_id, entry.addrs)
+        stream = await self.host.open_stream(peer_id, PROTO_VISIT, timeout=OPEN_TIMEOUT_S)
+        channel = VisitChannel(stream, peer_id, self._seal, self._clock_ms)
+        partner = Partner(peer_id, entry.card.name, entry.card.description, _first(entry.addrs))
+
+        async def started(visit: str) -> None:
+            await self._announce({"type": "move", "to": peer_id})
+            if on_start is not None:
+                await on_start(visit)
+
+        try:
+            return await self.runner.guest(
+                channel, partner, turns=turns, private=private, on_start=started
+            )
+        finally:
+            await channel.close()
+
+    async def _connect(self, peer_id: str, addrs: tuple[str, ...]) -> None:
+        if self.host.is_connected(peer_id):
+            return
+        transports = transports_for(peer_id, addrs)
+        if not transports:
+            raise VisitTargetError(f"{peer_id} has no address we can dial")
+        await self.host.dial_peer(peer_id, transports, timeout=DIAL_TIMEOUT_S)
+
+    # -- both ---------------------------------------------------------------------------
+
+    async def line_said(self, visit: str, partner: Partner, line: Line, mine: bool) -> None:
+        """After each stored line: an event, and our own speech published if public."""
+        speaker = self.runner.me_str if mine else partner.peer_id
+        self.runner.events.emit(
+            "visit_line",
+            visit=visit,
+            turn=line.turn,
+            speaker=speaker,
+            mine=mine,
+            partner=partner.peer_id,
+            partner_name=partner.name,
+            text=line.text,
+        )
+        if mine and visit not in self.runner.private_visits:
+            await self._announce(
+                {"type": "speak", "text": line.text, "visit": visit, "to": partner.peer_id}
+            )
+
+    async def _announce(self, body: Mapping[str, Any]) -> None:
+        try:
+            await self._publish("action", body)
+        except RoomverseError as exc:
+            logger.warning("could not publish %s: %s", body.get("type"), exc)
+
+    def _entry(self, peer_id: str) -> Entry | None:
+        try:
+            peer = peer_id_from_str(peer_id)
+        except InvalidPeerId:
+            return None
+        return self._directory.directory.get(peer)
+
+
+_GONE: Final = frozenset({Presence.OFFLINE, Presence.LEFT})
+
+
+def transports_for(peer_id: str, addrs: tuple[str, ...]) -> tuple[str, ...]:
+    """The dialable transport parts of ``peer_id``'s own ``/p2p/`` addresses."""
+    transports = []
+    for addr in addrs:
+        try:
+            transport, owner = _libp2p.split_peer_addr(addr)
+        except _libp2p.DialError:
+            continue
+        if owner == peer_id and transport:
+            transports.append(transport)
+    return tuple(transports)
+
+
+def _first(addrs: tuple[str, ...]) -> str:
+    return addrs[0] if addrs else ""

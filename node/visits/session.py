@@ -1,0 +1,481 @@
+"""One visit, from either side: the trio loop that feeds :class:`Conversation`.
+
+:class:`VisitRunner` holds what both sides need (our identity, the voice that speaks for
+the character, memory, publishing); :meth:`VisitRunner.host` answers a knock and
+:meth:`VisitRunner.guest` pays a visit. Every line is stored (durably) before the next
+message goes out, so a line the other side has seen answered is never lost, even if
+this process is killed right after. A partner that goes silent or away ends the visit
+on our side with the outcome ``partner_vanished``.
+"""
+
+from __future__ import annotations
+
+import logging
+import secrets
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from typing import Final, Protocol
+
+from keys import peer_id_to_str
+from keys.errors import RemoteError
+from node.agent.memory import Memory, Relation, VisitStart
+from node.config import VisitSettings
+from node.engine.errors import EngineError, EngineResting
+from node.events import EventLog
+from node.visits.policy import KnockDecision, KnockRateLimiter, decide_knock
+from node.visits.protocol import (
+    MAX_LINE,
+    Conversation,
+    Decline,
+    Farewell,
+    Knock,
+    Line,
+    Say,
+    VisitProtocolError,
+    Welcome,
+)
+from node.visits.wire import VisitChannel
+from registry_crdt import Status
+
+logger = logging.getLogger(__name__)
+
+KNOCK_TIMEOUT_S: Final = 30.0
+"""How long a host waits for the knock after a stream opens."""
+RECEIPT_TIMEOUT_S: Final = 30.0
+
+
+@dataclass(frozen=True, slots=True)
+class Partner:
+    peer_id: str
+    name: str
+    description: str = ""
+    addr: str = ""
+
+
+class Voice(Protocol):
+    """Speaks for our character through its engines (see :mod:`node.agent.voice`).
+
+    Raises :class:`node.engine.errors.EngineError` when no engine may or can answer.
+    """
+
+    async def opening(self, partner: Partner, relation: Relation | None) -> str: ...
+
+    async def reply(
+        self, partner: Partner, relation: Relation | None, lines: list[Line], role: str
+    ) -> str: ...
+
+    async def answering_machine(self, partner: Partner, message: str, status: str) -> str: ...
+
+    async def summary(
+        self, partner: Partner, relation: Relation | None, lines: list[Line]
+    ) -> str | None: ...
+
+
+class RelationKeeper(Protocol):
+    async def after_visit(
+        self, partner: Partner, outcome: str, lines: list[Line], ended_ms: int, summary: str | None
+    ) -> None: ...
+
+
+@dataclass
+class VisitResult:
+    visit: str
+    partner: Partner
+    role: str
+    outcome: str
+    lines: list[Line] = field(default_factory=list)
+    transcript: bytes | None = None
+    receipt: bytes | None = None
+    message: str = ""
+    """A decline's answering-machine reply."""
+
+
+OnLine = Callable[[str, Partner, Line, bool], Awaitable[None]]
+"""Called after each line is stored: ``(visit, partner, line, mine)``."""
+
+
+class VisitRunner:
+    def __init__(
+        self,
+        *,
+        me: bytes,
+        name: str,
+        card: bytes,
+        settings: VisitSettings,
+        voice: Voice,
+        memory: Memory,
+        relations: RelationKeeper,
+        events: EventLog,
+        clock_ms: Callable[[], int],
+        status: Callable[[], Status],
+        may_reply: Callable[[], bool],
+        on_line: OnLine,
+        turn_timeout_s: float = 120.0,
+    ) -> None:
+        self.me = me
+        self.me_str = peer_id_to_str(me)
+        self.name = name
+        self.card = card
+        self.settings = settings
+        self.voice = voice
+        self.memory = memory
+        self.relations = relations
+        self.events = events
+        self.clock_ms = clock_ms
+        self.status = status
+        self.may_reply = may_reply
+        self.on_line = on_line
+        self.turn_timeout_s = turn_timeout_s
+        self.rate = KnockRateLimiter(settings.per_visitor_per_hour)
+        self.hosting: set[str] = set()
+        self.private_visits: set[str] = set()
+        """Visits whose speech is not published (either side asked for privacy)."""
+
+    # -- host ---------------------------------------------------------------------------
+
+    async def host(
+        self, channel: VisitChannel, describe: Callable[[str, str], Partner]
+    ) -> VisitResult | None:
+        """Answer the knock on ``channel``; None if no knock came (nothing to record)."""
+        try:
+            _, first = await channel.receive(KNOCK_TIMEOUT_S)
+        except RemoteError as exc:
+            logger.info("no knock from %s: %s", channel.partner_id, exc)
+            return None
+        if not isinstance(first, Knock):
+            raise VisitProtocolError(f"a visit starts with a knock, not a {type(first).__name__}")
+        knock = first
+        partner = describe(channel.partner_id, knock.name)
+        now = self.clock_ms()
+        known = await self.memory.relation(partner.peer_id) is not None
+        decision = decide_knock(
+            self.settings,
+            status=self.status(),
+            known_visitor=known,
+            within_rate=self.rate.allow(channel.partner, now / 1000),
+            busy=bool(self.hosting),
+            may_reply=self.may_reply(),
+            requested_turns=knock.turns,
+        )
+        if not decision.welcome:
+            return await self._decline(channel, knock, partner, decision, now)
+        private = knock.private or self.settings.private
+        conversation = Conversation(
+            knock.visit,
+            host=self.me,
+            guest=channel.partner,
+            max_turns=decision.max_turns,
+            started_ms=now,
+            max_ms=decision.max_ms,
+        )
+        await self.memory.open_visit(
+            VisitStart(
+                knock.visit,
+                partner.peer_id,
+                partner.name,
+                "host",
+                partner.addr,
+                private,
+                now,
+                knock.first_line,
+            )
+        )
+        self.hosting.add(knock.visit)
+        if private:
+            self.private_visits.add(knock.visit)
+        try:
+            await self._record(
+                knock.visit, partner, conversation.add(channel.partner, 0, knock.first_line, now)
+            )
+            await channel.send(Welcome(knock.visit, decision.max_turns, decision.max_ms, private))
+            self.events.emit(
+                "visit_started",
+                visit=knock.visit,
+                role="host",
+                partner=partner.peer_id,
+                partner_name=partner.name,
+                private=private,
+            )
+            return await self._converse(channel, conversation, partner, "host")
+        finally:
+            self.hosting.discard(knock.visit)
+            self.private_visits.discard(knock.visit)
+
+    async def _decline(
+        self,
+        channel: VisitChannel,
+        knock: Knock,
+        partner: Partner,
+        decision: KnockDecision,
+        now: int,
+    ) -> VisitResult:
+        result = VisitResult(knock.visit, partner, "host", f"declined:{decision.reason}")
+        if decision.reason == "rate_limited":
+            # Not even recorded: a visitor knocking too often must not fill the database.
+            await channel.send(Decline(knock.visit, decision.reason))
+            self.events.emit(
+                "visit_declined", visit=knock.visit, partner=partner.peer_id, reason=decision.reason
+            )
+            return result
+        if decision.answering_machine:
+            try:
+                result.message = _cap(
+                    await self.voice.answering_machine(partner, knock.first_line, decision.reason)
+                )
+            except EngineError as exc:
+                logger.info("answering machine could not reply: %s", exc)
+            result.outcome = "left_message"
+        await self.memory.open_visit(
+            VisitStart(
+                knock.visit,
+                partner.peer_id,
+                partner.name,
+                "host",
+                partner.addr,
+                True,
+                now,
+                knock.first_line,
+            )
+        )
+        await self.memory.add_message(knock.visit, 0, partner.peer_id, knock.first_line, now)
+        if result.message:
+            await self.memory.add_message(knock.visit, 1, self.me_str, result.message, now)
+        await self.memory.close_visit(knock.visit, result.outcome, self.clock_ms(), 0, None, None)
+        await channel.send(Decline(knock.visit, decision.reason, result.message))
+        self.events.emit(
+            "message_left" if result.outcome == "left_message" else "visit_declined",
+            visit=knock.visit,
+            partner=partner.peer_id,
+            partner_name=partner.name,
+            reason=decision.reason,
+        )
+        return result
+
+    # -- guest --------------------------------------------------------------------------
+
+    async def guest(
+        self,
+        channel: VisitChannel,
+        partner: Partner,
+        *,
+        turns: int = 0,
+        private: bool | None = None,
+        context: str = "",
+        on_start: Callable[[str], Awaitable[None]] | None = None,
+    ) -> VisitResult:
+        """Visit ``partner`` over ``channel``: knock, talk, say goodbye, countersign."""
+        visit = secrets.token_hex(16)
+        private = self.settings.private if private is None else private
+        relation = await self.memory.relation(partner.peer_id)
+        first_line = _cap(await self.voice.opening(partner, relation))
+        now = self.clock_ms()
+        await self.memory.open_visit(
+            VisitStart(
+                visit,
+                partner.peer_id,
+                partner.name,
+                "guest",
+                partner.addr,
+                private,
+                now,
+                first_line,
+            )
+        )
+        if on_start is not None:
+            await on_start(visit)
+        result = VisitResult(visit, partner, "guest", "partner_vanished")
+        try:
+            await channel.send(
+                Knock(visit, self.name, self.card, first_line, context, private, turns)
+            )
+            _, answer = await channel.receive(self.turn_timeout_s)
+        except RemoteError as exc:
+            return await self._abandon(result, exc)
+        if isinstance(answer, Decline):
+            return await self._declined(result, answer, first_line, now)
+        if not isinstance(answer, Welcome) or answer.visit != visit:
+            return await self._abandon(result, VisitProtocolError("expected welcome or decline"))
+        conversation = Conversation(
+            visit,
+            host=channel.partner,
+            guest=self.me,
+            max_turns=answer.max_turns,
+            started_ms=now,
+            max_ms=answer.max_ms,
+        )
+        if answer.private:
+            self.private_visits.add(visit)
+        try:
+            first = conversation.add(self.me, 0, first_line, now)
+            await self._record(visit, partner, first, mine=True)
+            self.events.emit(
+                "visit_started",
+                visit=visit,
+                role="guest",
+                partner=partner.peer_id,
+                partner_name=partner.name,
+                private=answer.private,
+            )
+            return await self._converse(channel, conversation, partner, "guest")
+        finally:
+            self.private_visits.discard(visit)
+
+    async def _declined(
+        self, result: VisitResult, decline: Decline, first_line: str, now: int
+    ) -> VisitResult:
+        result.outcome = f"declined:{decline.reason}"
+        result.message = decline.message
+        await self.memory.add_message(result.visit, 0, self.me_str, first_line, now)
+        if decline.message:
+            await self.memory.add_message(
+                result.visit, 1, result.partner.peer_id, decline.message, self.clock_ms()
+            )
+        await self.memory.close_visit(result.visit, result.outcome, self.clock_ms(), 0, None, None)
+        self.events.emit(
+            "visit_declined",
+            visit=result.visit,
+            partner=result.partner.peer_id,
+            reason=decline.reason,
+            role="guest",
+        )
+        return result
+
+    # -- both ---------------------------------------------------------------------------
+
+    async def _converse(
+        self, channel: VisitChannel, conv: Conversation, partner: Partner, role: str
+    ) -> VisitResult:
+        result = VisitResult(conv.visit, partner, role, "partner_vanished", conv.lines)
+        relation = await self.memory.relation(partner.peer_id)
+        try:
+            ended_by = await self._talk(channel, conv, partner, relation, role)
+            result.outcome = "ended_by_partner" if ended_by == "partner" else "completed"
+            result.receipt = await self._exchange_receipts(channel, conv, role)
+            result.transcript = conv.transcript_hash()
+        except RemoteError as exc:
+            return await self._abandon(result, exc)
+        await self.memory.close_visit(
+            conv.visit,
+            result.outcome,
+            self.clock_ms(),
+            len(conv.lines),
+            result.transcript,
+            result.receipt,
+        )
+        self.events.emit(
+            "visit_ended",
+            visit=conv.visit,
+            role=role,
+            partner=partner.peer_id,
+            outcome=result.outcome,
+            turns=len(conv.lines),
+            transcript=result.transcript.hex() if result.transcript else None,
+        )
+        await self._remember(partner, relation, result)
+        return result
+
+    async def _talk(
+        self,
+        channel: VisitChannel,
+        conv: Conversation,
+        partner: Partner,
+        relation: Relation | None,
+        role: str,
+    ) -> str:
+        """Alternate lines until someone says farewell: ``me``, ``partner`` (early), or
+        ``budget`` (the partner, because the turns or time ran out)."""
+        for _ in range(conv.max_turns + 1):
+            if conv.speaker_of(conv.next_turn) == self.me:
+                reason = conv.over(self.clock_ms())
+                text = ""
+                if reason is None:
+                    try:
+                        text = _cap(await self.voice.reply(partner, relation, conv.lines, role))
+                    except EngineResting:
+                        reason = "resting"
+                    except EngineError as exc:
+                        logger.warning("visit %s: no engine answered: %s", conv.visit, exc)
+                        reason = "engine_unavailable"
+                if reason is not None or not text:
+                    await channel.send(Farewell(conv.visit, len(conv.lines), reason or "goodbye"))
+                    return "me"
+                line = conv.add(self.me, conv.next_turn, text, self.clock_ms())
+                await self._record(conv.visit, partner, line, mine=True)
+                await channel.send(Say(conv.visit, line.turn, line.text))
+                continue
+            _, message = await channel.receive(self.turn_timeout_s)
+            if isinstance(message, Farewell) and message.visit == conv.visit:
+                # A farewell because the budget ran out is the visit completing.
+                return "budget" if message.reason in ("max_turns", "time_up") else "partner"
+            if not isinstance(message, Say) or message.visit != conv.visit:
+                raise VisitProtocolError(
+                    f"expected a say or farewell, got {type(message).__name__}"
+                )
+            line = conv.add(channel.partner, message.turn, message.text, self.clock_ms())
+            await self._record(conv.visit, partner, line)
+        raise VisitProtocolError("the conversation ran past its turn budget")
+
+    async def _exchange_receipts(
+        self, channel: VisitChannel, conv: Conversation, role: str
+    ) -> bytes:
+        """Host signs first, the guest countersigns; both keep the guest's envelope."""
+        if role == "host":
+            host_raw = await channel.send(conv.receipt(self.clock_ms()))
+            envelope, _ = await channel.receive(RECEIPT_TIMEOUT_S)
+            conv.check_guest_receipt(envelope, host_raw)
+            return envelope.raw
+        envelope, message = await channel.receive(RECEIPT_TIMEOUT_S)
+        if isinstance(message, Farewell):  # the host said goodbye on its turn: receipt next
+            envelope, message = await channel.receive(RECEIPT_TIMEOUT_S)
+        conv.check_host_receipt(envelope)
+        return await channel.send(conv.receipt(self.clock_ms(), host_receipt=envelope.raw))
+
+    async def _record(
+        self, visit: str, partner: Partner, line: Line, *, mine: bool = False
+    ) -> None:
+        await self.memory.add_message(
+            visit, line.turn, peer_id_to_str(line.speaker), line.text, line.ts_ms
+        )
+        await self.on_line(visit, partner, line, mine)
+
+    async def _abandon(self, result: VisitResult, exc: Exception) -> VisitResult:
+        why = exc.reason if isinstance(exc, RemoteError) else type(exc).__name__
+        logger.info("visit %s with %s ended: %s", result.visit, result.partner.peer_id, exc)
+        result.outcome = "partner_vanished" if why in _VANISHED else f"failed:{why}"
+        await self.memory.close_visit(
+            result.visit, result.outcome, self.clock_ms(), len(result.lines), None, None
+        )
+        self.events.emit(
+            "visit_ended",
+            visit=result.visit,
+            role=result.role,
+            partner=result.partner.peer_id,
+            outcome=result.outcome,
+            turns=len(result.lines),
+            reason=why,
+        )
+        await self._remember(result.partner, None, result)
+        return result
+
+    async def _remember(
+        self, partner: Partner, relation: Relation | None, result: VisitResult
+    ) -> None:
+        summary = None
+        if result.outcome in ("completed", "ended_by_partner") and result.lines:
+            try:
+                summary = await self.voice.summary(partner, relation, result.lines)
+            except EngineError as exc:
+                logger.info("no memory summary of visit %s: %s", result.visit, exc)
+        await self.relations.after_visit(
+            partner, result.outcome, result.lines, self.clock_ms(), summary
+        )
+
+
+_VANISHED: Final = frozenset({"partner_gone", "partner_silent", "stream_failed"})
+
+
+def _cap(text: str) -> str:
+    return text.strip()[:MAX_LINE].strip()
+
+
+__all__ = ["Partner", "VisitResult", "VisitRunner", "Voice"]
