@@ -19,6 +19,7 @@ from node import _libp2p
 from node.directory_service import DirectoryService
 from node.directory_sync import FULL_DIGEST_EVERY, Seal, run_sync
 from node.frames import StreamFailed
+from node.inbound import InboundLimit
 
 logger = logging.getLogger(__name__)
 
@@ -32,29 +33,19 @@ class AntiEntropy:
         self._host = host
         self._service = service
         self._seal = seal
-        self._inbound = trio.Semaphore(MAX_INBOUND_SYNCS)
+        self._inbound = InboundLimit(MAX_INBOUND_SYNCS)
         self._syncing: set[str] = set()
-        self._serving: set[str] = set()
         self._opened = 0
 
     async def serve(self, stream: _libp2p.P2PStream) -> None:
         """The ``/roomverse/sync/1.0.0`` stream handler: one sync per peer at a time, at
         most MAX_INBOUND_SYNCS in all; a request beyond that is reset, never queued."""
         peer = stream.peer_id
-        if peer in self._serving:
-            await stream.reset()
-            return
-        try:
-            self._inbound.acquire_nowait()
-        except trio.WouldBlock:
-            await stream.reset()
-            return
-        self._serving.add(peer)
-        try:
+        with self._inbound.admit(peer) as admitted:
+            if not admitted:
+                await stream.reset()
+                return
             await run_sync("serve", stream, peer, self._service, self._seal)
-        finally:
-            self._serving.discard(peer)
-            self._inbound.release()
 
     async def sync_with(self, peer_id: str) -> None:
         """Run one sync with a connected peer (never raises for the peer's faults)."""

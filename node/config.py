@@ -230,8 +230,8 @@ def with_overrides(
     if autonomy is not None:
         schedule = replace(schedule, enabled=autonomy)
     if visit_interval_s is not None:
-        if not visit_interval_s > 0:
-            raise ConfigError("--visit-interval", "must be a positive number of seconds")
+        if not visit_interval_s >= 1:
+            raise ConfigError("--visit-interval", "must be at least 1 second")
         schedule = replace(schedule, interval_s=visit_interval_s)
     config = replace(config, autonomy=schedule)
     network = config.network

@@ -97,8 +97,9 @@ async def _stream_replies(
     stream: trio.SocketStream, replies: AsyncIterator[dict[str, Any]]
 ) -> None:
     try:
-        async for reply in replies:
-            await _reply(stream, reply)
+        async with contextlib.aclosing(replies):  # type: ignore[type-var]
+            async for reply in replies:
+                await _reply(stream, reply)
     except RoomverseError as exc:
         await _reply(stream, {"ok": False, "done": True, "error": str(exc)})
 

@@ -249,12 +249,15 @@ class Store:
 
         return await self._db.call(read)
 
-    async def set_meta(self, key: str, value: int) -> None:
+    async def set_meta(self, key: str, value: int, **more: int) -> None:
+        """Set ``key`` (and any ``more`` keys) in one transaction."""
+        rows = [(key, value), *more.items()]
+
         def write(conn: sqlite3.Connection) -> None:
-            conn.execute(
+            conn.executemany(
                 "INSERT INTO meta (key, value) VALUES (?, ?) "
                 "ON CONFLICT (key) DO UPDATE SET value = excluded.value",
-                (key, value),
+                rows,
             )
 
         await self._db.call(write)

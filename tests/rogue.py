@@ -22,9 +22,10 @@ that echoes the command's ``id``:
 * ``{"id": 4, "cmd": "write_frame", "peer_id": ..., "frame_b64": "..."}`` writes one
   length-prefixed frame of any bytes on our pubsub stream to the peer, as if it were an
   RPC → ``{"id": 4, "event": "written", "size": N}``
-* ``{"id": 5, "cmd": "sync_stream", "peer_id": ..., "data_b64": "..."}`` opens
-  ``/roomverse/sync/1.0.0`` to the peer, writes the bytes, and reads whatever comes back
-  until the peer closes or resets the stream → ``{"id": 5, "event": "synced", "read": N}``
+* ``{"id": 5, "cmd": "sync_stream", "peer_id": ..., "data_b64": "...", "protocol": ...}``
+  opens ``protocol`` (default ``/roomverse/sync/1.0.0``) to the peer, writes the bytes,
+  and reads whatever comes back until the peer closes or resets the stream
+  → ``{"id": 5, "event": "synced", "read": N}``
 * ``{"id": 6, "cmd": "quit"}`` → ``{"id": 5, "event": "bye"}``, then exits.
 
 A command that fails answers ``{"id": ..., "event": "error", "error": "..."}`` and the
@@ -132,9 +133,9 @@ async def write_frame(host: P2PHost, peer_id: str, frame: bytes) -> None:
         await stream.write(encode_uvarint(len(frame)) + frame)
 
 
-async def sync_stream(host: P2PHost, peer_id: str, data: bytes) -> int:
-    """Write ``data`` on a sync stream to ``peer_id``; count what comes back until it ends."""
-    stream = await host.open_stream(peer_id, PROTO_SYNC, timeout=WRITE_TIMEOUT_S)
+async def protocol_stream(host: P2PHost, peer_id: str, protocol: str, data: bytes) -> int:
+    """Write ``data`` on a ``protocol`` stream to ``peer_id``; count what comes back."""
+    stream = await host.open_stream(peer_id, protocol, timeout=WRITE_TIMEOUT_S)
     read = 0
     try:
         with trio.fail_after(WRITE_TIMEOUT_S):
@@ -179,7 +180,8 @@ async def handle(host: P2PHost, request: dict[str, Any]) -> bool:
         return True
     if cmd == "sync_stream":
         data = base64.b64decode(str(request["data_b64"]), validate=True)
-        read = await sync_stream(host, str(request["peer_id"]), data)
+        protocol = str(request.get("protocol", PROTO_SYNC))
+        read = await protocol_stream(host, str(request["peer_id"]), protocol, data)
         emit("synced", id=ident, read=read)
         return True
     if cmd == "quit":

@@ -6,6 +6,7 @@ from __future__ import annotations
 import base64
 import io
 import logging
+import time
 from collections.abc import Iterator
 
 import pytest
@@ -242,6 +243,28 @@ def test_filter_is_idempotent_across_two_handlers() -> None:
     first, second = RedactingFilter(), RedactingFilter()
     assert first.filter(record) and second.filter(record)
     assert record.getMessage() == "to [email]"
+
+
+ADVERSARIAL = {
+    "digit groups": "0 12 ",
+    "base64-ish": "Ab1+",
+    "dotted digits": "1.2.",
+    "hyphenated capitals": "A-",
+    "french particles": "de",
+    "obfuscated e-mail": "a(at)b(dot)",
+    "colons": "a:",
+    "plus groups": "+1 ",
+}
+
+
+@pytest.mark.parametrize("unit", ADVERSARIAL.values(), ids=list(ADVERSARIAL))
+def test_adversarial_input_scans_in_linear_time(unit: str) -> None:
+    """40k characters shaped to make a careless pattern backtrack: linear scanning takes
+    tens of milliseconds, a quadratic one tens of seconds."""
+    text = "12 rue " + unit * (40_000 // len(unit))
+    started = time.perf_counter()
+    scrub_log_text(text)
+    assert time.perf_counter() - started < 2.0
 
 
 # --- laws ------------------------------------------------------------------------------

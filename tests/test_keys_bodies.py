@@ -19,7 +19,7 @@ from keys import (
     verify,
 )
 
-pytestmark = pytest.mark.usefixtures("free_form_directory_bodies")
+pytestmark = pytest.mark.usefixtures("free_form_bodies")
 
 
 VALID: list[tuple[str, dict[str, Any]]] = [

@@ -42,7 +42,7 @@ from keys import (
     verify,
 )
 
-pytestmark = pytest.mark.usefixtures("free_form_directory_bodies")
+pytestmark = pytest.mark.usefixtures("free_form_bodies")
 
 
 LAWS = settings(

@@ -36,6 +36,7 @@ import pytest
 
 from keys import (
     PROTO_SYNC,
+    PROTO_VISIT,
     TOPIC_ACTIONS,
     BadSignature,
     Identity,
@@ -52,6 +53,7 @@ from keys import (
 )
 from keys.errors import EnvelopeError
 from node.frames import END_OF_MESSAGE, frame
+from tests.conftest import free_form
 from tests.procs import (
     POLL_INTERVAL_S,
     Event,
@@ -510,6 +512,53 @@ def test_garbage_on_the_sync_protocol_is_refused_and_the_node_goes_on(tmp_path: 
             "bad_signature",
         }
         assert node.stop() == 0
+
+
+# -- the visit protocol: garbage on /roomverse/visit/1.0.0 ----------------------------
+
+
+def test_garbage_on_the_visit_protocol_is_refused_and_the_node_goes_on(tmp_path: Path) -> None:
+    rogue_key, someone_else = Identity.generate(), Identity.generate()
+    with ExitStack() as stack:
+        node = start_node(stack, write_character(tmp_path, "Ann"), tmp_path / "data-ann")
+        rogue = Rogue(write_seed(tmp_path / "rogue.seed", rogue_key))
+        stack.callback(rogue.close)
+        rogue.dial(node.addrs[0])
+        say = {"type": "say", "visit": "ab" * 16, "turn": 1, "text": "hi"}
+        knock_without_line = {"type": "knock", "visit": "ab" * 16, "name": "R", "card": bytes(32)}
+        with free_form("visit"):
+            knock_refused_by_schema = visit_envelope(rogue_key, knock_without_line)
+        garbage = {
+            "malformed": frame(b"\x81\xa1v\x01"),
+            "visit_protocol": frame(visit_envelope(rogue_key, say)),
+            "sender_mismatch": frame(visit_envelope(someone_else, say)),
+            "schema": frame(knock_refused_by_schema),
+            "bad_signature": frame(forge_signature(visit_envelope(rogue_key, say))),
+        }
+        for reason, data in garbage.items():
+            rogue.command(
+                "sync_stream",
+                peer_id=node.peer_id,
+                protocol=PROTO_VISIT,
+                data_b64=base64.b64encode(data).decode(),
+            )
+            node.wait_until(
+                lambda events, r=reason: r in rejected_from(node, rogue.peer_id), STEP_S, reason
+            )
+        # An oversize frame is refused before anything is decoded; the node goes on.
+        rogue.command(
+            "sync_stream",
+            peer_id=node.peer_id,
+            protocol=PROTO_VISIT,
+            data_b64=base64.b64encode((10**7).to_bytes(4, "big") + b"x" * 64).decode(),
+        )
+        assert node.control({"cmd": "memory", "what": "visits"})["visits"] == []
+        assert node.status()["peer_id"] == node.peer_id
+        assert node.stop() == 0
+
+
+def visit_envelope(identity: Identity, body: dict[str, object]) -> bytes:
+    return seal(identity, kind="visit", channel=PROTO_VISIT, seq=1, ts_ms=now_ms(), body=body)
 
 
 def summary_envelope(identity: Identity) -> bytes:

@@ -41,6 +41,7 @@ async def test_a_visit_alternates_turns_and_both_sides_sign_the_same_transcript(
         replies = await party.visit("Mina", "Kai", turns=6)
         done = done_of(replies)
         assert done["outcome"] == "completed", replies
+        await kai.relation_updates(1)
         lines = lines_of(replies)
         assert [line["turn"] for line in lines] == list(range(6))
         speakers = [line["speaker"] for line in lines]
@@ -83,9 +84,10 @@ async def test_affinity_rises_with_repeated_visits_and_the_host_opens_up(tmp_pat
         kai = await party.add("Kai", extra={"visits": {"per_visitor_per_hour": 10}})
         await party.everyone_online()
         affinities = []
-        for _ in range(6):
+        for visits in range(1, 7):
             done = done_of(await party.visit("Mina", "Kai", turns=4))
             assert done["outcome"] == "completed"
+            await kai.relation_updates(visits)
             (relation,) = (await kai.memory("relations"))["relations"]
             assert relation["partner_id"] == mina.node.peer_id
             affinities.append(relation["affinity"])
@@ -106,13 +108,15 @@ async def test_memory_of_one_partner_never_reaches_a_prompt_for_another(
         kai = await party.add("Kai", extra={"visits": {"per_visitor_per_hour": 10}})
         await party.add("Ren", token="TOKEN-REN")
         await party.everyone_online()
-        for _ in range(2):
+        for visits in (1, 2):
             assert done_of(await party.visit("Mina", "Kai", turns=4))["outcome"] == "completed"
+            await kai.relation_updates(visits)
         # Kai's second visit with Mina already carried its memory of her (positive control).
         assert any("TOKEN-MINA" in p for p in system_prompts(kai.fake.requests))
         before = len(kai.fake.requests)
-        for _ in range(2):
+        for visits in (3, 4):
             assert done_of(await party.visit("Ren", "Kai", turns=4))["outcome"] == "completed"
+            await kai.relation_updates(visits)
         with_ren = kai.fake.requests[before:]
         assert with_ren
         for request in with_ren:

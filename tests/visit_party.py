@@ -67,6 +67,20 @@ class Member:
     def data_dir(self) -> Path:
         return self.node.data_dir
 
+    async def ready(self) -> None:
+        """The node is up and its engine answers (a knock before that is declined)."""
+        await in_thread(self.node.wait_ready)
+        await in_thread(self.node.wait_for, lambda e: e.get("event") == "engine_ready", 30)
+
+    async def relation_updates(self, count: int) -> None:
+        """Wait until this node has updated a relation ``count`` times (after its own
+        summary call, which can finish after the other side's CLI returned)."""
+
+        def enough(events: list[dict[str, Any]]) -> bool:
+            return sum(e.get("event") == "relation_updated" for e in events) >= count
+
+        await in_thread(self.node.wait_until, enough, 30, f"{count} relation updates")
+
     async def control(self, request: dict[str, Any]) -> dict[str, Any]:
         return await in_thread(self.node.control, request)
 
@@ -101,7 +115,7 @@ class Party:
         )
         member = Member(name, node, fake, character)
         self.members[name] = member
-        await in_thread(node.wait_ready)
+        await member.ready()
         return member
 
     async def restart(self, name: str) -> Member:
@@ -110,7 +124,7 @@ class Party:
             old.character, old.data_dir, bootstrap=next(iter(self.members.values())).node.addrs[:1]
         )
         self.members[name] = member = Member(name, node, old.fake, old.character)
-        await in_thread(node.wait_ready)
+        await member.ready()
         return member
 
     async def everyone_online(self, timeout: float = 30.0) -> None:

@@ -47,6 +47,7 @@ logger = logging.getLogger(__name__)
 EMBEDDED_PRESET: Final = "embedded"
 DEFAULT_EMBEDDED_MODEL: Final = "qwen2.5-0.5b"
 AUTONOMY_RETRY_S: Final = 300.0
+ENGINE_CHOICES: Final = 12
 """Wait before trying again when nobody could be visited or the tier forbade it."""
 
 
@@ -65,8 +66,7 @@ class BudgetInMeta:
         return f"{text[:4]}-{text[4:6]}-{text[6:]}", spent
 
     async def save(self, day: str, spent: int) -> None:
-        await self.store.set_meta("budget_day", int(day.replace("-", "")))
-        await self.store.set_meta("budget_spent", spent)
+        await self.store.set_meta("budget_day", int(day.replace("-", "")), budget_spent=spent)
 
 
 class Agent:
@@ -90,16 +90,17 @@ class Agent:
         self.runner = VisitRunner(
             me=node.identity.peer_id,
             name=node.config.name,
-            card=self._card_digest(),
+            card=self._card_digest,
             settings=node.config.visits,
             voice=self.voice,
             memory=self.memory,
-            relations=RelationKeeper(self.memory, _now_ms),
+            relations=RelationKeeper(self.memory, node.events, _now_ms),
             events=node.events,
             clock_ms=_now_ms,
             status=lambda: node.directory.status,
             may_reply=self._may_reply,
             on_line=self._line_said,
+            reject=node.rejections.reject,
             turn_timeout_s=turn_timeout_s,
         )
         self.service = VisitService(
@@ -136,14 +137,10 @@ class Agent:
             self.events.emit("visit_interrupted", visit=visit)
         async with trio.open_nursery() as nursery:
             self._nursery = nursery
-            self.node.host.set_stream_handler(PROTO_VISIT, self._serve_visit)
+            self.node.host.set_stream_handler(PROTO_VISIT, self.service.serve)
             task_status.started()
             nursery.start_soon(self._autonomy_loop)
             await self._run_engines()
-
-    async def _serve_visit(self, stream: Any) -> None:
-        self.runner.card = self._card_digest()
-        await self.service.serve(stream)
 
     async def _run_engines(self) -> None:
         try:
@@ -243,7 +240,8 @@ class Agent:
             def forward(event: str, fields: dict[str, Any]) -> None:
                 if event == "visit_line" and fields.get("visit") == visit_id:
                     name = self.config.name if fields["mine"] else fields["partner_name"]
-                    send_nowait(send, {"ok": True, "line": {**fields, "name": name}})
+                    line = {**fields, "name": name, "text": redact(fields["text"])}
+                    send_nowait(send, {"ok": True, "line": line})
 
             unsubscribe = self.events.subscribe(forward)
             try:
@@ -275,7 +273,8 @@ class Agent:
                 continue
             paused_in = None
             await trio.sleep(wait)
-            await self.visit_someone()
+            if self.engines is not None and self.engines.policy().autonomous_visits:
+                await self.visit_someone()
 
     async def visit_someone(self) -> VisitResult | None:
         """One autonomous visit: pick a host and visit it (None if nobody could be)."""
@@ -316,6 +315,8 @@ class Agent:
         if not candidates:
             return None
         if self.config.autonomy.choose == "engine":
+            # A short list keeps the prompt small however big the directory is.
+            candidates = self.rng.sample(candidates, min(len(candidates), ENGINE_CHOICES))
             try:
                 index = await self.voice.choose(candidates)
             except EngineError as exc:
@@ -360,7 +361,7 @@ def _result_json(result: VisitResult) -> dict[str, Any]:
         "partner_name": result.partner.name,
         "turns": len(result.lines),
         "transcript": result.transcript.hex() if result.transcript else None,
-        "message": result.message,
+        "message": redact(result.message),
     }
 
 

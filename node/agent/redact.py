@@ -8,7 +8,8 @@ replacing a run with ``[redacted-encoded]`` when what it decodes to holds PII.
 
 Choices, and why:
 
-- Detection runs on a *view* of the text with format characters dropped and each
+- Detection runs on a *view* of the text with invisible characters dropped (zero-width,
+  bidi, tags, variation selectors: :data:`node.agent.spotlight.INVISIBLE`) and each
   character NFKC-normalised, so ``mina\\u200b@example.com`` and fullwidth digits are
   caught; the replacement is applied to the original text, which otherwise stays as it was.
 - False positives are kept low by validating what the patterns find: card numbers need
@@ -33,7 +34,8 @@ Choices, and why:
 
 Limits: lower-case street names ("42 main street"), person names and free-form
 addresses without a house number are not detected; double-encoded payloads are decoded
-one level only.
+one level only; in logs a secret written as bare hex (no known prefix, no ``api_key=``)
+stays, the price of readable digests.
 """
 
 from __future__ import annotations
@@ -48,6 +50,8 @@ import unicodedata
 from collections import Counter
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
+
+from node.agent.spotlight import INVISIBLE
 
 ENCODED_PLACEHOLDER = "[redacted-encoded]"
 KINDS = ("secret", "email", "iban", "card", "phone", "ip", "address")
@@ -68,8 +72,11 @@ Finder = Callable[[str, bool], Iterator[Span]]
 # --- validators ------------------------------------------------------------------------
 
 
+_NOT_DIGIT = re.compile(r"[^0-9]")
+
+
 def _digits(text: str) -> str:
-    return "".join(ch for ch in text if ch.isdigit())
+    return _NOT_DIGIT.sub("", text)
 
 
 def luhn_ok(digits: str) -> bool:
@@ -208,7 +215,11 @@ _LOCAL = r"[\w%+-](?:[\w.%+-]{0,63})"
 _DOMAIN = r"[A-Za-z0-9](?:[\w-]{0,62})(?:\.[A-Za-z0-9](?:[\w-]{0,62}))*\.[A-Za-z]{2,24}"
 _EMAIL = [
     _regex(rf"(?<![\w.%+-]){_LOCAL}@{_DOMAIN}\b"),
-    _regex(r"\b[\w.+-]+\s*[\[(]\s*at\s*[\])]\s*[\w-]+(?:\s*[\[(]\s*dot\s*[\])]\s*[\w-]+)+", re.I),
+    _regex(
+        r"(?<![\w.+-])[\w.+-]{1,64}\s?[\[(]\s?at\s?[\])]\s?[\w-]{1,63}"
+        r"(?:\s?[\[(]\s?dot\s?[\])]\s?[\w-]{1,63}){1,4}",
+        re.I,
+    ),
 ]
 
 
@@ -316,30 +327,30 @@ _US_STATES = (
     r"|NH|NJ|NM|NY|NC|ND|OH|OK|OR|PA|RI|SC|SD|TN|TX|UT|VT|VA|WA|WV|WI|WY|DC"
 )
 _LETTER = "A-Za-zÀ-ÖØ-öø-ÿ"
-_CAP = rf"[A-ZÀ-ÖØ-Þ][{_LETTER}0-9'’.-]*"
-_CITY = r"[A-ZÀ-ÖØ-Þ][a-zß-öø-ÿ'’.-]+"
+_CAP = rf"[A-ZÀ-ÖØ-Þ][{_LETTER}0-9'’.-]{{0,30}}"
+_CITY = r"[A-ZÀ-ÖØ-Þ][a-zß-öø-ÿ'’.-]{1,30}"
 _UK_POSTCODE = r"\b(?:[A-Z]{1,2}\d[A-Z\d]?|GIR) ?\d[ABD-HJLNP-UW-Z]{2}\b"
 _ADDRESS = [
     _regex(
         rf"\b\d{{1,5}}[A-Za-z]?(?: +{_CAP}){{1,4}} +(?i:{_STREET_TYPES})\b\.?"
         r"(?: (?:N|S|E|W|NE|NW|SE|SW)\b)?"
-        r"(?:,? +(?:Apt|Apartment|Suite|Ste|Unit|Flat|#)\.? *[\w-]+)?"
+        r"(?:,? +(?:Apt|Apartment|Suite|Ste|Unit|Flat|#)\.? ?[\w-]{1,10})?"
         rf"(?:, *{_CITY}(?: +{_CITY}){{0,2}})?"
         rf"(?:,? +(?:{_US_STATES}) +\d{{5}}(?:-\d{{4}})?|,? +{_UK_POSTCODE})?"
     ),
     _regex(rf"\b{_CITY}(?: +{_CITY}){{0,2}}, *(?:{_US_STATES}) +\d{{5}}(?:-\d{{4}})?\b"),
     _regex(
-        rf"\b[A-ZÄÖÜ][{_LETTER}-]*(?:straße|strasse|str\.|weg|gasse|platz|allee|damm|straat"
+        rf"\b[A-ZÄÖÜ][{_LETTER}-]{{0,40}}(?:straße|strasse|str\.|weg|gasse|platz|allee|damm|straat"
         rf"|gracht|laan|kade|vej|gatan|veien) +\d{{1,4}}[a-z]?\b(?:,? +\d{{4,5}} +{_CITY})?"
     ),
     _regex(
         r"\b(?:Calle|Avenida|Via|Viale|Piazza|Corso|Rua|Carrer|Plaza) +"
-        rf"(?:(?:de|del|la|las|los|di|da|do|dos|della) +)*{_CAP}(?: +{_CAP}){{0,3}},? +"
+        rf"(?:(?:de|del|la|las|los|di|da|do|dos|della) +){{0,3}}{_CAP}(?: +{_CAP}){{0,3}},? +"
         rf"\d{{1,4}}\b(?:,? +\d{{5}} +{_CITY})?"
     ),
     _regex(
         r"\b\d{1,4}(?: ?(?:bis|ter))?,? +(?i:rue|avenue|boulevard|bd|place|chemin|allée"
-        rf"|impasse|quai|cours|route) +(?:(?:de|du|des|la|le|l'|d') *)*{_CAP}"
+        rf"|impasse|quai|cours|route) +(?:(?:de|du|des|la|le) +|l'|d'){{0,3}}{_CAP}"
         rf"(?: +{_CAP}){{0,3}}(?:,? +\d{{5}} +{_CITY})?"
     ),
     _regex(_UK_POSTCODE),
@@ -379,26 +390,14 @@ _PUBLIC_IDS = re.compile(
 # --- scanning --------------------------------------------------------------------------
 
 
-_FORMAT_CHARS = re.compile(
-    "[\u00ad\u0600-\u0605\u061c\u06dd\u070f\u0890\u0891\u08e2\u180e\u200b-\u200f"
-    "\u202a-\u202e\u2060-\u2064\u2066-\u206f\ufeff\ufff9-\ufffb\U000110bd\U000110cd"
-    "\U00013430-\U0001343f\U0001bca0-\U0001bca3\U0001d173-\U0001d17a\U000e0001"
-    "\U000e0020-\U000e007f]"
-)
-"""Unicode's format characters (category Cf), spelled out so checking for them is one
-regex search instead of a category lookup per character."""
-
-
 def _view(text: str) -> tuple[str, list[int] | None]:
     """The text as detection sees it, and where each of its characters came from."""
-    if text.isascii() or (
-        not _FORMAT_CHARS.search(text) and unicodedata.is_normalized("NFKC", text)
-    ):
+    if text.isascii() or (not INVISIBLE.search(text) and unicodedata.is_normalized("NFKC", text)):
         return text, None
     parts: list[str] = []
     origin: list[int] = []
     for index, ch in enumerate(text):
-        if _FORMAT_CHARS.match(ch):
+        if INVISIBLE.match(ch):
             continue
         normal = unicodedata.normalize("NFKC", ch)
         parts.append(normal)
@@ -474,9 +473,16 @@ _HEX_RUN = re.compile(
     r"(?<![0-9A-Fa-f])(?:[0-9A-Fa-f]{12,}|[0-9A-Fa-f]{2}(?:[ :][0-9A-Fa-f]{2}){5,})(?![0-9A-Fa-f])"
 )
 _B64_RUN = re.compile(r"(?<![A-Za-z0-9+/_-])[A-Za-z0-9+/_-]{12,}={0,2}")
-_B64_LIKELY = re.compile(r"[0-9+/_=-]|(?:[A-Z].*){3}")
-"""Runs with a digit, a symbol or 3+ capitals: ordinary words ("Authentication") are not
-base64 worth decoding, and base64 of anything useful almost never looks like one."""
+_B64_SYMBOLS = re.compile(r"[0-9+/_=-]")
+_CAPITALS = re.compile(r"[A-Z]")
+
+
+def _b64_likely(run: str) -> bool:
+    """A digit, a symbol or 3+ capitals: ordinary words ("Authentication") are not base64
+    worth decoding, and base64 of anything useful almost never looks like one."""
+    return _B64_SYMBOLS.search(run) is not None or len(_CAPITALS.findall(run)) >= 3
+
+
 _TEXT_SEGMENT = re.compile(r"[^\x00-\x08\x0e-\x1f\x7f\ufffd]{5,}")
 
 
@@ -488,7 +494,7 @@ def _hex_decodings(run: str) -> Iterator[bytes]:
 
 
 def _b64_decodings(run: str) -> Iterator[bytes]:
-    if not _B64_LIKELY.search(run):
+    if not _b64_likely(run):
         return
     standard = run.rstrip("=").translate(str.maketrans("-_", "+/"))
     for offset in range(4):

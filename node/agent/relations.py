@@ -4,8 +4,9 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from node.agent.affinity import START, VisitOutcome, after_visit
+from node.agent.affinity import START, VisitOutcome, after_visit, tier_for
 from node.agent.memory import Memory
+from node.events import EventLog
 from node.visits.protocol import Line
 from node.visits.session import Partner
 
@@ -24,8 +25,9 @@ def relation_outcome(outcome: str) -> VisitOutcome:
 class RelationKeeper:
     """Writes each partner's relation after a visit with them (and only with them)."""
 
-    def __init__(self, memory: Memory, clock_ms: Callable[[], int]) -> None:
+    def __init__(self, memory: Memory, events: EventLog, clock_ms: Callable[[], int]) -> None:
         self.memory = memory
+        self.events = events
         self.clock_ms = clock_ms
 
     async def after_visit(
@@ -46,7 +48,7 @@ class RelationKeeper:
             now_ms=ended_ms,
             last_visit_ms=None if current is None else current.last_visit_ms,
         )
-        await self.memory.update_relation(
+        relation = await self.memory.update_relation(
             partner.peer_id,
             partner.name,
             affinity=affinity,
@@ -55,4 +57,11 @@ class RelationKeeper:
             last_visit_ms=ended_ms,
             summary=summary,
             now_ms=self.clock_ms(),
+        )
+        self.events.emit(
+            "relation_updated",
+            partner=partner.peer_id,
+            affinity=relation.affinity,
+            tier=tier_for(relation.affinity).value,
+            visits=relation.visit_count,
         )

@@ -291,11 +291,15 @@ class Conversation:
         max_turns: int,
         started_ms: int,
         max_ms: int,
+        stop_at: int | None = None,
     ) -> None:
         self.visit = visit
         self.host = host
         self.guest = guest
         self.max_turns = max_turns
+        self.stop_at = max_turns if stop_at is None else min(stop_at, max_turns)
+        """Where we end the visit on our turn (the guest may want fewer turns than the
+        host allows); lines are still accepted up to ``max_turns``."""
         self.started_ms = started_ms
         self.deadline_ms = started_ms + max_ms
         self.lines: list[Line] = []
@@ -324,7 +328,7 @@ class Conversation:
 
     def over(self, now_ms: int) -> str | None:
         """Why the visit must end now (``max_turns`` / ``time_up``), or None."""
-        if self.next_turn >= self.max_turns:
+        if self.next_turn >= self.stop_at:
             return "max_turns"
         if now_ms >= self.deadline_ms:
             return "time_up"

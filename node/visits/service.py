@@ -16,6 +16,7 @@ from keys import PROTO_VISIT, peer_id_from_str
 from keys.errors import InvalidPeerId, LocalError, RemoteError, RoomverseError
 from node import _libp2p
 from node.directory_service import DirectoryService
+from node.inbound import InboundLimit
 from node.visits.protocol import MAX_NAME, Line
 from node.visits.session import Partner, VisitResult, VisitRunner
 from node.visits.wire import Seal, VisitChannel
@@ -24,6 +25,9 @@ from registry_crdt import Entry, Presence
 logger = logging.getLogger(__name__)
 
 OPEN_TIMEOUT_S: Final = 10.0
+MAX_INBOUND_VISITS: Final = 8
+"""Visit streams served at once (one per peer); the host talks to one guest at a time,
+the others are told ``busy``, and anything beyond this is reset."""
 DIAL_TIMEOUT_S: Final = 10.0
 
 Publish = Callable[[str, Mapping[str, Any]], Awaitable[object]]
@@ -50,23 +54,27 @@ class VisitService:
         self._seal = seal
         self._publish = publish
         self._clock_ms = clock_ms
+        self.inbound = InboundLimit(MAX_INBOUND_VISITS)
 
     # -- host side ----------------------------------------------------------------------
 
     async def serve(self, stream: _libp2p.P2PStream) -> None:
         """The stream handler: one knock, one visit."""
+        with self.inbound.admit(stream.peer_id) as admitted:
+            if not admitted:
+                await stream.reset()
+                return
+            result = await self._host(stream)
+        if result is not None:
+            await self.runner.remember(result)
+
+    async def _host(self, stream: _libp2p.P2PStream) -> VisitResult | None:
         channel = VisitChannel(stream, stream.peer_id, self._seal, self._clock_ms)
         try:
-            await self.runner.host(channel, self.describe)
-        except RemoteError as exc:
-            logger.info("visit from %s refused: %s", stream.peer_id, exc)
-            self.runner.events.emit(
-                "rejected",
-                peer_id=stream.peer_id,
-                channel=PROTO_VISIT,
-                reason=exc.reason,
-                error=str(exc),
-            )
+            return await self.runner.host(channel, self.describe)
+        except RemoteError as exc:  # the guest left while we declined
+            logger.info("visit from %s ended early: %s", stream.peer_id, exc)
+            return None
         finally:
             await channel.close()
 
@@ -113,10 +121,11 @@ class VisitService:
     ) -> VisitResult:
         entry = self.resolve(target)
         peer_id = entry.peer_str
+        partner = Partner(peer_id, entry.card.name, entry.card.description, _first(entry.addrs))
+        first_line = await self.runner.opening(partner)
         await self._connect(peer_id, entry.addrs)
         stream = await self.host.open_stream(peer_id, PROTO_VISIT, timeout=OPEN_TIMEOUT_S)
         channel = VisitChannel(stream, peer_id, self._seal, self._clock_ms)
-        partner = Partner(peer_id, entry.card.name, entry.card.description, _first(entry.addrs))
 
         async def started(visit: str) -> None:
             await self._announce({"type": "move", "to": peer_id})
@@ -125,7 +134,7 @@ class VisitService:
 
         try:
             return await self.runner.guest(
-                channel, partner, turns=turns, private=private, on_start=started
+                channel, partner, first_line, turns=turns, private=private, on_start=started
             )
         finally:
             await channel.close()

@@ -16,9 +16,11 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Final, Protocol
 
-from keys import peer_id_to_str
+import trio
+
+from keys import PROTO_VISIT, peer_id_from_str, peer_id_to_str
 from keys.errors import RemoteError
-from node.agent.memory import Memory, Relation, VisitStart
+from node.agent.memory import Memory, Relation, Role, VisitIdTaken, VisitStart
 from node.config import VisitSettings
 from node.engine.errors import EngineError, EngineResting
 from node.events import EventLog
@@ -42,6 +44,8 @@ logger = logging.getLogger(__name__)
 KNOCK_TIMEOUT_S: Final = 30.0
 """How long a host waits for the knock after a stream opens."""
 RECEIPT_TIMEOUT_S: Final = 30.0
+ANSWERING_MACHINE_PER_HOUR: Final = 30
+RECORDED_DECLINES_PER_HOUR: Final = 200
 
 
 @dataclass(frozen=True, slots=True)
@@ -88,8 +92,14 @@ class VisitResult:
     receipt: bytes | None = None
     message: str = ""
     """A decline's answering-machine reply."""
+    relation: Relation | None = None
+    """Our relation to the partner before the visit."""
+    needs_remembering: bool = False
+    """A hosted visit: call :meth:`VisitRunner.remember` once the guest is let go."""
 
 
+Reject = Callable[[bytes, str, RemoteError], None]
+"""Report what a partner sent that we refuse: ``(peer, channel, error)``."""
 OnLine = Callable[[str, Partner, Line, bool], Awaitable[None]]
 """Called after each line is stored: ``(visit, partner, line, mine)``."""
 
@@ -100,7 +110,7 @@ class VisitRunner:
         *,
         me: bytes,
         name: str,
-        card: bytes,
+        card: Callable[[], bytes],
         settings: VisitSettings,
         voice: Voice,
         memory: Memory,
@@ -110,6 +120,7 @@ class VisitRunner:
         status: Callable[[], Status],
         may_reply: Callable[[], bool],
         on_line: OnLine,
+        reject: Reject,
         turn_timeout_s: float = 120.0,
     ) -> None:
         self.me = me
@@ -125,33 +136,40 @@ class VisitRunner:
         self.status = status
         self.may_reply = may_reply
         self.on_line = on_line
+        self.reject = reject
         self.turn_timeout_s = turn_timeout_s
         self.rate = KnockRateLimiter(settings.per_visitor_per_hour)
+        # PeerIDs are free, so the per-visitor rate alone does not bound what strangers
+        # cost us: answering-machine replies and recorded declines have a ceiling too.
+        self.machine_rate = KnockRateLimiter(ANSWERING_MACHINE_PER_HOUR)
+        self.decline_rate = KnockRateLimiter(RECORDED_DECLINES_PER_HOUR)
         self.hosting: set[str] = set()
         self.private_visits: set[str] = set()
         """Visits whose speech is not published (either side asked for privacy)."""
+
+    def _start(
+        self, visit: str, partner: Partner, role: Role, private: bool, now: int, first_line: str
+    ) -> VisitStart:
+        return VisitStart(
+            visit, partner.peer_id, partner.name, role, partner.addr, private, now, first_line
+        )
 
     # -- host ---------------------------------------------------------------------------
 
     async def host(
         self, channel: VisitChannel, describe: Callable[[str, str], Partner]
     ) -> VisitResult | None:
-        """Answer the knock on ``channel``; None if no knock came (nothing to record)."""
-        try:
-            _, first = await channel.receive(KNOCK_TIMEOUT_S)
-        except RemoteError as exc:
-            logger.info("no knock from %s: %s", channel.partner_id, exc)
+        """Answer the knock on ``channel``; None if no acceptable knock came."""
+        knock = await self._await_knock(channel)
+        if knock is None:
             return None
-        if not isinstance(first, Knock):
-            raise VisitProtocolError(f"a visit starts with a knock, not a {type(first).__name__}")
-        knock = first
         partner = describe(channel.partner_id, knock.name)
         now = self.clock_ms()
-        known = await self.memory.relation(partner.peer_id) is not None
+        relation = await self.memory.relation(partner.peer_id)
         decision = decide_knock(
             self.settings,
             status=self.status(),
-            known_visitor=known,
+            known_visitor=relation is not None and relation.completed_count > 0,
             within_rate=self.rate.allow(channel.partner, now / 1000),
             busy=bool(self.hosting),
             may_reply=self.may_reply(),
@@ -159,47 +177,67 @@ class VisitRunner:
         )
         if not decision.welcome:
             return await self._decline(channel, knock, partner, decision, now)
+        self.hosting.add(knock.visit)  # before any await: one guest at a time
         private = knock.private or self.settings.private
-        conversation = Conversation(
-            knock.visit,
-            host=self.me,
-            guest=channel.partner,
-            max_turns=decision.max_turns,
-            started_ms=now,
-            max_ms=decision.max_ms,
-        )
-        await self.memory.open_visit(
-            VisitStart(
-                knock.visit,
-                partner.peer_id,
-                partner.name,
-                "host",
-                partner.addr,
-                private,
-                now,
-                knock.first_line,
-            )
-        )
-        self.hosting.add(knock.visit)
-        if private:
-            self.private_visits.add(knock.visit)
         try:
-            await self._record(
-                knock.visit, partner, conversation.add(channel.partner, 0, knock.first_line, now)
+            if not await self._open(channel, knock, partner, "host", private, now):
+                return None
+            conv = Conversation(
+                knock.visit,
+                host=self.me,
+                guest=channel.partner,
+                max_turns=decision.max_turns,
+                started_ms=now,
+                max_ms=decision.max_ms,
             )
-            await channel.send(Welcome(knock.visit, decision.max_turns, decision.max_ms, private))
-            self.events.emit(
-                "visit_started",
-                visit=knock.visit,
-                role="host",
-                partner=partner.peer_id,
-                partner_name=partner.name,
-                private=private,
-            )
-            return await self._converse(channel, conversation, partner, "host")
+
+            async def begin() -> None:
+                line = conv.add(channel.partner, 0, knock.first_line, now)
+                await self._record(conv.visit, partner, line)
+                await channel.send(
+                    Welcome(knock.visit, decision.max_turns, decision.max_ms, private)
+                )
+
+            result = await self._run(channel, conv, partner, "host", private, begin)
         finally:
             self.hosting.discard(knock.visit)
-            self.private_visits.discard(knock.visit)
+        result.relation = relation
+        result.needs_remembering = True
+        return result
+
+    async def _await_knock(self, channel: VisitChannel) -> Knock | None:
+        try:
+            _, first = await channel.receive(KNOCK_TIMEOUT_S)
+            if not isinstance(first, Knock):
+                raise VisitProtocolError(
+                    f"a visit starts with a knock, not a {type(first).__name__}"
+                )
+        except RemoteError as exc:
+            if exc.reason not in _VANISHED:
+                self.reject(channel.partner, PROTO_VISIT, exc)
+            logger.info("no knock from %s: %s", channel.partner_id, exc)
+            return None
+        return first
+
+    async def _open(
+        self,
+        channel: VisitChannel,
+        knock: Knock,
+        partner: Partner,
+        role: Role,
+        private: bool,
+        now: int,
+    ) -> bool:
+        """Record the visit; a knock that reuses a known visit id is refused."""
+        try:
+            await self.memory.open_visit(
+                self._start(knock.visit, partner, role, private, now, knock.first_line)
+            )
+        except VisitIdTaken:
+            self.reject(channel.partner, PROTO_VISIT, VisitProtocolError("a reused visit id"))
+            await channel.send(Decline(knock.visit, "error"))
+            return False
+        return True
 
     async def _decline(
         self,
@@ -208,16 +246,20 @@ class VisitRunner:
         partner: Partner,
         decision: KnockDecision,
         now: int,
-    ) -> VisitResult:
+    ) -> VisitResult | None:
         result = VisitResult(knock.visit, partner, "host", f"declined:{decision.reason}")
         if decision.reason == "rate_limited":
-            # Not even recorded: a visitor knocking too often must not fill the database.
+            # Not recorded: a visitor knocking too often must not fill the database.
             await channel.send(Decline(knock.visit, decision.reason))
             self.events.emit(
                 "visit_declined", visit=knock.visit, partner=partner.peer_id, reason=decision.reason
             )
             return result
-        if decision.answering_machine:
+        now_s = now / 1000
+        if not self.decline_rate.allow(b"", now_s):
+            await channel.send(Decline(knock.visit, decision.reason))
+            return result
+        if decision.answering_machine and self.machine_rate.allow(b"", now_s):
             try:
                 result.message = _cap(
                     await self.voice.answering_machine(partner, knock.first_line, decision.reason)
@@ -225,18 +267,13 @@ class VisitRunner:
             except EngineError as exc:
                 logger.info("answering machine could not reply: %s", exc)
             result.outcome = "left_message"
-        await self.memory.open_visit(
-            VisitStart(
-                knock.visit,
-                partner.peer_id,
-                partner.name,
-                "host",
-                partner.addr,
-                True,
-                now,
-                knock.first_line,
+        elif decision.reason == "resting":
+            # The budget is spent: a fixed notice, no engine call (and no made-up speech).
+            result.message = (
+                f"{self.name} is resting today and cannot chat. Please come back tomorrow."
             )
-        )
+        if not await self._open(channel, knock, partner, "host", True, now):
+            return None
         await self.memory.add_message(knock.visit, 0, partner.peer_id, knock.first_line, now)
         if result.message:
             await self.memory.add_message(knock.visit, 1, self.me_str, result.message, now)
@@ -253,10 +290,17 @@ class VisitRunner:
 
     # -- guest --------------------------------------------------------------------------
 
+    async def opening(self, partner: Partner) -> str:
+        """Our first line to ``partner`` (written before the door is knocked on: a slow
+        engine must not keep a host waiting for the knock)."""
+        relation = await self.memory.relation(partner.peer_id)
+        return _cap(await self.voice.opening(partner, relation))
+
     async def guest(
         self,
         channel: VisitChannel,
         partner: Partner,
+        first_line: str,
         *,
         turns: int = 0,
         private: bool | None = None,
@@ -267,58 +311,53 @@ class VisitRunner:
         visit = secrets.token_hex(16)
         private = self.settings.private if private is None else private
         relation = await self.memory.relation(partner.peer_id)
-        first_line = _cap(await self.voice.opening(partner, relation))
         now = self.clock_ms()
-        await self.memory.open_visit(
-            VisitStart(
-                visit,
-                partner.peer_id,
-                partner.name,
-                "guest",
-                partner.addr,
-                private,
-                now,
-                first_line,
-            )
-        )
+        await self.memory.open_visit(self._start(visit, partner, "guest", private, now, first_line))
         if on_start is not None:
             await on_start(visit)
         result = VisitResult(visit, partner, "guest", "partner_vanished")
         try:
             await channel.send(
-                Knock(visit, self.name, self.card, first_line, context, private, turns)
+                Knock(visit, self.name, self.card(), first_line, context, private, turns)
             )
             _, answer = await channel.receive(self.turn_timeout_s)
+            if answer.visit != visit or not isinstance(answer, Decline | Welcome):
+                raise VisitProtocolError("expected a welcome or decline for our visit")
         except RemoteError as exc:
-            return await self._abandon(result, exc)
-        if isinstance(answer, Decline):
-            return await self._declined(result, answer, first_line, now)
-        if not isinstance(answer, Welcome) or answer.visit != visit:
-            return await self._abandon(result, VisitProtocolError("expected welcome or decline"))
-        conversation = Conversation(
-            visit,
+            result = await self._abandon(result, exc)
+        else:
+            if isinstance(answer, Decline):
+                return await self._declined(result, answer, first_line, now)
+            result = await self._welcomed(channel, partner, answer, first_line, now, turns, private)
+        await self._remember(partner, relation, result)
+        return result
+
+    async def _welcomed(
+        self,
+        channel: VisitChannel,
+        partner: Partner,
+        welcome: Welcome,
+        first_line: str,
+        now: int,
+        turns: int,
+        private: bool,
+    ) -> VisitResult:
+        # The host sets the budget, but never beyond what we came for: a host cannot make
+        # us spend more turns or time than our own settings (or --turns) allow.
+        conv = Conversation(
+            welcome.visit,
             host=channel.partner,
             guest=self.me,
-            max_turns=answer.max_turns,
+            max_turns=welcome.max_turns,
             started_ms=now,
-            max_ms=answer.max_ms,
+            max_ms=min(welcome.max_ms, int(self.settings.max_minutes * 60_000)),
+            stop_at=min(welcome.max_turns, turns or self.settings.max_turns),
         )
-        if answer.private:
-            self.private_visits.add(visit)
-        try:
-            first = conversation.add(self.me, 0, first_line, now)
-            await self._record(visit, partner, first, mine=True)
-            self.events.emit(
-                "visit_started",
-                visit=visit,
-                role="guest",
-                partner=partner.peer_id,
-                partner_name=partner.name,
-                private=answer.private,
-            )
-            return await self._converse(channel, conversation, partner, "guest")
-        finally:
-            self.private_visits.discard(visit)
+
+        async def begin() -> None:
+            await self._record(conv.visit, partner, conv.add(self.me, 0, first_line, now), True)
+
+        return await self._run(channel, conv, partner, "guest", private or welcome.private, begin)
 
     async def _declined(
         self, result: VisitResult, decline: Decline, first_line: str, now: int
@@ -342,18 +381,51 @@ class VisitRunner:
 
     # -- both ---------------------------------------------------------------------------
 
-    async def _converse(
-        self, channel: VisitChannel, conv: Conversation, partner: Partner, role: str
+    async def _run(
+        self,
+        channel: VisitChannel,
+        conv: Conversation,
+        partner: Partner,
+        role: str,
+        private: bool,
+        begin: Callable[[], Awaitable[None]],
     ) -> VisitResult:
+        """Talk, exchange receipts, record the end. A visit never stays ``open``: if
+        anything but the partner stops it (a local error, cancellation), it is closed as
+        ``failed:<error>`` before the error goes on."""
         result = VisitResult(conv.visit, partner, role, "partner_vanished", conv.lines)
-        relation = await self.memory.relation(partner.peer_id)
+        if private:
+            self.private_visits.add(conv.visit)
         try:
+            await begin()
+            self.events.emit(
+                "visit_started",
+                visit=conv.visit,
+                role=role,
+                partner=partner.peer_id,
+                partner_name=partner.name,
+                private=private,
+            )
+            relation = await self.memory.relation(partner.peer_id)
             ended_by = await self._talk(channel, conv, partner, relation, role)
             result.outcome = "ended_by_partner" if ended_by == "partner" else "completed"
             result.receipt = await self._exchange_receipts(channel, conv, role)
             result.transcript = conv.transcript_hash()
         except RemoteError as exc:
             return await self._abandon(result, exc)
+        except BaseException as exc:
+            with trio.CancelScope(shield=True):
+                await self.memory.close_visit(
+                    conv.visit,
+                    f"failed:{type(exc).__name__}",
+                    self.clock_ms(),
+                    len(conv.lines),
+                    None,
+                    None,
+                )
+            raise
+        finally:
+            self.private_visits.discard(conv.visit)
         await self.memory.close_visit(
             conv.visit,
             result.outcome,
@@ -371,7 +443,6 @@ class VisitRunner:
             turns=len(conv.lines),
             transcript=result.transcript.hex() if result.transcript else None,
         )
-        await self._remember(partner, relation, result)
         return result
 
     async def _talk(
@@ -400,8 +471,10 @@ class VisitRunner:
                     await channel.send(Farewell(conv.visit, len(conv.lines), reason or "goodbye"))
                     return "me"
                 line = conv.add(self.me, conv.next_turn, text, self.clock_ms())
-                await self._record(conv.visit, partner, line, mine=True)
+                await self._store(conv.visit, line)
                 await channel.send(Say(conv.visit, line.turn, line.text))
+                # Publishing and events after the send: the partner need not wait for them.
+                await self.on_line(conv.visit, partner, line, True)
                 continue
             _, message = await channel.receive(self.turn_timeout_s)
             if isinstance(message, Farewell) and message.visit == conv.visit:
@@ -424,23 +497,24 @@ class VisitRunner:
             envelope, _ = await channel.receive(RECEIPT_TIMEOUT_S)
             conv.check_guest_receipt(envelope, host_raw)
             return envelope.raw
-        envelope, message = await channel.receive(RECEIPT_TIMEOUT_S)
-        if isinstance(message, Farewell):  # the host said goodbye on its turn: receipt next
-            envelope, message = await channel.receive(RECEIPT_TIMEOUT_S)
+        envelope, _ = await channel.receive(RECEIPT_TIMEOUT_S)
         conv.check_host_receipt(envelope)
         return await channel.send(conv.receipt(self.clock_ms(), host_receipt=envelope.raw))
 
-    async def _record(
-        self, visit: str, partner: Partner, line: Line, *, mine: bool = False
-    ) -> None:
+    async def _record(self, visit: str, partner: Partner, line: Line, mine: bool = False) -> None:
+        await self._store(visit, line)
+        await self.on_line(visit, partner, line, mine)
+
+    async def _store(self, visit: str, line: Line) -> None:
         await self.memory.add_message(
             visit, line.turn, peer_id_to_str(line.speaker), line.text, line.ts_ms
         )
-        await self.on_line(visit, partner, line, mine)
 
     async def _abandon(self, result: VisitResult, exc: Exception) -> VisitResult:
         why = exc.reason if isinstance(exc, RemoteError) else type(exc).__name__
         logger.info("visit %s with %s ended: %s", result.visit, result.partner.peer_id, exc)
+        if isinstance(exc, RemoteError) and why not in _VANISHED:
+            self.reject(peer_id_from_str(result.partner.peer_id), PROTO_VISIT, exc)
         result.outcome = "partner_vanished" if why in _VANISHED else f"failed:{why}"
         await self.memory.close_visit(
             result.visit, result.outcome, self.clock_ms(), len(result.lines), None, None
@@ -454,8 +528,14 @@ class VisitRunner:
             turns=len(result.lines),
             reason=why,
         )
-        await self._remember(result.partner, None, result)
         return result
+
+    async def remember(self, result: VisitResult) -> None:
+        """Update the relation after a hosted visit (summarising may call an engine, so
+        the host does it after letting the guest go and freeing its door)."""
+        if result.needs_remembering:
+            result.needs_remembering = False
+            await self._remember(result.partner, result.relation, result)
 
     async def _remember(
         self, partner: Partner, relation: Relation | None, result: VisitResult
