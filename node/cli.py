@@ -65,6 +65,16 @@ def build_parser() -> argparse.ArgumentParser:
     node.add_argument(
         "--turn-timeout", type=float, metavar="SECONDS", help="wait for a partner's line (120)"
     )
+    node.add_argument(
+        "--dashboard",
+        metavar="HOST:PORT",
+        help="serve the owner's dashboard there (127.0.0.1:0 picks a port); prints its URL",
+    )
+    node.add_argument(
+        "--dashboard-public",
+        action="store_true",
+        help="allow --dashboard on a non-loopback address (it shows private memory)",
+    )
 
     act = sub.add_parser("act", help="make the running character act")
     act.add_argument("--data-dir", required=True, type=Path)
@@ -199,18 +209,35 @@ def _run_node(args: argparse.Namespace) -> int:
             _libp2p.split_peer_addr(addr)
         except _libp2p.DialError as exc:
             raise ConfigError(f"network.bootstrap[{i}]", str(exc)) from None
+    if args.dashboard is not None:
+        from node.dashboard import check_bind
+
+        check_bind(args.dashboard, allow_public=args.dashboard_public)
     options = NodeOptions(
         passphrase=passphrase_from(args.passphrase_file),
         greet=not args.no_greet,
         directory=_directory_settings(args),
         turn_timeout_s=args.turn_timeout if args.turn_timeout is not None else 120.0,
+        dashboard=args.dashboard,
+        dashboard_public=args.dashboard_public,
     )
     events = EventLog(args.log_format)
     try:
         trio.run(run_node, config, events, options)
     except KeyboardInterrupt:
         events.emit("stopped", reason="interrupt")
+    except ExceptionGroup as group:
+        # A setting found unusable once the node was starting (a busy dashboard port).
+        config_error, _ = group.split(ConfigError)
+        if config_error is None:
+            raise
+        raise _first_leaf(config_error) from None
     return EXIT_OK
+
+
+def _first_leaf(group: BaseExceptionGroup[Any]) -> BaseException:
+    first = group.exceptions[0]
+    return _first_leaf(first) if isinstance(first, BaseExceptionGroup) else first
 
 
 def _directory_settings(args: argparse.Namespace) -> Any:

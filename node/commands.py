@@ -23,6 +23,7 @@ if TYPE_CHECKING:
 PUBLIC_KINDS = ("action", "context")
 SET_STATUS = {s.value: s for s in (Status.ONLINE, Status.AWAY, Status.ASLEEP)}
 STATUS_TOPICS = (TOPIC_ACTIONS, TOPIC_CONTEXTS, TOPIC_DIRECTORY)
+NO_CHARACTER = {"ok": False, "error": "this node has no character (a spectator, e.g. the firehose)"}
 
 
 async def handle_control(node: CharacterNode, request: dict[str, Any]) -> Reply:
@@ -52,6 +53,8 @@ async def handle_control(node: CharacterNode, request: dict[str, Any]) -> Reply:
             **node.directory.summary(),
         }
     if cmd == "set_status":
+        if node.spectator:
+            return NO_CHARACTER
         status = SET_STATUS.get(str(request.get("status")))
         if status is None:
             return {"ok": False, "error": f"status must be one of {', '.join(SET_STATUS)}"}
@@ -83,7 +86,7 @@ def status_of(node: CharacterNode) -> dict[str, Any]:
         "gossip_link_resets": node.gossip_health.resets,
         "directory": node.directory.summary(),
         "own_status": node.directory.status.value,
-        "agent": node.agent.describe(),
+        "agent": None if node.agent is None else node.agent.describe(),
     }
 
 
@@ -97,10 +100,14 @@ async def _visit(node: CharacterNode, request: dict[str, Any]) -> Reply:
         return {"ok": False, "error": f'"turns" must be a whole number 0..{MAX_TURNS}'}
     if private is not None and not isinstance(private, bool):
         return {"ok": False, "error": '"private" must be true or false'}
+    if node.agent is None:
+        return NO_CHARACTER
     return node.agent.visit(target, turns=turns, private=private or None)
 
 
 async def _memory(node: CharacterNode, request: dict[str, Any]) -> dict[str, Any]:
+    if node.agent is None:
+        return NO_CHARACTER
     memory = node.agent.memory
     what = request.get("what", "visits")
     limit = request.get("limit", 50)

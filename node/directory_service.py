@@ -134,6 +134,7 @@ class DirectoryService:
         events: EventLog,
         rejections: RejectionLog,
         *,
+        announce: bool = True,
         settings: DirectorySettings,
         gossip: Gossip,
         public_addrs: Callable[[], list[str]],
@@ -146,6 +147,8 @@ class DirectoryService:
         self.store = store
         self.events = events
         self.rejections = rejections
+        self.announce = announce
+        """False for a spectator: it keeps and serves the directory but is not in it."""
         self.settings = settings
         self._gossip = gossip
         self._public_addrs = public_addrs
@@ -192,6 +195,9 @@ class DirectoryService:
     async def leave(self) -> None:
         """The clean-shutdown path: write ``left`` (a tombstone), save, then tell peers
         (saving first: the caller's time limit may cut the gossip short)."""
+        if not self.announce:
+            await self.save()
+            return
         entry = await self.write_own(Status.LEFT, gossip=False)
         await self.save()
         await self._gossip_entry(entry)
@@ -330,9 +336,10 @@ class DirectoryService:
 
     async def run(self, *, task_status: TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
         """Heartbeat, lapse detection, garbage collection and saving, until cancelled."""
-        await self.write_own()
         async with trio.open_nursery() as nursery:
-            nursery.start_soon(self._heartbeat)
+            if self.announce:
+                await self.write_own()
+                nursery.start_soon(self._heartbeat)
             nursery.start_soon(self._watch_leases)
             nursery.start_soon(self._save_when_dirty)
             task_status.started()

@@ -11,9 +11,10 @@ import contextlib
 import logging
 import signal
 import time
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncIterator, Callable, Mapping
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
+from functools import partial
 from typing import TYPE_CHECKING, Any
 
 import trio
@@ -75,14 +76,24 @@ def now_ms() -> int:
     return int(time.time() * 1000)
 
 
+EnvelopeListener = Callable[[int, Verified], None]
+
+
 @dataclass(frozen=True, slots=True)
 class NodeOptions:
     passphrase: str | None = None
     greet: bool = True
+    spectator: bool = False
+    """A node with a key but no character (the firehose): it joins, listens, keeps the
+    directory and serves anti-entropy, but writes no entry, greets nobody, never visits."""
     mdns_interval: float = 2.0
     directory: DirectorySettings = field(default_factory=DirectorySettings)
     turn_timeout_s: float = 120.0
     """How long a visit waits for the partner's next line (their engine is thinking)."""
+    dashboard: str | None = None
+    """``HOST:PORT`` of the owner's dashboard (``--dashboard``); None serves none."""
+    dashboard_public: bool = False
+    """Allow the dashboard on a non-loopback address (``--dashboard-public``)."""
 
 
 class CharacterNode:
@@ -96,6 +107,7 @@ class CharacterNode:
         replay: ReplayWindow,
         directory_settings: DirectorySettings,
         turn_timeout_s: float = 120.0,
+        spectator: bool = False,
     ) -> None:
         self.config = config
         self.identity = identity
@@ -110,12 +122,16 @@ class CharacterNode:
         self._wake_dialer, self.dialer_wakeups = trio.open_memory_channel[None](1)
         self._publish_lock = trio.Lock()
         self.received = 0
+        self.envelope_listeners: list[EnvelopeListener] = []
+        """Called with ``(cursor, envelope)`` for every new public envelope once it is
+        stored (the cursor is its row id: it only grows). The firehose fans out from here."""
         self.directory = DirectoryService(
             identity,
             config,
             store,
             events,
             self.rejections,
+            announce=not spectator,
             settings=directory_settings,
             gossip=self._gossip_directory,
             public_addrs=self.public_addrs,
@@ -127,7 +143,8 @@ class CharacterNode:
         self.gossip_health = GossipHealth(identity.peer_id_str, self._reset_gossip_link)
         self.anti_entropy = AntiEntropy(host, self.directory, self._seal_sync)
         self.liveness = Liveness(host, self._lost_connection)
-        self.agent = Agent(self, turn_timeout_s=turn_timeout_s)
+        self.spectator = spectator
+        self.agent = None if spectator else Agent(self, turn_timeout_s=turn_timeout_s)
 
     # -- outgoing -----------------------------------------------------------------
 
@@ -204,11 +221,13 @@ class CharacterNode:
             snapshot = self.replay.snapshot(sender)
             if snapshot is not None:
                 marks.append(ReplayMark(sender, snapshot[0], snapshot[1]))
-        fresh = await self.store.record_received(accepted, marks, now)
-        for envelope, is_new in zip(accepted, fresh, strict=True):
-            if not is_new:
+        cursors = await self.store.record_received(accepted, marks, now)
+        for envelope, cursor in zip(accepted, cursors, strict=True):
+            if cursor is None:
                 continue
             self.received += 1
+            for listener in self.envelope_listeners:
+                listener(cursor, envelope)
             self.events.emit(
                 "action_received",
                 **{"from": envelope.sender_str},
@@ -313,7 +332,8 @@ async def open_character(
         identity, created = load_or_create_key(data_dir / KEY_FILE_NAME, options.passphrase)
         if created:
             events.emit("key_created", peer_id=identity.peer_id_str)
-        check_card(config, identity)
+        if not options.spectator:
+            check_card(config, identity)
         store = Store(data_dir / DB_FILE)
         try:
             replay = ReplayWindow()
@@ -335,6 +355,7 @@ async def open_character(
                     replay,
                     options.directory,
                     options.turn_timeout_s,
+                    options.spectator,
                 )
                 known = await node.directory.load()
                 if known:
@@ -381,7 +402,7 @@ async def _run_character(
         node.host.set_validator(TOPIC_DIRECTORY, node.validator(TOPIC_DIRECTORY))
         nursery.start_soon(node.consume_directory, await node.host.subscribe(TOPIC_DIRECTORY))
         node.host.set_stream_handler(PROTO_SYNC, node.anti_entropy.serve)
-        nursery.start_soon(node.watch_peers, nursery, options.greet)
+        nursery.start_soon(node.watch_peers, nursery, options.greet and not options.spectator)
         await nursery.start(
             serve_control, config.resolved_data_dir(), lambda request: handle_control(node, request)
         )
@@ -403,7 +424,20 @@ async def _run_character(
         nursery.start_soon(node.anti_entropy.run_periodically, nursery)
         nursery.start_soon(node.liveness.run, nursery)
         nursery.start_soon(node.gossip_health.run)
-        await nursery.start(node.agent.run)
+        if node.agent is not None:
+            await nursery.start(node.agent.run)
+        if options.dashboard is not None:
+            from node.dashboard import serve_dashboard  # quart loads only when asked for
+
+            await nursery.start(
+                partial(
+                    serve_dashboard,
+                    node,
+                    options.dashboard,
+                    allow_public=options.dashboard_public,
+                    events=events,
+                )
+            )
         events.emit(
             "ready",
             peer_id=node.identity.peer_id_str,

@@ -189,11 +189,12 @@ class Store:
 
     async def record_received(
         self, envelopes: Sequence[Verified], marks: Sequence[ReplayMark], now_ms: int
-    ) -> list[bool]:
+    ) -> list[int | None]:
         """Store a batch of received envelopes and the replay marks that cover them, in
-        one transaction. Returns, per envelope, whether it was new (False = duplicate)."""
+        one transaction. Returns, per envelope, its row id (a cursor that only grows),
+        or None for a duplicate."""
 
-        def write(conn: sqlite3.Connection) -> list[bool]:
+        def write(conn: sqlite3.Connection) -> list[int | None]:
             conn.execute("BEGIN IMMEDIATE")
             try:
                 fresh = [_insert(conn, "in", env, now_ms) for env in envelopes]
@@ -239,6 +240,44 @@ class Store:
             ]
 
         return await self._db.call(read)
+
+    async def received_since(
+        self, cursor: int, *, kinds: Sequence[str], limit: int
+    ) -> list[tuple[int, bytes, str]]:
+        """Received envelopes of ``kinds`` with row id ≥ ``cursor``, oldest first:
+        ``(id, raw, channel)`` — the firehose's backfill when a viewer resumes."""
+        marks = ",".join("?" * len(kinds))
+
+        def read(conn: sqlite3.Connection) -> list[tuple[int, bytes, str]]:
+            rows = conn.execute(
+                f"SELECT id, raw, channel FROM envelopes WHERE id >= ? AND direction = 'in' "
+                f"AND kind IN ({marks}) ORDER BY id LIMIT ?",
+                (cursor, *kinds, limit),
+            ).fetchall()
+            return [(int(i), bytes(raw), str(channel)) for i, raw, channel in rows]
+
+        return await self._db.call(read)
+
+    async def envelope_id_range(self) -> tuple[int, int]:
+        """The lowest and highest envelope row ids held ((0, 0) when empty)."""
+
+        def read(conn: sqlite3.Connection) -> tuple[int, int]:
+            low, high = conn.execute("SELECT MIN(id), MAX(id) FROM envelopes").fetchone()
+            return (int(low or 0), int(high or 0))
+
+        return await self._db.call(read)
+
+    async def prune_envelopes(self, keep: int) -> int:
+        """Delete all but the newest ``keep`` envelopes; return how many went. Row ids
+        are never reused (the newest row always stays), so cursors stay monotonic."""
+
+        def write(conn: sqlite3.Connection) -> int:
+            (high,) = conn.execute("SELECT MAX(id) FROM envelopes").fetchone()
+            if high is None:
+                return 0
+            return conn.execute("DELETE FROM envelopes WHERE id <= ?", (high - keep,)).rowcount
+
+        return await self._db.call(write)
 
     # -- small settings (meta) ------------------------------------------------------
 
@@ -288,7 +327,7 @@ class Store:
         return await self._db.call(check)
 
 
-def _insert(conn: sqlite3.Connection, direction: str, env: Verified, now_ms: int) -> bool:
+def _insert(conn: sqlite3.Connection, direction: str, env: Verified, now_ms: int) -> int | None:
     cursor = conn.execute(
         "INSERT OR IGNORE INTO envelopes "
         "(direction, sender, seq, kind, channel, ts_ms, body, raw, stored_ms) "
@@ -305,7 +344,7 @@ def _insert(conn: sqlite3.Connection, direction: str, env: Verified, now_ms: int
             now_ms,
         ),
     )
-    return cursor.rowcount == 1
+    return cursor.lastrowid if cursor.rowcount == 1 else None
 
 
 def _reserve_seq_block(conn: sqlite3.Connection) -> tuple[int, int]:
