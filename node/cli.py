@@ -15,6 +15,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from firehose.cli import add_firehose_parser, run_firehose_command
 from keys.bodies import MAX_IMAGE_BYTES
 from keys.cli import add_key_commands, passphrase_from, run_key_command
 from keys.errors import ConfigError, ControlError, KeyFileError, LocalError, RoomverseError
@@ -122,6 +123,8 @@ def build_parser() -> argparse.ArgumentParser:
     engine_key.add_argument("--data-dir", required=True, type=Path)
     engine_key.add_argument("--passphrase-file", type=Path)
 
+    add_firehose_parser(sub)
+
     for name in SET_STATUS_COMMANDS:
         one = sub.add_parser(name, help=f"tell the network this character is {name}")
         one.add_argument("--data-dir", required=True, type=Path)
@@ -154,6 +157,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             return _memory(args)
         if args.command == "engine-key":
             return _engine_key(args)
+        if args.command == "firehose":
+            return run_firehose_command(args)
     except ConfigError as exc:
         print(f"roomverse: config error: {exc}", file=sys.stderr)
         return EXIT_USAGE

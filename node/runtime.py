@@ -56,6 +56,7 @@ from node.liveness import Liveness
 from node.mdns import open_mdns_discovery
 from node.name_card import check_card
 from node.peering import PeerBook, run_dialer
+from node.polling import poll_until
 from node.rejections import RejectionLog
 from node.store import ReplayMark, Store
 from node.visits.service import transports_for
@@ -123,6 +124,7 @@ class CharacterNode:
         self._publish_lock = trio.Lock()
         self.received = 0
         self.envelope_listeners: list[EnvelopeListener] = []
+        self._record_lock = trio.Lock()
         """Called with ``(cursor, envelope)`` for every new public envelope once it is
         stored (the cursor is its row id: it only grows). The firehose fans out from here."""
         self.directory = DirectoryService(
@@ -216,25 +218,29 @@ class CharacterNode:
                 self.rejections.reject(msg.origin, topic, exc)
         if not accepted:
             return
-        marks = []
-        for sender in {env.sender for env in accepted}:
-            snapshot = self.replay.snapshot(sender)
-            if snapshot is not None:
-                marks.append(ReplayMark(sender, snapshot[0], snapshot[1]))
-        cursors = await self.store.record_received(accepted, marks, now)
-        for envelope, cursor in zip(accepted, cursors, strict=True):
-            if cursor is None:
-                continue
-            self.received += 1
-            for listener in self.envelope_listeners:
-                listener(cursor, envelope)
-            self.events.emit(
-                "action_received",
-                **{"from": envelope.sender_str},
-                kind=envelope.kind,
-                seq=envelope.seq,
-                body=_public_body(envelope.body),
-            )
+        # One batch at a time from store to listeners: the actions and contexts consumers
+        # run concurrently, and listeners (the firehose) must see cursors in order (and the
+        # replay marks written must never be older than ones already written).
+        async with self._record_lock:
+            marks = []
+            for sender in {env.sender for env in accepted}:
+                snapshot = self.replay.snapshot(sender)
+                if snapshot is not None:
+                    marks.append(ReplayMark(sender, snapshot[0], snapshot[1]))
+            cursors = await self.store.record_received(accepted, marks, now)
+            for envelope, cursor in zip(accepted, cursors, strict=True):
+                if cursor is None:
+                    continue
+                self.received += 1
+                for listener in self.envelope_listeners:
+                    listener(cursor, envelope)
+                self.events.emit(
+                    "action_received",
+                    **{"from": envelope.sender_str},
+                    kind=envelope.kind,
+                    seq=envelope.seq,
+                    body=_public_body(envelope.body),
+                )
 
     async def consume_directory(self, messages: trio.MemoryReceiveChannel[Any]) -> None:
         """Merge the entries gossiped on the directory topic (not stored as envelopes:
@@ -290,8 +296,12 @@ class CharacterNode:
                     self.book.disconnected(event.peer_id, trio.current_time())
 
     async def greet(self, peer_id: str) -> None:
-        """Wave at a newly connected character once it listens on the actions topic."""
+        """Wave at a newly connected character once it listens on the actions topic and
+        is in the directory (a spectator such as the firehose is not: nobody waves at it)."""
         if not await self.host.wait_for_subscriber(TOPIC_ACTIONS, peer_id, GREETING_WAIT_S):
+            return
+        peer = peer_id_from_str(peer_id)
+        if not await poll_until(lambda: peer in self.directory.directory, GREETING_WAIT_S):
             return
         try:
             await self.publish("action", {"type": "gesture", "name": "wave", "to": peer_id})

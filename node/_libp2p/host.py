@@ -45,6 +45,7 @@ from node._libp2p.streams import (
     open_abandonable,
 )
 from node.frames import StreamFailed
+from node.polling import poll_until
 
 logger = logging.getLogger(__name__)
 
@@ -344,20 +345,11 @@ class P2PHost:
 
     async def wait_for_subscriber(self, topic: str, peer_id: str, timeout: float) -> bool:
         """Wait (bounded) until ``peer_id`` subscribes to ``topic``; True if it did."""
-        return await _poll_until(lambda: peer_id in self.pubsub_peers(topic), timeout)
+        return await poll_until(lambda: peer_id in self.pubsub_peers(topic), timeout)
 
     async def wait_for_topic_peers(self, topic: str, count: int, timeout: float) -> bool:
         """Wait (bounded) until ``count`` peers subscribe to ``topic``; True if they did."""
-        return await _poll_until(lambda: len(self.pubsub_peers(topic)) >= count, timeout)
-
-
-async def _poll_until(condition: Callable[[], bool], timeout: float) -> bool:
-    """py-libp2p has no event for "peer subscribed": poll its table, bounded."""
-    with trio.move_on_after(timeout):
-        while not condition():  # noqa: ASYNC110
-            await trio.sleep(0.05)
-        return True
-    return False
+        return await poll_until(lambda: len(self.pubsub_peers(topic)) >= count, timeout)
 
 
 def _keypair_from_seed(seed: bytes) -> Any:

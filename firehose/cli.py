@@ -1,0 +1,180 @@
+"""``roomverse firehose``: the arguments and the command (the ``roomverse`` parser in
+:mod:`node.cli` adds them with :func:`add_firehose_parser`).
+
+Exit codes as for ``roomverse``: 0 stopped cleanly, 1 failed at run time, 2 bad usage.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from firehose.limits import ViewerLimits, normalize_origin
+from keys.cli import passphrase_from
+from keys.errors import ConfigError, LocalError, RoomverseError
+from node.config import DEFAULT_LISTEN, NetworkSettings
+
+if TYPE_CHECKING:
+    from firehose.service import FirehoseSettings
+
+EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
+DEFAULT_HTTP = "127.0.0.1:8080"
+
+
+def add_firehose_parser(subparsers: Any) -> argparse.ArgumentParser:
+    """Add ``firehose`` to ``subparsers`` (from ``parser.add_subparsers()``)."""
+    parser: argparse.ArgumentParser = subparsers.add_parser(
+        "firehose", help="stream the network's public actions to browsers until Ctrl-C"
+    )
+    add_firehose_arguments(parser)
+    return parser
+
+
+def add_firehose_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--http",
+        default=DEFAULT_HTTP,
+        metavar="HOST:PORT",
+        help=f"where viewers connect (default {DEFAULT_HTTP}; port 0 = any free port)",
+    )
+    parser.add_argument("--listen", action="append", metavar="MULTIADDR", help="repeatable")
+    parser.add_argument("--bootstrap", action="append", metavar="MULTIADDR", help="repeatable")
+    parser.add_argument("--no-mdns", action="store_true", help="turn LAN discovery off")
+    parser.add_argument("--data-dir", type=Path, help="key and database (default: per user)")
+    parser.add_argument("--log-format", choices=("text", "json"), default="text")
+    parser.add_argument("--passphrase-file", type=Path, help="file holding the key passphrase")
+    parser.add_argument(
+        "--allow-origin",
+        action="append",
+        default=[],
+        metavar="ORIGIN",
+        help="a browser origin (http://host:port) allowed to connect besides the page's own",
+    )
+    defaults = ViewerLimits()
+    parser.add_argument(
+        "--max-per-ip",
+        type=int,
+        default=defaults.max_per_ip,
+        metavar="N",
+        help=f"viewer connections per client address (default {defaults.max_per_ip})",
+    )
+    parser.add_argument(
+        "--backlog-keep",
+        type=int,
+        metavar="N",
+        help="stored envelopes kept for resuming viewers (default 1,000,000)",
+    )
+
+
+def settings_from(args: argparse.Namespace) -> FirehoseSettings:
+    """The settings the flags describe; :class:`ConfigError` names a bad flag."""
+    from firehose.service import FirehoseSettings
+
+    host, port = parse_http(args.http)
+    if args.max_per_ip < 1:
+        raise ConfigError("--max-per-ip", "must be at least 1")
+    if args.backlog_keep is not None and args.backlog_keep < 1:
+        raise ConfigError("--backlog-keep", "must be at least 1")
+    extra = {} if args.backlog_keep is None else {"backlog_keep": args.backlog_keep}
+    origins = []
+    for origin in args.allow_origin:
+        normal = normalize_origin(origin)
+        if not normal.startswith(("http://", "https://")):
+            raise ConfigError("--allow-origin", f"{origin!r} is not an http(s) origin")
+        origins.append(normal)
+    network = NetworkSettings(
+        listen=tuple(args.listen or DEFAULT_LISTEN),
+        bootstrap=tuple(args.bootstrap or ()),
+        mdns=not args.no_mdns,
+    )
+    check_network(network)
+    return FirehoseSettings(
+        http_host=host,
+        http_port=port,
+        network=network,
+        data_dir=args.data_dir,
+        limits=ViewerLimits(max_per_ip=args.max_per_ip, allow_origins=frozenset(origins)),
+        passphrase=passphrase_from(args.passphrase_file),
+        **extra,
+    )
+
+
+def parse_http(text: str) -> tuple[str, int]:
+    """``HOST:PORT`` (``[::1]:8080`` for IPv6) → (host, port)."""
+    host, sep, port_text = text.rpartition(":")
+    host = host.removeprefix("[").removesuffix("]")
+    if not sep or not host or not port_text.isdigit() or int(port_text) > 65535:
+        raise ConfigError("--http", f"expected HOST:PORT, got {text!r}")
+    return host, int(port_text)
+
+
+def check_network(network: NetworkSettings) -> None:
+    # The node's own multiaddr checks, so a typo fails here with the flag named.
+    from node import _libp2p
+
+    for i, addr in enumerate(network.listen):
+        try:
+            _libp2p.validate_listen_addr(addr)
+        except _libp2p.DialError as exc:
+            raise ConfigError(f"--listen[{i}]", str(exc)) from None
+    for i, addr in enumerate(network.bootstrap):
+        try:
+            _libp2p.split_peer_addr(addr)
+        except _libp2p.DialError as exc:
+            raise ConfigError(f"--bootstrap[{i}]", str(exc)) from None
+
+
+def run_firehose_command(args: argparse.Namespace) -> int:
+    """Run the firehose in the foreground until SIGINT/SIGTERM."""
+    import trio
+
+    from firehose.service import run_firehose
+    from node.events import EventLog
+
+    try:
+        settings = settings_from(args)
+    except ConfigError as exc:
+        print(f"roomverse: config error: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    events = EventLog(args.log_format)
+    try:
+        trio.run(run_firehose, settings, events)
+    except KeyboardInterrupt:
+        events.emit("stopped", reason="interrupt")
+    except (Exception, BaseExceptionGroup) as exc:
+        cause = _first_leaf(exc)
+        if isinstance(cause, RoomverseError):
+            print(f"roomverse: {cause}", file=sys.stderr)
+            return EXIT_USAGE if isinstance(cause, LocalError) else EXIT_FAILED
+        if isinstance(cause, OSError):
+            print(f"roomverse: firehose cannot start: {cause}", file=sys.stderr)
+            return EXIT_FAILED
+        raise
+    return EXIT_OK
+
+
+def _first_leaf(exc: BaseException) -> BaseException:
+    """The first real error inside trio's exception groups."""
+    while isinstance(exc, BaseExceptionGroup) and exc.exceptions:
+        exc = exc.exceptions[0]
+    return exc
+
+
+def main(argv: list[str] | None = None) -> int:
+    """``python -m firehose``: the same flags as ``roomverse firehose``."""
+    from node.cli import _setup_logging
+
+    parser = argparse.ArgumentParser(prog="roomverse firehose")
+    parser.add_argument("-v", "--verbose", action="count", default=0, help="more logs on stderr")
+    add_firehose_arguments(parser)
+    try:
+        args = parser.parse_args(argv)
+    except SystemExit as exc:
+        return int(exc.code) if isinstance(exc.code, int) else EXIT_USAGE
+    _setup_logging(args.verbose)
+    return run_firehose_command(args)
+
+
+__all__ = ["add_firehose_parser", "main", "run_firehose_command", "settings_from"]

@@ -1,0 +1,263 @@
+"""The fan-out: every published event to every viewer whose filters match, never
+waiting for any of them.
+
+Each viewer has a bounded frame queue. :meth:`Hub.publish` is synchronous and O(viewers):
+it only ``send_nowait``\\s, and a viewer whose queue is full is closed as a slow consumer
+(the others never notice). A viewer that resumes from a cursor is attached to the live
+stream *first*, remembering the newest cursor already published (``upto``); while the
+backlog is copied up to ``upto``, live events are held aside; then the held events newer
+than ``upto`` follow. So there is no gap (everything ≤ ``upto`` was stored before it was
+published, so the backlog read sees it) and no duplicate (held events ≤ ``upto`` are
+dropped) at the seam. A backlog that was pruned past the cursor is announced with a
+``cursor_too_old`` frame, never skipped silently.
+"""
+
+from __future__ import annotations
+
+import bisect
+from collections import Counter
+from collections.abc import Collection
+from typing import Protocol
+
+import trio
+
+from firehose.events import FirehoseEvent, hello_frame, too_old_frame
+from firehose.limits import Filters, ViewerLimits
+from keys import Verified
+
+FIRST_CURSOR = 1
+"""Cursors are SQLite row ids: the first ever stored is 1, so an oldest cursor above 1
+means something was pruned."""
+MAX_CATCH_UP_ROUNDS = 8
+"""A resuming viewer whose held live events overflow re-reads the backlog; one that
+cannot catch up in this many rounds reads slower than the network speaks."""
+
+
+class Backlog(Protocol):
+    """Where resuming viewers read from: the events stored so far, by cursor."""
+
+    async def bounds(self) -> tuple[int, int]:
+        """``(oldest, latest)`` cursor held, ``(0, 0)`` when empty."""
+        ...
+
+    async def read(self, cursor: int, kinds: Collection[str], limit: int) -> list[FirehoseEvent]:
+        """Up to ``limit`` events of ``kinds`` with cursor ≥ ``cursor``, oldest first."""
+        ...
+
+
+class Viewer:
+    """One connected viewer as the hub sees it; the web app pumps :attr:`frames`."""
+
+    def __init__(self, filters: Filters, queue_size: int, skip_upto: int, catching_up: bool):
+        self.filters = filters
+        self._send, self.frames = trio.open_memory_channel[str](queue_size + 1)
+        self._queue_size = queue_size
+        self.closed = trio.Event()
+        self.reason: str | None = None
+        self.skip_upto = skip_upto
+        """Live events with a cursor ≤ this were (or will be) read from the backlog."""
+        self._held: list[FirehoseEvent] | None = [] if catching_up else None
+        self._held_overflow = False
+
+    @property
+    def catching_up(self) -> bool:
+        return self._held is not None
+
+    def queued(self) -> int:
+        return self._send.statistics().current_buffer_used
+
+    def close(self, reason: str) -> None:
+        """Stop feeding this viewer; the web app says goodbye with ``reason``."""
+        if self.reason is None:
+            self.reason = reason
+            self.closed.set()
+
+    def offer(self, event: FirehoseEvent) -> bool:
+        """Queue a live event without waiting; False if the viewer had to be dropped."""
+        if event.cursor <= self.skip_upto or self.reason is not None:
+            return True
+        if self._held is not None:
+            if len(self._held) >= self._queue_size:
+                # The backlog has them all: re-read it rather than hold without bound.
+                self._held_overflow = True
+                self._held.clear()
+            elif not self._held_overflow:
+                self._held.append(event)
+            return True
+        try:
+            self._send.send_nowait(event.frame)
+        except trio.WouldBlock:
+            self.close("slow_consumer")
+            return False
+        return True
+
+    async def put(self, frame: str, stall_s: float) -> bool:
+        """Queue a backfill frame, waiting up to ``stall_s`` for room."""
+        with trio.move_on_after(stall_s):
+            await self._send.send(frame)
+            return True
+        self.close("slow_consumer")
+        return False
+
+    def put_nowait(self, frame: str) -> None:
+        self._send.send_nowait(frame)
+
+    def go_live(self) -> bool:
+        """End the catch-up: queue the held events newer than the backlog read. False if
+        the held events overflowed meanwhile (the caller reads the backlog again)."""
+        held, self._held = self._held or [], None
+        if self._held_overflow:
+            self._held, self._held_overflow = [], False
+            return False
+        for event in held:
+            if not self.offer(event):
+                break
+        return True
+
+
+class Hub:
+    """Publishes events to viewers; counts what happened to them."""
+
+    def __init__(self, backlog: Backlog, limits: ViewerLimits, latest: int = 0) -> None:
+        self.backlog = backlog
+        self.limits = limits
+        self.latest = latest
+        """The newest cursor published (or found in the backlog at start)."""
+        self._viewers: dict[Viewer, None] = {}
+        self.published = 0
+        self.out_of_order = 0
+        """Events published with a cursor below one already published (see report)."""
+        self.closed: Counter[str] = Counter()
+        self.refused: Counter[str] = Counter()
+
+    @property
+    def viewers(self) -> int:
+        return len(self._viewers)
+
+    def publish(self, event: FirehoseEvent) -> None:
+        """Hand ``event`` to every matching viewer, now. Never waits."""
+        if event.cursor > self.latest:
+            self.latest = event.cursor
+        else:
+            self.out_of_order += 1
+        self.published += 1
+        dropped = [
+            viewer
+            for viewer in self._viewers
+            if viewer.filters.matches(event.kind, event.sender) and not viewer.offer(event)
+        ]
+        for viewer in dropped:
+            self.detach(viewer)
+
+    async def attach(self, filters: Filters, cursor: int | None) -> Viewer:
+        """A new viewer, its hello frame already queued. With a cursor, run
+        :meth:`catch_up` next (in the viewer's own task)."""
+        oldest, _ = await self.backlog.bounds()
+        upto = self.latest
+        skip = 0 if cursor is None else max(upto, cursor - 1)
+        viewer = Viewer(filters, self.limits.queue_size, skip, catching_up=cursor is not None)
+        viewer.put_nowait(
+            hello_frame(oldest, upto, sorted(filters.characters), sorted(filters.kinds))
+        )
+        self._viewers[viewer] = None
+        return viewer
+
+    def detach(self, viewer: Viewer) -> None:
+        if self._viewers.pop(viewer, 0) is None:
+            self.closed[viewer.reason or "disconnected"] += 1
+
+    def close_all(self, reason: str) -> None:
+        for viewer in list(self._viewers):
+            viewer.close(reason)
+            self.detach(viewer)
+
+    async def catch_up(self, viewer: Viewer, cursor: int) -> None:
+        """Copy the backlog from ``cursor`` to the viewer, then switch it to live."""
+        for _ in range(MAX_CATCH_UP_ROUNDS):
+            cursor = await self._copy(viewer, cursor, viewer.skip_upto)
+            if viewer.reason is not None:
+                break
+            if viewer.go_live():
+                return
+            # The held live events overflowed: they are all in the backlog by now.
+            viewer.skip_upto = max(viewer.skip_upto, self.latest)
+        else:
+            viewer.close("slow_consumer")
+        self.detach(viewer)
+
+    async def _copy(self, viewer: Viewer, cursor: int, upto: int) -> int:
+        """Queue backlog events in ``[cursor, upto]``; returns where to continue."""
+        kinds = sorted(viewer.filters.kinds)
+        stall = self.limits.backfill_stall_s
+        while cursor <= upto and viewer.reason is None:
+            page = await self.backlog.read(cursor, kinds, self.limits.backfill_page)
+            # Bounds after the read: pruning removes the oldest rows only, so if the
+            # oldest left is ≤ cursor, the read above missed nothing.
+            oldest, _ = await self.backlog.bounds()
+            if oldest > FIRST_CURSOR and cursor < oldest:
+                if not await viewer.put(too_old_frame(cursor, oldest), stall):
+                    break
+                cursor = oldest
+                continue
+            if not page:
+                break
+            for event in page:
+                if event.cursor > upto:
+                    return upto + 1
+                if viewer.filters.matches(event.kind, event.sender) and not await viewer.put(
+                    event.frame, stall
+                ):
+                    return cursor
+            cursor = page[-1].cursor + 1
+        return max(cursor, upto + 1)
+
+    def stats(self) -> dict[str, object]:
+        return {
+            "viewers": self.viewers,
+            "events": self.published,
+            "latest": self.latest,
+            "dropped_viewers": self.closed["slow_consumer"],
+            "closed": dict(self.closed),
+            "refused": dict(self.refused),
+            "out_of_order": self.out_of_order,
+        }
+
+
+class MemoryBacklog:
+    """A :class:`Backlog` in a list, for tests and benchmarks: :meth:`add` stores an
+    envelope under the next cursor, as the node's store does."""
+
+    def __init__(self) -> None:
+        self.events: list[FirehoseEvent] = []
+        self._next = FIRST_CURSOR
+
+    def add(self, envelope: Verified, name: str | None = None) -> FirehoseEvent:
+        event = FirehoseEvent.from_verified(self._next, envelope, name)
+        self._next += 1
+        self.events.append(event)
+        return event
+
+    def prune(self, keep: int) -> int:
+        gone = max(0, len(self.events) - keep)
+        del self.events[:gone]
+        return gone
+
+    async def bounds(self) -> tuple[int, int]:
+        await trio.lowlevel.checkpoint()
+        if not self.events:
+            return (0, 0)
+        return (self.events[0].cursor, self.events[-1].cursor)
+
+    async def read(self, cursor: int, kinds: Collection[str], limit: int) -> list[FirehoseEvent]:
+        await trio.lowlevel.checkpoint()
+        start = bisect.bisect_left(self.events, cursor, key=lambda e: e.cursor)
+        out: list[FirehoseEvent] = []
+        for event in self.events[start:]:
+            if len(out) >= limit:
+                break
+            if event.kind in kinds:
+                out.append(event)
+        return out
+
+
+__all__ = ["FIRST_CURSOR", "Backlog", "Hub", "MemoryBacklog", "Viewer"]

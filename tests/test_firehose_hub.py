@@ -1,0 +1,348 @@
+"""The firehose hub over an in-memory backlog: filters, resume (backfill then live with
+no gap and no duplicate at the seam), cursor_too_old, slow viewers dropped without
+holding up anyone, and every buffer bounded."""
+
+from __future__ import annotations
+
+import json
+import random
+from collections.abc import Collection
+from typing import Any
+
+import pytest
+import trio
+import trio.testing
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from firehose.events import FirehoseEvent
+from firehose.hub import Hub, MemoryBacklog, Viewer
+from firehose.limits import Filters, ViewerLimits
+from keys import TOPIC_ACTIONS, TOPIC_CONTEXTS, Identity, seal, verify
+
+NOW_MS = 1_700_000_000_000
+ALICE, BOB = Identity.from_seed(b"a" * 32), Identity.from_seed(b"b" * 32)
+BODIES = {"action": {"type": "gesture", "name": "wave"}, "context": {"type": "text", "text": "hi"}}
+
+
+class Net:
+    """Senders that store ("commit") envelopes in the backlog, then publish them to the
+    hub, as the node does: stored first, listeners called after."""
+
+    def __init__(self, hub: Hub, backlog: MemoryBacklog) -> None:
+        self.hub = hub
+        self.backlog = backlog
+        self.seq = 0
+        self.pending: list[FirehoseEvent] = []
+
+    def commit(
+        self, kind: str = "action", sender: Identity = ALICE, body: dict[str, Any] | None = None
+    ) -> FirehoseEvent:
+        self.seq += 1
+        channel = TOPIC_ACTIONS if kind == "action" else TOPIC_CONTEXTS
+        body = body or BODIES[kind]
+        raw = seal(sender, kind=kind, channel=channel, seq=self.seq, ts_ms=NOW_MS, body=body)
+        event = self.backlog.add(verify(raw, channel=channel, now_ms=NOW_MS), "Alice")
+        self.pending.append(event)
+        return event
+
+    def publish(self, index: int = 0) -> None:
+        self.hub.publish(self.pending.pop(index))
+
+    def send(
+        self, kind: str = "action", sender: Identity = ALICE, body: dict[str, Any] | None = None
+    ) -> FirehoseEvent:
+        event = self.commit(kind, sender, body)
+        self.publish(len(self.pending) - 1)
+        return event
+
+    def flush(self) -> None:
+        while self.pending:
+            self.publish()
+
+
+def make(queue_size: int = 64, **limits: Any) -> tuple[Hub, MemoryBacklog, Net]:
+    backlog = MemoryBacklog()
+    hub = Hub(backlog, ViewerLimits(queue_size=queue_size, **limits))
+    return hub, backlog, Net(hub, backlog)
+
+
+def drain(viewer: Viewer) -> list[dict[str, Any]]:
+    """Every frame queued for ``viewer`` so far."""
+    frames = []
+    while True:
+        try:
+            frames.append(json.loads(viewer.frames.receive_nowait()))
+        except trio.WouldBlock:
+            return frames
+
+
+def cursors(frames: list[dict[str, Any]]) -> list[int]:
+    return [f["cursor"] for f in frames if f["type"] == "event"]
+
+
+async def test_hello_comes_first_and_filters_select_events() -> None:
+    hub, _, net = make()
+    net.send()
+    everyone = await hub.attach(Filters(), None)
+    bobs = await hub.attach(Filters(characters=frozenset({BOB.peer_id_str})), None)
+    contexts = await hub.attach(Filters(kinds=frozenset({"context"})), None)
+    bob_contexts = await hub.attach(
+        Filters(frozenset({BOB.peer_id_str}), frozenset({"context"})), None
+    )
+    sent = [net.send(k, s) for k in ("action", "context") for s in (ALICE, BOB)]
+
+    frames = drain(everyone)
+    assert frames[0] == {
+        "type": "hello",
+        "oldest": 1,
+        "latest": 1,
+        "filters": {"character": [], "kind": ["action", "context"]},
+    }
+    assert cursors(frames) == [e.cursor for e in sent]
+    for viewer, wanted in (
+        (bobs, [e for e in sent if e.sender == BOB.peer_id_str]),
+        (contexts, [e for e in sent if e.kind == "context"]),
+        (bob_contexts, [e for e in sent if e.kind == "context" and e.sender == BOB.peer_id_str]),
+    ):
+        frames = drain(viewer)
+        assert frames[0]["type"] == "hello"
+        assert cursors(frames) == [e.cursor for e in wanted]
+    assert bob_contexts.filters.characters == {BOB.peer_id_str}
+
+
+async def test_live_viewer_gets_every_event_once_in_order() -> None:
+    hub, _, net = make()
+    viewer = await hub.attach(Filters(), None)
+    sent = [net.send().cursor for _ in range(20)]
+    frames = drain(viewer)
+    assert [f["type"] for f in frames[:1]] == ["hello"]
+    assert cursors(frames) == sent
+    event = frames[1]
+    assert event["from"] == ALICE.peer_id_str and event["name"] == "Alice"
+    assert event["kind"] == "action" and event["body"] == {"type": "gesture", "name": "wave"}
+
+
+async def test_resume_backfills_then_goes_live_without_gap_or_duplicate() -> None:
+    hub, _, net = make()
+    for _ in range(10):
+        net.send()
+    viewer = await hub.attach(Filters(), 4)
+    net.send()  # published while the viewer is catching up: held, then sent once
+    await hub.catch_up(viewer, 4)
+    net.send()
+    assert cursors(drain(viewer)) == list(range(4, 13))
+
+
+async def test_resume_from_the_future_skips_what_is_older() -> None:
+    hub, _, net = make()
+    net.send()
+    viewer = await hub.attach(Filters(), 5)
+    await hub.catch_up(viewer, 5)
+    assert [net.send().cursor for _ in range(6)] == [2, 3, 4, 5, 6, 7]
+    assert cursors(drain(viewer)) == [5, 6, 7]
+
+
+async def test_cursor_too_old_is_announced_then_events_continue_from_oldest() -> None:
+    hub, backlog, net = make()
+    for _ in range(20):
+        net.send()
+    backlog.prune(keep=10)
+    viewer = await hub.attach(Filters(), 3)
+    await hub.catch_up(viewer, 3)
+    net.send()
+    frames = drain(viewer)
+    assert frames[0] == {
+        "type": "hello",
+        "oldest": 11,
+        "latest": 20,
+        "filters": {"character": [], "kind": ["action", "context"]},
+    }
+    assert frames[1] == {"type": "cursor_too_old", "cursor": 3, "oldest": 11}
+    assert cursors(frames) == list(range(11, 22))
+
+
+async def test_cursor_zero_on_an_unpruned_backlog_is_not_too_old() -> None:
+    hub, _, net = make()
+    for _ in range(3):
+        net.send()
+    viewer = await hub.attach(Filters(), 0)
+    await hub.catch_up(viewer, 0)
+    frames = drain(viewer)
+    assert [f["type"] for f in frames] == ["hello", "event", "event", "event"]
+
+
+async def test_slow_viewer_is_dropped_and_never_holds_up_the_others() -> None:
+    hub, _, net = make(queue_size=8)
+    stalled = await hub.attach(Filters(), None)
+    healthy = await hub.attach(Filters(), None)
+    got: list[int] = []
+    for _ in range(10):
+        for _ in range(5):
+            net.send()  # synchronous: publish cannot wait for anyone
+        got += cursors(drain(healthy))
+    assert got == list(range(1, 51))
+    assert stalled.reason == "slow_consumer" and stalled.closed.is_set()
+    assert healthy.reason is None
+    assert hub.viewers == 1
+    assert hub.stats()["dropped_viewers"] == 1
+    # What the stalled viewer holds stays bounded: hello + its queue, nothing after.
+    assert len(drain(stalled)) == 1 + 8
+
+
+class GatedBacklog:
+    """A backlog whose reads wait until the test opens the gate."""
+
+    def __init__(self, inner: MemoryBacklog) -> None:
+        self.inner = inner
+        self.gate = trio.Event()
+        self.reads = 0
+
+    async def bounds(self) -> tuple[int, int]:
+        return await self.inner.bounds()
+
+    async def read(self, cursor: int, kinds: Collection[str], limit: int) -> list[FirehoseEvent]:
+        self.reads += 1
+        await self.gate.wait()
+        return await self.inner.read(cursor, kinds, limit)
+
+
+async def test_live_events_held_during_a_long_backfill_stay_bounded() -> None:
+    inner = MemoryBacklog()
+    backlog = GatedBacklog(inner)
+    hub = Hub(backlog, ViewerLimits(queue_size=8, backfill_page=4))
+    net = Net(hub, inner)
+    for _ in range(6):
+        net.send()
+    viewer = await hub.attach(Filters(), 2)
+    received: list[int] = []
+    async with trio.open_nursery() as nursery:
+
+        async def read_all() -> None:
+            async for frame in viewer.frames:
+                obj = json.loads(frame)
+                if obj["type"] == "event":
+                    received.append(obj["cursor"])
+
+        nursery.start_soon(read_all)
+        nursery.start_soon(hub.catch_up, viewer, 2)
+        await trio.testing.wait_all_tasks_blocked()
+        for _ in range(30):  # far more than the 8 a viewer may hold aside
+            net.send()
+        backlog.gate.set()
+        await trio.testing.wait_all_tasks_blocked()
+        assert len(received) == 35
+        net.send()
+        await trio.testing.wait_all_tasks_blocked()
+        nursery.cancel_scope.cancel()
+    assert received == list(range(2, 38))
+    assert not viewer.catching_up and viewer.reason is None
+    assert backlog.reads > 2  # the overflow sent it back to the backlog
+
+
+async def test_a_resuming_viewer_that_never_reads_is_dropped(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    hub, _, net = make(queue_size=8)
+    for _ in range(50):
+        net.send()
+    viewer = await hub.attach(Filters(), 1)
+    start = trio.current_time()
+    await hub.catch_up(viewer, 1)
+    assert viewer.reason == "slow_consumer"
+    assert trio.current_time() - start == pytest.approx(hub.limits.backfill_stall_s)
+    assert hub.viewers == 0
+
+
+async def test_close_all_says_why_and_detaches_everyone() -> None:
+    hub, _, _ = make()
+    viewers = [await hub.attach(Filters(), None) for _ in range(3)]
+    hub.close_all("server_shutdown")
+    assert {v.reason for v in viewers} == {"server_shutdown"}
+    assert hub.viewers == 0
+    assert hub.stats()["closed"] == {"server_shutdown": 3}
+
+
+# -- the seam, under every interleaving Hypothesis can think of -------------------------
+
+OPS = st.lists(st.sampled_from(["commit", "publish", "send", "yield"]), max_size=60)
+
+
+@settings(max_examples=150, deadline=None)
+@given(
+    before=st.integers(0, 25),
+    cursor=st.integers(0, 30),
+    ops=OPS,
+    attach_at=st.integers(0, 60),
+    page=st.integers(1, 8),
+    kinds=st.sampled_from([("action",), ("context",), ("action", "context")]),
+    only_bob=st.booleans(),
+    reorder=st.booleans(),
+    seed=st.integers(0, 2**32),
+)
+async def test_seam_has_no_gap_and_no_duplicate(
+    before: int,
+    cursor: int,
+    ops: list[str],
+    attach_at: int,
+    page: int,
+    kinds: tuple[str, ...],
+    only_bob: bool,
+    reorder: bool,
+    seed: int,
+) -> None:
+    """Events are stored ("commit") then published, possibly out of order (two topics
+    consumed by two tasks); a viewer resumes at a random point while this goes on."""
+    rng = random.Random(seed)
+    hub, _, net = make(queue_size=64, backfill_page=page)
+    filters = Filters(frozenset({BOB.peer_id_str}) if only_bob else frozenset(), frozenset(kinds))
+
+    def commit() -> None:
+        net.commit(rng.choice(["action", "context"]), rng.choice([ALICE, BOB]))
+
+    def publish() -> None:
+        if net.pending:
+            net.publish(rng.randrange(len(net.pending)) if reorder else 0)
+
+    for _ in range(before):
+        commit()
+        publish()
+    received: list[int] = []
+    viewer: Viewer | None = None
+    async with trio.open_nursery() as nursery:
+
+        async def read_all(v: Viewer) -> None:
+            async for frame in v.frames:
+                obj = json.loads(frame)
+                assert obj["type"] in ("hello", "event")
+                if obj["type"] == "event":
+                    received.append(obj["cursor"])
+
+        async def start_viewer() -> None:
+            nonlocal viewer
+            viewer = await hub.attach(filters, cursor)
+            nursery.start_soon(read_all, viewer)
+            await hub.catch_up(viewer, cursor)
+
+        for i, op in enumerate([*ops, "yield"]):
+            if i == min(attach_at, len(ops)):
+                nursery.start_soon(start_viewer)
+            if op in ("commit", "send"):
+                commit()
+            if op in ("publish", "send"):
+                publish()
+            await trio.lowlevel.checkpoint()
+        net.flush()
+        expected = [
+            e.cursor
+            for e in net.backlog.events
+            if e.cursor >= cursor and filters.matches(e.kind, e.sender)
+        ]
+        # Everything is in memory: once every task waits, all that will arrive has.
+        await trio.testing.wait_all_tasks_blocked()
+        nursery.cancel_scope.cancel()
+    assert viewer is not None and viewer.reason is None
+    assert sorted(received) == expected  # no gap
+    assert len(set(received)) == len(received)  # no duplicate
+    if not reorder:
+        assert received == expected  # and in cursor order

@@ -1,0 +1,328 @@
+"""The firehose web app on a real hypercorn server (loopback, port 0): the WebSocket
+protocol with real clients (trio-websocket), HTTP with httpx, and every refusal; after
+each abuse the firehose keeps serving."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from dataclasses import dataclass, replace
+from functools import partial
+from typing import Any
+
+import httpx
+import pytest
+import trio
+from trio_websocket import (
+    ConnectionClosed,
+    ConnectionRejected,
+    WebSocketConnection,
+    open_websocket_url,
+)
+
+from firehose.app import FirehoseApp, serve_app
+from firehose.hub import Hub, MemoryBacklog
+from firehose.limits import (
+    ConnectionCounter,
+    Filters,
+    ViewerLimits,
+    ViewerRefused,
+    check_origin,
+    parse_request,
+)
+from tests.test_firehose_hub import ALICE, BOB, Net
+
+pytestmark = pytest.mark.timeout(120)
+WAIT_S = 10.0
+
+
+@dataclass
+class Server:
+    url: str
+    hub: Hub
+    web: FirehoseApp
+    net: Net
+
+    @property
+    def ws(self) -> str:
+        return self.url.replace("http://", "ws://") + "/ws"
+
+    @property
+    def host(self) -> str:
+        return self.url.removeprefix("http://")
+
+
+@asynccontextmanager
+async def open_server(send_timeout_s: float = 5.0, **limits: Any) -> AsyncIterator[Server]:
+    backlog = MemoryBacklog()
+    hub = Hub(backlog, ViewerLimits(**limits))
+    web = FirehoseApp(hub, hub.limits, directory=lambda: [DIRECTORY_ROW], stats=lambda: {"x": 1})
+    async with trio.open_nursery() as nursery:
+        url = await nursery.start(
+            partial(serve_app, web, "127.0.0.1", 0, send_timeout_s=send_timeout_s)
+        )
+        yield Server(url, hub, web, Net(hub, backlog))
+        nursery.cancel_scope.cancel()
+
+
+DIRECTORY_ROW = {
+    "peer_id": BOB.peer_id_str,
+    "name": "Bob",
+    "description": "a test character",
+    "tags": ["t"],
+    "status": "online",
+    "last_seen_ms": 1,
+    "addrs": ["/ip4/10.0.0.1/tcp/1"],
+    "self": False,
+}
+
+
+async def frame(ws: WebSocketConnection) -> dict[str, Any]:
+    with trio.fail_after(WAIT_S):
+        return dict(json.loads(await ws.get_message()))
+
+
+async def closed_with(ws: WebSocketConnection) -> tuple[int, str | None]:
+    """Read until the server closes; the close code and reason."""
+    with trio.fail_after(WAIT_S):
+        try:
+            while True:
+                await ws.get_message()
+        except ConnectionClosed as exc:
+            return exc.reason.code, exc.reason.reason
+
+
+async def wait_for(check: Any, what: str) -> None:
+    """Poll a counter the server keeps (no event exists to wait on from outside)."""
+    try:
+        with trio.fail_after(WAIT_S):
+            while not check():  # noqa: ASYNC110
+                await trio.sleep(0.01)
+    except trio.TooSlowError:
+        raise AssertionError(f"{what}: not within {WAIT_S}s") from None
+
+
+async def still_serving(server: Server, *watchers: WebSocketConnection) -> None:
+    """A new viewer is accepted and every watcher gets the next event."""
+    async with open_websocket_url(server.ws) as fresh:
+        assert (await frame(fresh))["type"] == "hello"
+        await wait_for(lambda: server.hub.viewers >= 1 + len(watchers), "viewer attached")
+        event = server.net.send()
+        for ws in (fresh, *watchers):
+            got = await frame(ws)
+            assert (got["type"], got["cursor"]) == ("event", event.cursor)
+
+
+async def test_hello_then_filtered_events() -> None:
+    async with open_server() as server:
+        url = f"{server.ws}?character={BOB.peer_id_str}&kind=context"
+        async with open_websocket_url(url) as bob_contexts, open_websocket_url(server.ws) as all_:
+            hello = await frame(bob_contexts)
+            assert hello == {
+                "type": "hello",
+                "oldest": 0,
+                "latest": 0,
+                "filters": {"character": [BOB.peer_id_str], "kind": ["context"]},
+            }
+            assert (await frame(all_))["type"] == "hello"
+            await wait_for(lambda: server.hub.viewers == 2, "two viewers")
+            sent = [server.net.send(k, s) for k in ("action", "context") for s in (ALICE, BOB)]
+            assert [(await frame(all_))["cursor"] for _ in sent] == [e.cursor for e in sent]
+            (wanted,) = [e for e in sent if e.kind == "context" and e.sender == BOB.peer_id_str]
+            got = await frame(bob_contexts)
+            assert (got["cursor"], got["kind"], got["from"]) == (
+                wanted.cursor,
+                "context",
+                BOB.peer_id_str,
+            )
+            assert got["body"] == {"type": "text", "text": "hi"} and got["name"] == "Alice"
+
+
+async def test_resume_with_cursor_is_inclusive_then_live() -> None:
+    async with open_server() as server:
+        for _ in range(10):
+            server.net.send()
+        async with open_websocket_url(f"{server.ws}?cursor=5") as ws:
+            hello = await frame(ws)
+            assert (hello["oldest"], hello["latest"]) == (1, 10)
+            assert [(await frame(ws))["cursor"] for _ in range(6)] == [5, 6, 7, 8, 9, 10]
+            await wait_for(lambda: server.hub.viewers == 1, "viewer attached")
+            server.net.send()
+            assert (await frame(ws))["cursor"] == 11
+
+
+async def test_cursor_too_old_is_said_before_the_oldest_events() -> None:
+    async with open_server() as server:
+        for _ in range(10):
+            server.net.send()
+        server.net.backlog.prune(keep=4)
+        async with open_websocket_url(f"{server.ws}?cursor=2") as ws:
+            assert (await frame(ws))["type"] == "hello"
+            assert await frame(ws) == {"type": "cursor_too_old", "cursor": 2, "oldest": 7}
+            assert [(await frame(ws))["cursor"] for _ in range(4)] == [7, 8, 9, 10]
+
+
+async def test_a_viewer_that_sends_data_is_closed_read_only() -> None:
+    async with open_server() as server, open_websocket_url(server.ws) as healthy:
+        assert (await frame(healthy))["type"] == "hello"
+        async with open_websocket_url(server.ws) as chatty:
+            assert (await frame(chatty))["type"] == "hello"
+            await chatty.send_message("let me publish")
+            assert await frame(chatty) == {"type": "closing", "reason": "read_only"}
+            assert await closed_with(chatty) == (1008, "read_only")
+        await wait_for(lambda: server.hub.viewers == 1, "chatty viewer gone")
+        await still_serving(server, healthy)
+        assert server.hub.stats()["closed"]["read_only"] == 1
+
+
+async def test_connections_per_ip_are_capped() -> None:
+    async with open_server(max_per_ip=3) as server:
+        async with open_websocket_url(server.ws) as a, open_websocket_url(server.ws) as b:
+            async with open_websocket_url(server.ws) as c:
+                for ws in (a, b, c):
+                    assert (await frame(ws))["type"] == "hello"
+                with pytest.raises(ConnectionRejected) as refused:
+                    async with open_websocket_url(server.ws):
+                        pass
+                assert refused.value.status_code == 429
+                assert json.loads(refused.value.body or b"{}")["error"] == "too_many_connections"
+            await wait_for(lambda: server.web.connections.total == 2, "one slot free")
+            await still_serving(server, a, b)
+        assert server.hub.refused["too_many_connections"] == 1
+
+
+async def test_an_oversized_frame_closes_the_viewer() -> None:
+    async with open_server(max_frame_bytes=1024) as server, open_websocket_url(server.ws) as ok:
+        assert (await frame(ok))["type"] == "hello"
+        async with open_websocket_url(server.ws) as big:
+            assert (await frame(big))["type"] == "hello"
+            await big.send_message("x" * 4096)
+            code, _ = await closed_with(big)
+            assert code == 1009  # message too big
+        await wait_for(lambda: server.web.connections.total == 1, "big viewer gone")
+        await still_serving(server, ok)
+
+
+async def test_foreign_origin_is_refused_unless_allowed() -> None:
+    allowed = "https://viewer.example"
+    async with open_server(allow_origins=frozenset({allowed})) as server:
+        with pytest.raises(ConnectionRejected) as refused:
+            async with open_websocket_url(
+                server.ws, extra_headers=[(b"origin", b"https://evil.example")]
+            ):
+                pass
+        assert refused.value.status_code == 403
+        for origin in (allowed, f"http://{server.host}"):
+            async with open_websocket_url(
+                server.ws, extra_headers=[(b"origin", origin.encode())]
+            ) as ws:
+                assert (await frame(ws))["type"] == "hello"
+        await still_serving(server)
+
+
+async def test_too_many_or_bad_filters_are_refused() -> None:
+    async with open_server(max_filters=4) as server:
+        many = "&".join(["kind=action"] * 3 + [f"character={BOB.peer_id_str}"] * 2)
+        for query, status, reason in (
+            (many, 400, "too_many_filters"),
+            ("character=mallory", 400, "bad_filter"),
+            ("kind=visit", 400, "bad_filter"),
+            ("cursor=-1", 400, "bad_cursor"),
+        ):
+            with pytest.raises(ConnectionRejected) as refused:
+                async with open_websocket_url(f"{server.ws}?{query}"):
+                    pass
+            assert refused.value.status_code == status
+            assert json.loads(refused.value.body or b"{}")["error"] == reason
+        await still_serving(server)
+
+
+async def test_a_stalled_viewer_is_dropped_and_cut_off() -> None:
+    """A viewer that stops reading fills its queue and is dropped at once; the kernel
+    cuts its socket once nothing is acknowledged for the send timeout; others get all."""
+    async with open_server(queue_size=16, send_timeout_s=1.0) as server:
+        web, hub = server.web, server.hub
+        async with (
+            open_websocket_url(server.ws) as healthy,
+            open_websocket_url(server.ws, message_queue_size=0) as stalled,
+        ):
+            for ws in (healthy, stalled):
+                assert (await frame(ws))["type"] == "hello"
+            await wait_for(lambda: hub.viewers == 2, "both attached")
+            text = "x" * 8000  # big events fill the socket buffers quickly
+            for cursor in range(1, 2000):
+                server.net.send("context", ALICE, {"type": "text", "text": text})
+                assert (await frame(healthy))["cursor"] == cursor
+                if hub.stats()["dropped_viewers"]:
+                    break
+            assert hub.stats()["dropped_viewers"] == 1 and hub.viewers == 1
+            await wait_for(lambda: web.connections.total == 1, "stalled socket cut")
+            await still_serving(server, healthy)
+
+
+async def test_http_pages_and_api() -> None:
+    async with open_server() as server, httpx.AsyncClient(base_url=server.url) as http:
+        page = await http.get("/")
+        assert page.status_code == 200 and page.headers["content-type"].startswith("text/html")
+        assert (await http.get("/static/../app.py")).status_code == 404
+        directory = (await http.get("/api/directory")).json()
+        assert directory == {
+            "entries": [
+                {
+                    k: DIRECTORY_ROW[k]
+                    for k in ("peer_id", "name", "description", "tags", "status", "last_seen_ms")
+                }
+            ]
+        }
+        stats = (await http.get("/api/stats")).json()
+        assert stats["viewers"] == 0 and stats["x"] == 1 and stats["connections"] == 0
+
+
+async def test_shutdown_tells_viewers_why() -> None:
+    async with open_server() as server, open_websocket_url(server.ws) as ws:
+        assert (await frame(ws))["type"] == "hello"
+        await wait_for(lambda: server.hub.viewers == 1, "attached")
+        server.hub.close_all("server_shutdown")
+        assert await frame(ws) == {"type": "closing", "reason": "server_shutdown"}
+        assert await closed_with(ws) == (1001, "server_shutdown")
+        with trio.fail_after(WAIT_S):
+            await server.web.wait_idle()
+
+
+# -- the pure rules ----------------------------------------------------------------------
+
+
+def test_parse_request_reads_filters_and_cursor() -> None:
+    request = parse_request(
+        {"character": [BOB.peer_id_str], "kind": ["context"], "cursor": ["42"]}, 16
+    )
+    assert request.filters == Filters(frozenset({BOB.peer_id_str}), frozenset({"context"}))
+    assert request.cursor == 42
+    assert parse_request({}, 16).filters == Filters() and parse_request({}, 16).cursor is None
+    for query in ({"cursor": ["1", "2"]}, {"cursor": ["1e3"]}, {"cursor": ["９"]}):
+        with pytest.raises(ViewerRefused):
+            parse_request(query, 16)
+
+
+def test_origin_rules() -> None:
+    check_origin(None, "h:1", frozenset())
+    check_origin("http://h:1", "h:1", frozenset())
+    check_origin("HTTPS://Other:2/", "h:1", frozenset({"https://other:2"}))
+    for origin in ("http://h:2", "null", "file://h:1"):
+        with pytest.raises(ViewerRefused) as refused:
+            check_origin(origin, "h:1", frozenset())
+        assert refused.value.status == 403
+
+
+def test_connection_counter() -> None:
+    counter = ConnectionCounter(2)
+    counter.acquire("a")
+    counter.acquire("a")
+    counter.acquire("b")
+    with pytest.raises(ViewerRefused):
+        counter.acquire("a")
+    counter.release("a")
+    counter.acquire("a")
+    assert (counter.open_for("a"), counter.total) == (2, 3)
+    assert replace(ViewerLimits(), max_per_ip=2).max_per_ip == 2
