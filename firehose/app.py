@@ -1,8 +1,9 @@
 """The firehose's web face: the WebSocket ``/ws``, ``/api/directory``, ``/api/stats``,
 the viewer page at ``/`` and its files under ``/static/``, on quart-trio + hypercorn.
 
-A viewer connection is three small tasks: a pump that writes the viewer's queued frames
-to the socket, a watcher that closes the socket if the viewer sends anything (viewers
+A viewer connection is three small tasks: a pump that writes the viewer's queue to the
+socket as text frames of JSON lines (whatever is queued, up to 64 objects or 64 KiB a
+frame: per-frame server cost is what limits the number of viewers), a watcher that closes the socket if the viewer sends anything (viewers
 only read), and, when resuming, the hub's catch-up. Refusals (Origin, filters,
 connections per IP) are HTTP answers before the upgrade.
 
@@ -139,7 +140,7 @@ class FirehoseApp:
         try:
             await websocket.accept()
             async with trio.open_nursery() as nursery:
-                nursery.start_soon(_pump, viewer)
+                nursery.start_soon(_pump, viewer, self.limits)
                 nursery.start_soon(_refuse_input, viewer)
                 if request.cursor is not None:
                     nursery.start_soon(self.hub.catch_up, viewer, request.cursor)
@@ -151,9 +152,9 @@ class FirehoseApp:
             self.hub.detach(viewer)
 
 
-async def _pump(viewer: Viewer) -> None:
-    async for frame in viewer.frames:
-        await websocket.send(frame)
+async def _pump(viewer: Viewer, limits: ViewerLimits) -> None:
+    while True:
+        await websocket.send(await viewer.next_frame(limits.frame_objects, limits.frame_bytes))
 
 
 async def _refuse_input(viewer: Viewer) -> None:

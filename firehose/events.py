@@ -1,14 +1,22 @@
-"""What a viewer receives: the JSON frames of the firehose protocol (issue 5 design).
+"""What a viewer receives: the JSON objects of the firehose protocol (issue 5 design),
+and how they are packed into WebSocket text frames.
 
 A :class:`FirehoseEvent` is built only from a :class:`keys.Verified` envelope, so nothing
 unverified reaches a viewer. It is encoded to JSON once, when it is made: the hub hands
 the same string to every viewer, so fan-out costs no encoding.
+
+A text frame carries one or more objects as JSON lines (DESIGN §9): :func:`take_frame`
+joins what is already queued for a viewer, within bounds. Sending a frame costs a fixed
+amount of server CPU whatever its size, so a viewer that has fallen behind by a few
+events catches up in one frame instead of one frame per event; idle viewers still get
+each event alone, at once.
 """
 
 from __future__ import annotations
 
 import base64
 import json
+from collections import deque
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -36,7 +44,7 @@ class FirehoseEvent:
     sender: str
     """The sender's PeerID (``12D3KooW...``): what the ``character`` filter matches."""
     frame: str
-    """The ``{"type": "event", ...}`` JSON text frame."""
+    """The ``{"type": "event", ...}`` JSON object, one line (JSON escapes every newline)."""
 
     @classmethod
     def from_verified(cls, cursor: int, envelope: Verified, name: str | None) -> FirehoseEvent:
@@ -96,6 +104,28 @@ def too_old_frame(cursor: int, oldest: int) -> str:
 
 def closing_frame(reason: str) -> str:
     return _dumps({"type": "closing", "reason": reason})
+
+
+def take_frame(queue: deque[str], max_objects: int, max_bytes: int) -> str:
+    """Pop the oldest object of ``queue`` and those after it while the frame holds at
+    most ``max_objects`` and ``max_bytes`` (UTF-8); one object too big for the bound
+    still goes, alone. The queue must not be empty."""
+    first = queue.popleft()
+    if not queue or max_objects < 2:
+        return first
+    lines = [first]
+    size = utf8_len(first)
+    while queue and len(lines) < max_objects:
+        size += 1 + utf8_len(queue[0])
+        if size > max_bytes:
+            break
+        lines.append(queue.popleft())
+    return "\n".join(lines)
+
+
+def utf8_len(text: str) -> int:
+    # str.isascii() is O(1) in CPython; event frames are mostly ASCII.
+    return len(text) if text.isascii() else len(text.encode("utf-8"))
 
 
 def _dumps(obj: Mapping[str, Any]) -> str:

@@ -1,9 +1,10 @@
 """The fan-out: every published event to every viewer whose filters match, never
 waiting for any of them.
 
-Each viewer has a bounded frame queue. :meth:`Hub.publish` is synchronous and O(viewers):
-it only ``send_nowait``\\s, and a viewer whose queue is full is closed as a slow consumer
-(the others never notice). A viewer that resumes from a cursor is attached to the live
+Each viewer has a bounded queue of JSON objects. :meth:`Hub.publish` is synchronous and
+O(viewers): it only appends, and a viewer whose queue is full is closed as a slow consumer
+(the others never notice). The web app sends each viewer's queue as frames of JSON lines
+(:meth:`Viewer.next_frame`). A viewer that resumes from a cursor is attached to the live
 stream *first*, remembering the newest cursor already published (``upto``); while the
 backlog is copied up to ``upto``, live events are held aside; then the held events newer
 than ``upto`` follow. So there is no gap (everything ≤ ``upto`` was stored before it was
@@ -15,19 +16,21 @@ dropped) at the seam. A backlog that was pruned past the cursor is announced wit
 from __future__ import annotations
 
 import bisect
-from collections import Counter
+from collections import Counter, deque
 from collections.abc import Collection
+from dataclasses import dataclass
 from typing import Protocol
 
 import trio
 
-from firehose.events import FirehoseEvent, hello_frame, too_old_frame
+from firehose.events import FirehoseEvent, hello_frame, take_frame, too_old_frame
 from firehose.limits import Filters, ViewerLimits
 from keys import Verified
 
 FIRST_CURSOR = 1
 """Cursors are SQLite row ids: the first ever stored is 1, so an oldest cursor above 1
 means something was pruned."""
+DEPARTURES_KEPT = 256
 MAX_CATCH_UP_ROUNDS = 8
 """A resuming viewer whose held live events overflow re-reads the backlog; one that
 cannot catch up in this many rounds reads slower than the network speaks."""
@@ -46,14 +49,29 @@ class Backlog(Protocol):
 
 
 class Viewer:
-    """One connected viewer as the hub sees it; the web app pumps :attr:`frames`."""
+    """One connected viewer as the hub sees it; the web app sends what
+    :meth:`next_frame` gives.
+
+    The queue holds JSON objects (one line each), at most ``queue_size`` events plus the
+    hello; :meth:`next_frame` joins what is queued into one frame. A deque rather than a
+    memory channel, so the frame can stop at its byte bound without taking an object out
+    it cannot send yet.
+    """
 
     def __init__(self, filters: Filters, queue_size: int, skip_upto: int, catching_up: bool):
         self.filters = filters
-        self._send, self.frames = trio.open_memory_channel[str](queue_size + 1)
+        self._queue: deque[str] = deque()
+        self._capacity = queue_size + 1
+        self._not_empty = trio.lowlevel.ParkingLot()
+        self._not_full = trio.lowlevel.ParkingLot()
         self._queue_size = queue_size
         self.closed = trio.Event()
         self.reason: str | None = None
+        self.filled_at: float | None = None
+        """When (trio clock) the queue last became full; None while it has room."""
+        self.closed_at: float | None = None
+        self.taken = 0
+        """Objects handed out in frames so far."""
         self.skip_upto = skip_upto
         """Live events with a cursor ≤ this were (or will be) read from the backlog."""
         self._held: list[FirehoseEvent] | None = [] if catching_up else None
@@ -64,12 +82,13 @@ class Viewer:
         return self._held is not None
 
     def queued(self) -> int:
-        return self._send.statistics().current_buffer_used
+        return len(self._queue)
 
     def close(self, reason: str) -> None:
         """Stop feeding this viewer; the web app says goodbye with ``reason``."""
         if self.reason is None:
             self.reason = reason
+            self.closed_at = trio.current_time()
             self.closed.set()
 
     def offer(self, event: FirehoseEvent) -> bool:
@@ -84,23 +103,44 @@ class Viewer:
             elif not self._held_overflow:
                 self._held.append(event)
             return True
-        try:
-            self._send.send_nowait(event.frame)
-        except trio.WouldBlock:
+        if len(self._queue) >= self._capacity:
             self.close("slow_consumer")
             return False
+        self.put_nowait(event.frame)
         return True
 
     async def put(self, frame: str, stall_s: float) -> bool:
         """Queue a backfill frame, waiting up to ``stall_s`` for room."""
+        await trio.lowlevel.checkpoint()
         with trio.move_on_after(stall_s):
-            await self._send.send(frame)
+            while len(self._queue) >= self._capacity:
+                await self._not_full.park()
+            self.put_nowait(frame)
             return True
         self.close("slow_consumer")
         return False
 
     def put_nowait(self, frame: str) -> None:
-        self._send.send_nowait(frame)
+        """Queue ``frame`` even past the bound (the hello, which comes first)."""
+        self._queue.append(frame)
+        if len(self._queue) >= self._capacity and self.filled_at is None:
+            self.filled_at = trio.current_time()
+        self._not_empty.unpark_all()
+
+    async def next_frame(self, max_objects: int, max_bytes: int) -> str:
+        """Wait for something to send; then one frame of what is queued by now (see
+        :func:`firehose.events.take_frame`)."""
+        if self._queue:
+            # Yield first: events published meanwhile join this frame.
+            await trio.lowlevel.checkpoint()
+        while not self._queue:
+            await self._not_empty.park()
+        before = len(self._queue)
+        frame = take_frame(self._queue, max_objects, max_bytes)
+        self.taken += before - len(self._queue)
+        self.filled_at = None
+        self._not_full.unpark_all()
+        return frame
 
     def go_live(self) -> bool:
         """End the catch-up: queue the held events newer than the backlog read. False if
@@ -113,6 +153,17 @@ class Viewer:
             if not self.offer(event):
                 break
         return True
+
+
+@dataclass(frozen=True, slots=True)
+class Departure:
+    """How a viewer left the hub: what the load tests (and stats) look at."""
+
+    reason: str
+    filled_at: float | None
+    """When its queue last became full (trio clock), if it was full."""
+    closed_at: float
+    taken: int
 
 
 class Hub:
@@ -129,6 +180,8 @@ class Hub:
         """Events published with a cursor below one already published (see report)."""
         self.closed: Counter[str] = Counter()
         self.refused: Counter[str] = Counter()
+        self.departures: deque[Departure] = deque(maxlen=DEPARTURES_KEPT)
+        """The latest viewers to leave, newest last."""
 
     @property
     def viewers(self) -> int:
@@ -164,7 +217,10 @@ class Hub:
 
     def detach(self, viewer: Viewer) -> None:
         if self._viewers.pop(viewer, 0) is None:
-            self.closed[viewer.reason or "disconnected"] += 1
+            reason = viewer.reason or "disconnected"
+            self.closed[reason] += 1
+            closed_at = trio.current_time() if viewer.closed_at is None else viewer.closed_at
+            self.departures.append(Departure(reason, viewer.filled_at, closed_at, viewer.taken))
 
     def close_all(self, reason: str) -> None:
         for viewer in list(self._viewers):
@@ -260,4 +316,4 @@ class MemoryBacklog:
         return out
 
 
-__all__ = ["FIRST_CURSOR", "Backlog", "Hub", "MemoryBacklog", "Viewer"]
+__all__ = ["FIRST_CURSOR", "Backlog", "Departure", "Hub", "MemoryBacklog", "Viewer"]

@@ -27,6 +27,10 @@ class ViewerLimits:
     max_filters: int = 16
     queue_size: int = 1024
     """Events waiting for one viewer; a viewer whose queue is full is dropped."""
+    frame_objects: int = 64
+    """Most JSON lines (objects) joined into one outgoing text frame."""
+    frame_bytes: int = 64 * 1024
+    """Most UTF-8 bytes joined into one outgoing text frame (a bigger object goes alone)."""
     allow_origins: frozenset[str] = field(default_factory=frozenset)
     """Browser origins allowed besides the page's own (``http://host:port``)."""
     backfill_page: int = 256
@@ -37,7 +41,14 @@ class ViewerLimits:
     """How long the goodbye (``closing`` frame, close handshake) may take."""
 
     def check(self) -> None:
-        for name in ("max_per_ip", "max_frame_bytes", "max_filters", "queue_size"):
+        for name in (
+            "max_per_ip",
+            "max_frame_bytes",
+            "max_filters",
+            "queue_size",
+            "frame_objects",
+            "frame_bytes",
+        ):
             if getattr(self, name) < 1:
                 raise ValueError(f"{name} must be at least 1")
 

@@ -282,13 +282,17 @@ class Reference:
                 const ref = window.__ref = {hello: null, cursors: [], keys: [], other: []};
                 const ws = new WebSocket(url);
                 ws.onmessage = (m) => {
-                    const msg = JSON.parse(m.data);
-                    if (msg.type === "hello") { ref.hello = msg; resolve(msg); }
-                    else if (msg.type === "event") {
-                        ref.cursors.push(msg.cursor);
-                        ref.keys.push(`${msg.from}/${msg.seq}`);
+                    // A frame holds one or more JSON objects, one per line.
+                    for (const line of m.data.split("\\n")) {
+                        if (!line.trim()) continue;
+                        const msg = JSON.parse(line);
+                        if (msg.type === "hello") { ref.hello = msg; resolve(msg); }
+                        else if (msg.type === "event") {
+                            ref.cursors.push(msg.cursor);
+                            ref.keys.push(`${msg.from}/${msg.seq}`);
+                        }
+                        else ref.other.push(msg);
                     }
-                    else ref.other.push(msg);
                 };
                 ws.onclose = () => reject(new Error("reference socket closed"));
             })""",

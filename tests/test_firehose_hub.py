@@ -4,8 +4,8 @@ holding up anyone, and every buffer bounded."""
 
 from __future__ import annotations
 
-import json
 import random
+from collections import deque
 from collections.abc import Collection
 from typing import Any
 
@@ -15,13 +15,15 @@ import trio.testing
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from firehose.events import FirehoseEvent
+from firehose.events import FirehoseEvent, take_frame
 from firehose.hub import Hub, MemoryBacklog, Viewer
 from firehose.limits import Filters, ViewerLimits
 from keys import TOPIC_ACTIONS, TOPIC_CONTEXTS, Identity, seal, verify
+from tests.firehose_wire import parse_frame
 
 NOW_MS = 1_700_000_000_000
 ALICE, BOB = Identity.from_seed(b"a" * 32), Identity.from_seed(b"b" * 32)
+FRAME_OBJECTS, FRAME_BYTES = ViewerLimits().frame_objects, ViewerLimits().frame_bytes
 BODIES = {"action": {"type": "gesture", "name": "wave"}, "context": {"type": "text", "text": "hi"}}
 
 
@@ -67,14 +69,18 @@ def make(queue_size: int = 64, **limits: Any) -> tuple[Hub, MemoryBacklog, Net]:
     return hub, backlog, Net(hub, backlog)
 
 
-def drain(viewer: Viewer) -> list[dict[str, Any]]:
-    """Every frame queued for ``viewer`` so far."""
-    frames = []
+async def drain(viewer: Viewer) -> list[dict[str, Any]]:
+    """Every object queued for ``viewer`` so far, taken as the web app takes them."""
+    objects = []
+    while viewer.queued():
+        objects += parse_frame(await viewer.next_frame(FRAME_OBJECTS, FRAME_BYTES))
+    return objects
+
+
+async def read_all(viewer: Viewer, into: list[dict[str, Any]]) -> None:
+    """Take frames for ``viewer`` as they come, forever (cancel to stop)."""
     while True:
-        try:
-            frames.append(json.loads(viewer.frames.receive_nowait()))
-        except trio.WouldBlock:
-            return frames
+        into += parse_frame(await viewer.next_frame(FRAME_OBJECTS, FRAME_BYTES))
 
 
 def cursors(frames: list[dict[str, Any]]) -> list[int]:
@@ -92,7 +98,7 @@ async def test_hello_comes_first_and_filters_select_events() -> None:
     )
     sent = [net.send(k, s) for k in ("action", "context") for s in (ALICE, BOB)]
 
-    frames = drain(everyone)
+    frames = await drain(everyone)
     assert frames[0] == {
         "type": "hello",
         "oldest": 1,
@@ -105,7 +111,7 @@ async def test_hello_comes_first_and_filters_select_events() -> None:
         (contexts, [e for e in sent if e.kind == "context"]),
         (bob_contexts, [e for e in sent if e.kind == "context" and e.sender == BOB.peer_id_str]),
     ):
-        frames = drain(viewer)
+        frames = await drain(viewer)
         assert frames[0]["type"] == "hello"
         assert cursors(frames) == [e.cursor for e in wanted]
     assert bob_contexts.filters.characters == {BOB.peer_id_str}
@@ -115,7 +121,7 @@ async def test_live_viewer_gets_every_event_once_in_order() -> None:
     hub, _, net = make()
     viewer = await hub.attach(Filters(), None)
     sent = [net.send().cursor for _ in range(20)]
-    frames = drain(viewer)
+    frames = await drain(viewer)
     assert [f["type"] for f in frames[:1]] == ["hello"]
     assert cursors(frames) == sent
     event = frames[1]
@@ -131,7 +137,7 @@ async def test_resume_backfills_then_goes_live_without_gap_or_duplicate() -> Non
     net.send()  # published while the viewer is catching up: held, then sent once
     await hub.catch_up(viewer, 4)
     net.send()
-    assert cursors(drain(viewer)) == list(range(4, 13))
+    assert cursors(await drain(viewer)) == list(range(4, 13))
 
 
 async def test_resume_from_the_future_skips_what_is_older() -> None:
@@ -140,7 +146,7 @@ async def test_resume_from_the_future_skips_what_is_older() -> None:
     viewer = await hub.attach(Filters(), 5)
     await hub.catch_up(viewer, 5)
     assert [net.send().cursor for _ in range(6)] == [2, 3, 4, 5, 6, 7]
-    assert cursors(drain(viewer)) == [5, 6, 7]
+    assert cursors(await drain(viewer)) == [5, 6, 7]
 
 
 async def test_cursor_too_old_is_announced_then_events_continue_from_oldest() -> None:
@@ -151,7 +157,7 @@ async def test_cursor_too_old_is_announced_then_events_continue_from_oldest() ->
     viewer = await hub.attach(Filters(), 3)
     await hub.catch_up(viewer, 3)
     net.send()
-    frames = drain(viewer)
+    frames = await drain(viewer)
     assert frames[0] == {
         "type": "hello",
         "oldest": 11,
@@ -168,7 +174,7 @@ async def test_cursor_zero_on_an_unpruned_backlog_is_not_too_old() -> None:
         net.send()
     viewer = await hub.attach(Filters(), 0)
     await hub.catch_up(viewer, 0)
-    frames = drain(viewer)
+    frames = await drain(viewer)
     assert [f["type"] for f in frames] == ["hello", "event", "event", "event"]
 
 
@@ -180,14 +186,62 @@ async def test_slow_viewer_is_dropped_and_never_holds_up_the_others() -> None:
     for _ in range(10):
         for _ in range(5):
             net.send()  # synchronous: publish cannot wait for anyone
-        got += cursors(drain(healthy))
+        got += cursors(await drain(healthy))
     assert got == list(range(1, 51))
     assert stalled.reason == "slow_consumer" and stalled.closed.is_set()
     assert healthy.reason is None
     assert hub.viewers == 1
     assert hub.stats()["dropped_viewers"] == 1
     # What the stalled viewer holds stays bounded: hello + its queue, nothing after.
-    assert len(drain(stalled)) == 1 + 8
+    assert len(await drain(stalled)) == 1 + 8
+
+
+def test_take_frame_joins_queued_objects_within_bounds() -> None:
+    queue = deque(["a" * 10, "b" * 10, "é" * 10, "c" * 100, "d"])
+    assert take_frame(queue, 64, 1000) == "\n".join(["a" * 10, "b" * 10, "é" * 10, "c" * 100, "d"])
+    queue = deque(["a" * 10, "b" * 10, "c" * 10])
+    assert take_frame(queue, 2, 1000) == "a" * 10 + "\n" + "b" * 10
+    assert list(queue) == ["c" * 10]
+    # Bytes are UTF-8 bytes: 10 + 1 + 20 would be 31 > 30, so "é" * 10 waits.
+    queue = deque(["a" * 10, "é" * 10])
+    assert take_frame(queue, 64, 30) == "a" * 10 and list(queue) == ["é" * 10]
+    # An object bigger than the bound still goes, alone.
+    queue = deque(["x" * 100, "y"])
+    assert take_frame(queue, 64, 30) == "x" * 100 and list(queue) == ["y"]
+
+
+async def test_a_full_queue_is_timed_and_the_drop_recorded(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    hub, _, net = make(queue_size=4)
+    viewer = await hub.attach(Filters(), None)
+    for _ in range(4):
+        await trio.sleep(1)
+        net.send()
+    full_at = trio.current_time()
+    assert viewer.filled_at == full_at and viewer.reason is None
+    await trio.sleep(0.25)
+    net.send()
+    assert viewer.reason == "slow_consumer"
+    (gone,) = hub.departures
+    assert (gone.reason, gone.filled_at, gone.closed_at, gone.taken) == (
+        "slow_consumer",
+        full_at,
+        full_at + 0.25,
+        0,
+    )
+
+
+async def test_taking_a_frame_makes_room_and_clears_filled_at() -> None:
+    hub, _, net = make(queue_size=4)
+    viewer = await hub.attach(Filters(), None)
+    for _ in range(4):
+        net.send()
+    assert viewer.filled_at is not None
+    assert len(parse_frame(await viewer.next_frame(3, FRAME_BYTES))) == 3
+    assert viewer.filled_at is None and viewer.taken == 3 and viewer.queued() == 2
+    net.send()
+    assert viewer.reason is None
 
 
 class GatedBacklog:
@@ -215,27 +269,20 @@ async def test_live_events_held_during_a_long_backfill_stay_bounded() -> None:
     for _ in range(6):
         net.send()
     viewer = await hub.attach(Filters(), 2)
-    received: list[int] = []
+    objects: list[dict[str, Any]] = []
     async with trio.open_nursery() as nursery:
-
-        async def read_all() -> None:
-            async for frame in viewer.frames:
-                obj = json.loads(frame)
-                if obj["type"] == "event":
-                    received.append(obj["cursor"])
-
-        nursery.start_soon(read_all)
+        nursery.start_soon(read_all, viewer, objects)
         nursery.start_soon(hub.catch_up, viewer, 2)
         await trio.testing.wait_all_tasks_blocked()
         for _ in range(30):  # far more than the 8 a viewer may hold aside
             net.send()
         backlog.gate.set()
         await trio.testing.wait_all_tasks_blocked()
-        assert len(received) == 35
+        assert len(cursors(objects)) == 35
         net.send()
         await trio.testing.wait_all_tasks_blocked()
         nursery.cancel_scope.cancel()
-    assert received == list(range(2, 38))
+    assert cursors(objects) == list(range(2, 38))
     assert not viewer.catching_up and viewer.reason is None
     assert backlog.reads > 2  # the overflow sent it back to the backlog
 
@@ -307,21 +354,14 @@ async def test_seam_has_no_gap_and_no_duplicate(
     for _ in range(before):
         commit()
         publish()
-    received: list[int] = []
+    objects: list[dict[str, Any]] = []
     viewer: Viewer | None = None
     async with trio.open_nursery() as nursery:
-
-        async def read_all(v: Viewer) -> None:
-            async for frame in v.frames:
-                obj = json.loads(frame)
-                assert obj["type"] in ("hello", "event")
-                if obj["type"] == "event":
-                    received.append(obj["cursor"])
 
         async def start_viewer() -> None:
             nonlocal viewer
             viewer = await hub.attach(filters, cursor)
-            nursery.start_soon(read_all, viewer)
+            nursery.start_soon(read_all, viewer, objects)
             await hub.catch_up(viewer, cursor)
 
         for i, op in enumerate([*ops, "yield"]):
@@ -342,6 +382,8 @@ async def test_seam_has_no_gap_and_no_duplicate(
         await trio.testing.wait_all_tasks_blocked()
         nursery.cancel_scope.cancel()
     assert viewer is not None and viewer.reason is None
+    assert {o["type"] for o in objects} <= {"hello", "event"}
+    received = cursors(objects)
     assert sorted(received) == expected  # no gap
     assert len(set(received)) == len(received)  # no duplicate
     if not reorder:

@@ -15,12 +15,12 @@ from typing import Any
 import httpx
 import pytest
 import trio
-from trio_websocket import ConnectionClosed, WebSocketConnection, open_websocket_url
 
 from firehose.service import Firehose, FirehoseSettings, run_firehose
 from keys import peer_id_from_str, verify
 from node.config import NetworkSettings
 from node.events import EventLog
+from tests.firehose_wire import LineClient, open_lines
 from tests.procs import JsonLinesProcess, NodeProcess, start_character
 from tests.visit_party import in_thread
 
@@ -78,12 +78,12 @@ async def wait_names(url: str, names: set[str]) -> None:
                 await trio.sleep(0.2)
 
 
-async def speeches(ws: WebSocketConnection, count: int) -> list[dict[str, Any]]:
+async def speeches(ws: LineClient, count: int) -> list[dict[str, Any]]:
     """The next ``count`` speak events (greeting waves and the like are skipped)."""
     out: list[dict[str, Any]] = []
     with trio.fail_after(WAIT_S):
         while len(out) < count:
-            obj = json.loads(await ws.get_message())
+            obj = await ws.next(WAIT_S)
             assert obj["type"] in ("hello", "event"), obj
             if obj["type"] == "event" and obj["body"].get("type") == "speak":
                 out.append(obj)
@@ -114,8 +114,8 @@ async def test_viewer_sees_verified_named_actions_and_resumes_across_restart(
         await in_thread(node.wait_topic_peers, [firehose.peer_id], WAIT_S)
     await wait_names(firehose.url, {"Mina", "Kai"})
 
-    async with open_websocket_url(ws_of(firehose)) as ws:
-        hello = json.loads(await ws.get_message())
+    async with open_lines(ws_of(firehose)) as ws:
+        hello = await ws.next(WAIT_S)
         assert hello["type"] == "hello"
         await in_thread(mina.act, "speak", "hello from Mina")
         await in_thread(kai.act, "speak", "and Kai answers")
@@ -136,8 +136,8 @@ async def test_viewer_sees_verified_named_actions_and_resumes_across_restart(
     for node in (mina, kai):
         await in_thread(node.wait_topic_peers, [firehose.peer_id], WAIT_S)
 
-    async with open_websocket_url(ws_of(firehose) + f"?cursor={last}") as ws:
-        hello = json.loads(await ws.get_message())
+    async with open_lines(ws_of(firehose) + f"?cursor={last}") as ws:
+        hello = await ws.next(WAIT_S)
         assert hello["latest"] >= last
         await in_thread(mina.act, "speak", "Mina again, after the restart")
         resumed = await speeches(ws, 2)
@@ -169,8 +169,8 @@ async def test_in_process_firehose_prunes_its_backlog_and_says_goodbye(
         )
         await in_thread(mina.wait_topic_peers, [firehose.peer_id], WAIT_S)
         ws_url = firehose.url.replace("http://", "ws://") + "/ws"
-        async with open_websocket_url(ws_url) as ws:
-            assert json.loads(await ws.get_message())["type"] == "hello"
+        async with open_lines(ws_url) as ws:
+            assert (await ws.next(WAIT_S))["type"] == "hello"
             for i in range(4):
                 await in_thread(mina.act, "speak", f"line {i}")
             first = (await speeches(ws, 4))[0]["cursor"]
@@ -178,25 +178,19 @@ async def test_in_process_firehose_prunes_its_backlog_and_says_goodbye(
             # The pruner runs every 0.1 s; nothing signals it from outside.
             while (await firehose.node.store.envelope_id_range())[0] <= first:  # noqa: ASYNC110
                 await trio.sleep(0.05)
-        async with open_websocket_url(f"{ws_url}?cursor={first}") as ws:
-            hello = json.loads(await ws.get_message())
-            too_old = json.loads(await ws.get_message())
+        async with open_lines(f"{ws_url}?cursor={first}") as ws:
+            hello = await ws.next(WAIT_S)
+            too_old = await ws.next(WAIT_S)
             assert too_old == {
                 "type": "cursor_too_old",
                 "cursor": first,
                 "oldest": too_old["oldest"],
             }
             assert too_old["oldest"] > first and hello["oldest"] == too_old["oldest"]
-            resumed = json.loads(await ws.get_message())
+            resumed = await ws.next(WAIT_S)
             assert resumed["type"] == "event" and resumed["cursor"] == too_old["oldest"]
             firehose.stop()
-            with trio.fail_after(WAIT_S):
-                frames = []
-                try:
-                    while True:
-                        frames.append(json.loads(await ws.get_message()))
-                except ConnectionClosed as exc:
-                    assert (exc.reason.code, exc.reason.reason) == (1001, "server_shutdown")
-            assert frames[-1] == {"type": "closing", "reason": "server_shutdown"}
+            assert await ws.closed_with(WAIT_S) == (1001, "server_shutdown")
+            assert ws.rest()[-1] == {"type": "closing", "reason": "server_shutdown"}
     assert '"event": "firehose_stopped"' in log.getvalue()
     assert '"event": "backlog_pruned"' in log.getvalue()

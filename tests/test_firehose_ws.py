@@ -1,12 +1,15 @@
 """The firehose web app on a real hypercorn server (loopback, port 0): the WebSocket
-protocol with real clients (trio-websocket), HTTP with httpx, and every refusal; after
-each abuse the firehose keeps serving."""
+protocol with real clients (trio-websocket, frames read as JSON lines), HTTP with httpx,
+and every refusal; after each abuse the firehose keeps serving.
+
+The ``refuse_*`` helpers are the abuses as specified; ``test_firehose_load`` runs them
+again while a healthy viewer takes a steady stream."""
 
 from __future__ import annotations
 
 import json
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
+from collections.abc import AsyncIterator, Callable
+from contextlib import AsyncExitStack, asynccontextmanager
 from dataclasses import dataclass, replace
 from functools import partial
 from typing import Any
@@ -14,12 +17,7 @@ from typing import Any
 import httpx
 import pytest
 import trio
-from trio_websocket import (
-    ConnectionClosed,
-    ConnectionRejected,
-    WebSocketConnection,
-    open_websocket_url,
-)
+from trio_websocket import ConnectionRejected, open_websocket_url
 
 from firehose.app import FirehoseApp, serve_app
 from firehose.hub import Hub, MemoryBacklog
@@ -31,10 +29,10 @@ from firehose.limits import (
     check_origin,
     parse_request,
 )
+from tests.firehose_wire import WAIT_S, LineClient, open_lines
 from tests.test_firehose_hub import ALICE, BOB, Net
 
 pytestmark = pytest.mark.timeout(120)
-WAIT_S = 10.0
 
 
 @dataclass
@@ -78,22 +76,7 @@ DIRECTORY_ROW = {
 }
 
 
-async def frame(ws: WebSocketConnection) -> dict[str, Any]:
-    with trio.fail_after(WAIT_S):
-        return dict(json.loads(await ws.get_message()))
-
-
-async def closed_with(ws: WebSocketConnection) -> tuple[int, str | None]:
-    """Read until the server closes; the close code and reason."""
-    with trio.fail_after(WAIT_S):
-        try:
-            while True:
-                await ws.get_message()
-        except ConnectionClosed as exc:
-            return exc.reason.code, exc.reason.reason
-
-
-async def wait_for(check: Any, what: str) -> None:
+async def wait_for(check: Callable[[], object], what: str) -> None:
     """Poll a counter the server keeps (no event exists to wait on from outside)."""
     try:
         with trio.fail_after(WAIT_S):
@@ -103,34 +86,92 @@ async def wait_for(check: Any, what: str) -> None:
         raise AssertionError(f"{what}: not within {WAIT_S}s") from None
 
 
-async def still_serving(server: Server, *watchers: WebSocketConnection) -> None:
+async def still_serving(server: Server, *watchers: LineClient) -> None:
     """A new viewer is accepted and every watcher gets the next event."""
-    async with open_websocket_url(server.ws) as fresh:
-        assert (await frame(fresh))["type"] == "hello"
+    async with open_lines(server.ws) as fresh:
+        assert (await fresh.next())["type"] == "hello"
         await wait_for(lambda: server.hub.viewers >= 1 + len(watchers), "viewer attached")
         event = server.net.send()
         for ws in (fresh, *watchers):
-            got = await frame(ws)
+            got = await ws.next()
             assert (got["type"], got["cursor"]) == ("event", event.cursor)
+
+
+async def assert_refused(url: str, status: int, reason: str, **kwargs: Any) -> None:
+    """The upgrade is answered with HTTP ``status`` and a JSON ``error`` of ``reason``."""
+    with pytest.raises(ConnectionRejected) as refused:
+        async with open_websocket_url(url, **kwargs):
+            pass
+    assert refused.value.status_code == status
+    assert json.loads(refused.value.body or b"{}")["error"] == reason
+
+
+# -- the abuses, as specified (also run under load by test_firehose_load) ---------------
+
+
+async def refuse_chatty_viewer(server: Server) -> None:
+    """A viewer that sends anything is told ``closing read_only`` and closed with 1008."""
+    async with open_lines(server.ws) as chatty:
+        assert (await chatty.next())["type"] == "hello"
+        await chatty.ws.send_message("let me publish")
+        assert await chatty.closed_with() == (1008, "read_only")
+        assert chatty.rest()[-1] == {"type": "closing", "reason": "read_only"}
+
+
+async def refuse_extra_connections(server: Server) -> None:
+    """Up to ``max_per_ip`` viewers from this address are served; the next gets 429."""
+    limit = server.web.limits.max_per_ip
+    async with AsyncExitStack() as stack:
+        for _ in range(limit):
+            if server.web.connections.open_for("127.0.0.1") >= limit:
+                break
+            viewer = await stack.enter_async_context(open_lines(server.ws))
+            assert (await viewer.next())["type"] == "hello"
+        assert server.web.connections.open_for("127.0.0.1") == limit
+        await assert_refused(server.ws, 429, "too_many_connections")
+
+
+async def refuse_oversized_frame(server: Server) -> None:
+    """A frame above ``max_frame_bytes`` closes the viewer with 1009 (message too big)."""
+    async with open_lines(server.ws) as big:
+        assert (await big.next())["type"] == "hello"
+        await big.ws.send_message("x" * (server.web.limits.max_frame_bytes * 4))
+        code, _ = await big.closed_with()
+        assert code == 1009
+
+
+async def refuse_foreign_origin(server: Server) -> None:
+    """A browser page from another origin is refused before the upgrade (403)."""
+    evil = [(b"origin", b"https://evil.example")]
+    await assert_refused(server.ws, 403, "origin", extra_headers=evil)
+
+
+async def refuse_too_many_filters(server: Server) -> None:
+    """More filter values than ``max_filters`` are refused before the upgrade (400)."""
+    query = "&".join(["kind=action"] * (server.web.limits.max_filters + 1))
+    await assert_refused(f"{server.ws}?{query}", 400, "too_many_filters")
+
+
+# -- the protocol ------------------------------------------------------------------------
 
 
 async def test_hello_then_filtered_events() -> None:
     async with open_server() as server:
         url = f"{server.ws}?character={BOB.peer_id_str}&kind=context"
-        async with open_websocket_url(url) as bob_contexts, open_websocket_url(server.ws) as all_:
-            hello = await frame(bob_contexts)
+        async with open_lines(url) as bob_contexts, open_lines(server.ws) as all_:
+            hello = await bob_contexts.next()
             assert hello == {
                 "type": "hello",
                 "oldest": 0,
                 "latest": 0,
                 "filters": {"character": [BOB.peer_id_str], "kind": ["context"]},
             }
-            assert (await frame(all_))["type"] == "hello"
+            assert (await all_.next())["type"] == "hello"
             await wait_for(lambda: server.hub.viewers == 2, "two viewers")
             sent = [server.net.send(k, s) for k in ("action", "context") for s in (ALICE, BOB)]
-            assert [(await frame(all_))["cursor"] for _ in sent] == [e.cursor for e in sent]
+            assert [(await all_.next())["cursor"] for _ in sent] == [e.cursor for e in sent]
             (wanted,) = [e for e in sent if e.kind == "context" and e.sender == BOB.peer_id_str]
-            got = await frame(bob_contexts)
+            got = await bob_contexts.next()
             assert (got["cursor"], got["kind"], got["from"]) == (
                 wanted.cursor,
                 "context",
@@ -139,17 +180,28 @@ async def test_hello_then_filtered_events() -> None:
             assert got["body"] == {"type": "text", "text": "hi"} and got["name"] == "Alice"
 
 
+async def test_queued_events_share_a_frame_within_bounds() -> None:
+    """Events queued while a viewer's previous frame was going out travel together, at
+    most ``frame_objects`` to a frame; the order is the cursor order."""
+    async with open_server(frame_objects=8) as server, open_lines(server.ws) as ws:
+        assert (await ws.next())["type"] == "hello"
+        await wait_for(lambda: server.hub.viewers == 1, "attached")
+        sent = [server.net.send().cursor for _ in range(50)]  # synchronous: all queued
+        assert [(await ws.next())["cursor"] for _ in sent] == sent
+        assert ws.max_lines == 8 and ws.frames <= 1 + 50 // 8 + 1
+
+
 async def test_resume_with_cursor_is_inclusive_then_live() -> None:
     async with open_server() as server:
         for _ in range(10):
             server.net.send()
-        async with open_websocket_url(f"{server.ws}?cursor=5") as ws:
-            hello = await frame(ws)
+        async with open_lines(f"{server.ws}?cursor=5") as ws:
+            hello = await ws.next()
             assert (hello["oldest"], hello["latest"]) == (1, 10)
-            assert [(await frame(ws))["cursor"] for _ in range(6)] == [5, 6, 7, 8, 9, 10]
+            assert [(await ws.next())["cursor"] for _ in range(6)] == [5, 6, 7, 8, 9, 10]
             await wait_for(lambda: server.hub.viewers == 1, "viewer attached")
             server.net.send()
-            assert (await frame(ws))["cursor"] == 11
+            assert (await ws.next())["cursor"] == 11
 
 
 async def test_cursor_too_old_is_said_before_the_oldest_events() -> None:
@@ -157,49 +209,34 @@ async def test_cursor_too_old_is_said_before_the_oldest_events() -> None:
         for _ in range(10):
             server.net.send()
         server.net.backlog.prune(keep=4)
-        async with open_websocket_url(f"{server.ws}?cursor=2") as ws:
-            assert (await frame(ws))["type"] == "hello"
-            assert await frame(ws) == {"type": "cursor_too_old", "cursor": 2, "oldest": 7}
-            assert [(await frame(ws))["cursor"] for _ in range(4)] == [7, 8, 9, 10]
+        async with open_lines(f"{server.ws}?cursor=2") as ws:
+            assert (await ws.next())["type"] == "hello"
+            assert await ws.next() == {"type": "cursor_too_old", "cursor": 2, "oldest": 7}
+            assert [(await ws.next())["cursor"] for _ in range(4)] == [7, 8, 9, 10]
 
 
 async def test_a_viewer_that_sends_data_is_closed_read_only() -> None:
-    async with open_server() as server, open_websocket_url(server.ws) as healthy:
-        assert (await frame(healthy))["type"] == "hello"
-        async with open_websocket_url(server.ws) as chatty:
-            assert (await frame(chatty))["type"] == "hello"
-            await chatty.send_message("let me publish")
-            assert await frame(chatty) == {"type": "closing", "reason": "read_only"}
-            assert await closed_with(chatty) == (1008, "read_only")
+    async with open_server() as server, open_lines(server.ws) as healthy:
+        assert (await healthy.next())["type"] == "hello"
+        await refuse_chatty_viewer(server)
         await wait_for(lambda: server.hub.viewers == 1, "chatty viewer gone")
         await still_serving(server, healthy)
         assert server.hub.stats()["closed"]["read_only"] == 1
 
 
 async def test_connections_per_ip_are_capped() -> None:
-    async with open_server(max_per_ip=3) as server:
-        async with open_websocket_url(server.ws) as a, open_websocket_url(server.ws) as b:
-            async with open_websocket_url(server.ws) as c:
-                for ws in (a, b, c):
-                    assert (await frame(ws))["type"] == "hello"
-                with pytest.raises(ConnectionRejected) as refused:
-                    async with open_websocket_url(server.ws):
-                        pass
-                assert refused.value.status_code == 429
-                assert json.loads(refused.value.body or b"{}")["error"] == "too_many_connections"
-            await wait_for(lambda: server.web.connections.total == 2, "one slot free")
-            await still_serving(server, a, b)
+    async with open_server(max_per_ip=3) as server, open_lines(server.ws) as healthy:
+        assert (await healthy.next())["type"] == "hello"
+        await refuse_extra_connections(server)
+        await wait_for(lambda: server.web.connections.total == 1, "the extra ones gone")
+        await still_serving(server, healthy)
         assert server.hub.refused["too_many_connections"] == 1
 
 
 async def test_an_oversized_frame_closes_the_viewer() -> None:
-    async with open_server(max_frame_bytes=1024) as server, open_websocket_url(server.ws) as ok:
-        assert (await frame(ok))["type"] == "hello"
-        async with open_websocket_url(server.ws) as big:
-            assert (await frame(big))["type"] == "hello"
-            await big.send_message("x" * 4096)
-            code, _ = await closed_with(big)
-            assert code == 1009  # message too big
+    async with open_server(max_frame_bytes=1024) as server, open_lines(server.ws) as ok:
+        assert (await ok.next())["type"] == "hello"
+        await refuse_oversized_frame(server)
         await wait_for(lambda: server.web.connections.total == 1, "big viewer gone")
         await still_serving(server, ok)
 
@@ -207,34 +244,24 @@ async def test_an_oversized_frame_closes_the_viewer() -> None:
 async def test_foreign_origin_is_refused_unless_allowed() -> None:
     allowed = "https://viewer.example"
     async with open_server(allow_origins=frozenset({allowed})) as server:
-        with pytest.raises(ConnectionRejected) as refused:
-            async with open_websocket_url(
-                server.ws, extra_headers=[(b"origin", b"https://evil.example")]
-            ):
-                pass
-        assert refused.value.status_code == 403
+        await refuse_foreign_origin(server)
         for origin in (allowed, f"http://{server.host}"):
-            async with open_websocket_url(
-                server.ws, extra_headers=[(b"origin", origin.encode())]
-            ) as ws:
-                assert (await frame(ws))["type"] == "hello"
+            async with open_lines(server.ws, extra_headers=[(b"origin", origin.encode())]) as ws:
+                assert (await ws.next())["type"] == "hello"
         await still_serving(server)
 
 
 async def test_too_many_or_bad_filters_are_refused() -> None:
     async with open_server(max_filters=4) as server:
+        await refuse_too_many_filters(server)
         many = "&".join(["kind=action"] * 3 + [f"character={BOB.peer_id_str}"] * 2)
-        for query, status, reason in (
-            (many, 400, "too_many_filters"),
-            ("character=mallory", 400, "bad_filter"),
-            ("kind=visit", 400, "bad_filter"),
-            ("cursor=-1", 400, "bad_cursor"),
+        for query, reason in (
+            (many, "too_many_filters"),
+            ("character=mallory", "bad_filter"),
+            ("kind=visit", "bad_filter"),
+            ("cursor=-1", "bad_cursor"),
         ):
-            with pytest.raises(ConnectionRejected) as refused:
-                async with open_websocket_url(f"{server.ws}?{query}"):
-                    pass
-            assert refused.value.status_code == status
-            assert json.loads(refused.value.body or b"{}")["error"] == reason
+            await assert_refused(f"{server.ws}?{query}", 400, reason)
         await still_serving(server)
 
 
@@ -244,19 +271,22 @@ async def test_a_stalled_viewer_is_dropped_and_cut_off() -> None:
     async with open_server(queue_size=16, send_timeout_s=1.0) as server:
         web, hub = server.web, server.hub
         async with (
-            open_websocket_url(server.ws) as healthy,
-            open_websocket_url(server.ws, message_queue_size=0) as stalled,
+            open_lines(server.ws) as healthy,
+            open_lines(server.ws, message_queue_size=0) as stalled,
         ):
             for ws in (healthy, stalled):
-                assert (await frame(ws))["type"] == "hello"
+                assert (await ws.next())["type"] == "hello"
             await wait_for(lambda: hub.viewers == 2, "both attached")
             text = "x" * 8000  # big events fill the socket buffers quickly
             for cursor in range(1, 2000):
                 server.net.send("context", ALICE, {"type": "text", "text": text})
-                assert (await frame(healthy))["cursor"] == cursor
+                assert (await healthy.next())["cursor"] == cursor
                 if hub.stats()["dropped_viewers"]:
                     break
             assert hub.stats()["dropped_viewers"] == 1 and hub.viewers == 1
+            (gone,) = hub.departures
+            assert gone.reason == "slow_consumer" and gone.filled_at is not None
+            assert gone.closed_at >= gone.filled_at
             await wait_for(lambda: web.connections.total == 1, "stalled socket cut")
             await still_serving(server, healthy)
 
@@ -280,12 +310,12 @@ async def test_http_pages_and_api() -> None:
 
 
 async def test_shutdown_tells_viewers_why() -> None:
-    async with open_server() as server, open_websocket_url(server.ws) as ws:
-        assert (await frame(ws))["type"] == "hello"
+    async with open_server() as server, open_lines(server.ws) as ws:
+        assert (await ws.next())["type"] == "hello"
         await wait_for(lambda: server.hub.viewers == 1, "attached")
         server.hub.close_all("server_shutdown")
-        assert await frame(ws) == {"type": "closing", "reason": "server_shutdown"}
-        assert await closed_with(ws) == (1001, "server_shutdown")
+        assert await ws.closed_with() == (1001, "server_shutdown")
+        assert ws.rest() == [{"type": "closing", "reason": "server_shutdown"}]
         with trio.fail_after(WAIT_S):
             await server.web.wait_idle()
 

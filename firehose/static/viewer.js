@@ -5,8 +5,9 @@
  * untrusted: it is only ever inserted with textContent / createElement, never as HTML,
  * and images become data: URLs only for the allow-listed image types.
  *
- * Protocol (see firehose/ws): the server sends hello, then events strictly increasing by
- * cursor; `?cursor=N` resumes inclusively. The page remembers the highest cursor it has
+ * Protocol (see firehose/ws): each text frame holds one or more JSON objects, one per
+ * line; the server sends hello, then events strictly increasing by cursor; `?cursor=N`
+ * resumes inclusively. The page remembers the highest cursor it has
  * shown (also in sessionStorage, with the events, so a reload resumes where it stopped)
  * and ignores any cursor at or below it, so a resume never shows a duplicate.
  */
@@ -253,10 +254,20 @@
     state.retryTimer = setTimeout(connect, delay);
   }
 
+  /* A frame carries one or more JSON objects, one per line (the firehose joins what it
+     has queued for this page). A line may switch connections (a hello that starts the
+     history view), so the rest of that frame belongs to a socket no longer listened to. */
   function onFrame(conn, data) {
+    for (const line of data.split("\n")) {
+      if (state.conn !== conn) return;
+      if (line.trim()) onLine(conn, line);
+    }
+  }
+
+  function onLine(conn, line) {
     let msg;
     try {
-      msg = JSON.parse(data);
+      msg = JSON.parse(line);
     } catch (err) {
       return;
     }
