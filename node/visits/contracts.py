@@ -1,0 +1,68 @@
+"""What a visit needs from the rest of the character, and what it gives back: the
+partner, the voice that speaks for us, the keeper of relations, the result."""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from typing import Protocol
+
+from keys.errors import RemoteError
+from node.agent.memory import Relation
+from node.visits.protocol import Line
+
+
+@dataclass(frozen=True, slots=True)
+class Partner:
+    peer_id: str
+    name: str
+    description: str = ""
+    addr: str = ""
+
+
+class Voice(Protocol):
+    """Speaks for our character through its engines (see :mod:`node.agent.voice`).
+
+    Raises :class:`node.engine.errors.EngineError` when no engine may or can answer.
+    """
+
+    async def opening(self, partner: Partner, relation: Relation | None) -> str: ...
+
+    async def reply(
+        self, partner: Partner, relation: Relation | None, lines: list[Line], role: str
+    ) -> str: ...
+
+    async def answering_machine(self, partner: Partner, message: str, status: str) -> str: ...
+
+    async def summary(
+        self, partner: Partner, relation: Relation | None, lines: list[Line]
+    ) -> str | None: ...
+
+
+class RelationKeeper(Protocol):
+    async def after_visit(
+        self, partner: Partner, outcome: str, lines: list[Line], ended_ms: int, summary: str | None
+    ) -> None: ...
+
+
+@dataclass
+class VisitResult:
+    visit: str
+    partner: Partner
+    role: str
+    outcome: str
+    lines: list[Line] = field(default_factory=list)
+    transcript: bytes | None = None
+    receipt: bytes | None = None
+    message: str = ""
+    """A decline's answering-machine reply."""
+    relation: Relation | None = None
+    """Our relation to the partner before the visit."""
+    needs_remembering: bool = False
+    """A hosted visit: call :meth:`VisitRunner.remember` once the guest is let go."""
+
+
+Reject = Callable[[bytes, str, RemoteError], None]
+"""Report what a partner sent that we refuse: ``(peer, channel, error)``."""
+OnLine = Callable[[str, Partner, Line, bool], Awaitable[None]]
+"""Called after each line is stored: ``(visit, partner, line, mine)``."""
