@@ -24,6 +24,7 @@ from typing import TYPE_CHECKING, Any, Final, ParamSpec, TypeVar
 import trio
 from _gossip_common import LISTEN, devnull
 
+from node.agent.agent import Agent
 from node.config import (
     AutonomySettings,
     BudgetSettings,
@@ -118,7 +119,7 @@ def instrument(node: CharacterNode, engines: Engines, timeline: Timeline) -> Non
     engines.complete = timed(engines.complete, timeline.engine)  # type: ignore[method-assign]
     for client in engines._clients.values():
         client.complete = timed(client.complete, timeline.engine_http)  # type: ignore[method-assign]
-    agent = node.agent
+    agent = agent_of(node)
     parts = timeline.parts
     agent.memory.add_message = timed(  # type: ignore[method-assign]
         agent.memory.add_message, parts["store line"]
@@ -177,9 +178,10 @@ async def wait_until(condition: Callable[[], bool], timeout_s: float) -> None:
 
 async def engines_of(node: CharacterNode) -> Engines:
     """The node's engines once open (they start in the background)."""
-    await wait_until(lambda: node.agent.engines is not None, READY_TIMEOUT_S)
-    assert node.agent.engines is not None
-    return node.agent.engines
+    await wait_until(lambda: agent_of(node).engines is not None, READY_TIMEOUT_S)
+    engines = agent_of(node).engines
+    assert engines is not None
+    return engines
 
 
 def knows(guest: CharacterNode, host_id: str) -> Callable[[], bool]:
@@ -187,7 +189,7 @@ def knows(guest: CharacterNode, host_id: str) -> Callable[[], bool]:
 
     def check() -> bool:
         try:
-            guest.agent.service.resolve(host_id)
+            agent_of(guest).service.resolve(host_id)
         except VisitTargetError:
             return False
         return True
@@ -200,7 +202,7 @@ async def one_visit(host: CharacterNode, guest: CharacterNode, turns: int) -> Vi
     done: dict[str, Any] = {}
     start = time.perf_counter()
     with trio.fail_after(VISIT_TIMEOUT_S):
-        async for reply in guest.agent.visit(host.identity.peer_id_str, turns=turns):
+        async for reply in agent_of(guest).visit(host.identity.peer_id_str, turns=turns):
             if reply.get("done"):
                 done = reply
     end = time.perf_counter()
@@ -208,7 +210,7 @@ async def one_visit(host: CharacterNode, guest: CharacterNode, turns: int) -> Vi
         raise RuntimeError(f"visit failed: {done.get('error', done)}")
     # The host ends its side (summary, relation) after the guest: until then a knock
     # would find it busy.
-    await wait_until(lambda: not host.agent.runner.hosting, VISIT_TIMEOUT_S)
+    await wait_until(lambda: not agent_of(host).runner.hosting, VISIT_TIMEOUT_S)
     return VisitRecord(str(done["visit"]), (start, end), str(done["outcome"]), int(done["turns"]))
 
 
@@ -248,3 +250,9 @@ async def run_visits(visits: int, turns: int, warmup: int, reply_chars: int) -> 
                 timeline.visits.append(await one_visit(host, guest, turns))
             nursery.cancel_scope.cancel()
     return timeline
+
+
+def agent_of(node: CharacterNode) -> Agent:
+    """The node's agent (these bench nodes are characters, never spectators)."""
+    assert node.agent is not None
+    return node.agent

@@ -2,10 +2,15 @@
 the viewer page at ``/`` and its files under ``/static/``, on quart-trio + hypercorn.
 
 A viewer connection is three small tasks: a pump that writes the viewer's queue to the
-socket as text frames of JSON lines (whatever is queued, up to 64 objects or 64 KiB a
-frame: per-frame server cost is what limits the number of viewers), a watcher that closes the socket if the viewer sends anything (viewers
-only read), and, when resuming, the hub's catch-up. Refusals (Origin, filters,
-connections per IP) are HTTP answers before the upgrade.
+socket as text frames of JSON lines, a watcher that closes the socket if the viewer sends
+anything (viewers only read), and, when resuming, the hub's catch-up. Refusals (Origin,
+filters, connections per IP) are HTTP answers before the upgrade.
+
+A frame costs the server the same CPU whatever it carries, so frames are what limits how
+many viewers one firehose serves: the pump joins whatever is queued (up to 64 objects or
+64 KiB), and :meth:`Hub.pace` lets each viewer send once per ``viewers / frames_per_s``
+seconds (a full frame goes at once), so that many viewers get fewer, fuller frames and
+the total stays within the budget.
 
 The listening socket carries ``TCP_USER_TIMEOUT``: hypercorn writes with a shielded
 ``send_all``, so a viewer that stops reading would otherwise hold its connection open
@@ -17,7 +22,6 @@ from __future__ import annotations
 import logging
 import socket
 from collections.abc import Awaitable, Callable
-from functools import partial
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -140,7 +144,7 @@ class FirehoseApp:
         try:
             await websocket.accept()
             async with trio.open_nursery() as nursery:
-                nursery.start_soon(_pump, viewer, self.limits)
+                nursery.start_soon(_pump, viewer)
                 nursery.start_soon(_refuse_input, viewer)
                 if request.cursor is not None:
                     nursery.start_soon(self.hub.catch_up, viewer, request.cursor)
@@ -152,9 +156,9 @@ class FirehoseApp:
             self.hub.detach(viewer)
 
 
-async def _pump(viewer: Viewer, limits: ViewerLimits) -> None:
+async def _pump(viewer: Viewer) -> None:
     while True:
-        await websocket.send(await viewer.next_frame(limits.frame_objects, limits.frame_bytes))
+        await websocket.send(await viewer.next_frame())
 
 
 async def _refuse_input(viewer: Viewer) -> None:
@@ -213,9 +217,13 @@ async def serve_app(
     config.websocket_max_message_size = app.limits.max_frame_bytes
     config.graceful_timeout = app.limits.close_grace_s
     async with trio.open_nursery() as nursery:
-        binds: list[str] = await nursery.start(
-            partial(serve, app.app, config, shutdown_trigger=shutdown_trigger)
-        )
+
+        async def serve_then_stop_pacing(*, task_status: TaskStatus[list[str]]) -> None:
+            await serve(app.app, config, shutdown_trigger=shutdown_trigger, task_status=task_status)
+            nursery.cancel_scope.cancel()
+
+        nursery.start_soon(app.hub.pace)
+        binds: list[str] = await nursery.start(serve_then_stop_pacing)
         task_status.started(binds[0])
 
 

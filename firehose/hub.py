@@ -31,6 +31,10 @@ FIRST_CURSOR = 1
 """Cursors are SQLite row ids: the first ever stored is 1, so an oldest cursor above 1
 means something was pruned."""
 DEPARTURES_KEPT = 256
+PACE_SLICE = 8
+"""Viewers released together by :meth:`Hub.pace`: few, so that the node's receive path
+(a task that needs many scheduler turns per message) is never queued behind hundreds of
+senders (at 1,000 viewers, slices of 64 left it seconds behind the network)."""
 MAX_CATCH_UP_ROUNDS = 8
 """A resuming viewer whose held live events overflow re-reads the backlog; one that
 cannot catch up in this many rounds reads slower than the network speaks."""
@@ -56,15 +60,24 @@ class Viewer:
     hello; :meth:`next_frame` joins what is queued into one frame. A deque rather than a
     memory channel, so the frame can stop at its byte bound without taking an object out
     it cannot send yet.
+
+    Frames are paced (:meth:`Hub.pace`): a viewer sends a frame when it has a full one
+    queued, or when :meth:`release` was called since its last frame. A quiet viewer
+    is released long before its next event, which then goes at once; a busy one sends
+    one frame per pass of :meth:`Hub.pace`, holding whatever came meanwhile.
     """
 
-    def __init__(self, filters: Filters, queue_size: int, skip_upto: int, catching_up: bool):
+    def __init__(self, filters: Filters, limits: ViewerLimits, skip_upto: int, catching_up: bool):
         self.filters = filters
         self._queue: deque[str] = deque()
-        self._capacity = queue_size + 1
+        self._capacity = limits.queue_size + 1
+        self._frame_objects = limits.frame_objects
+        self._frame_bytes = limits.frame_bytes
+        self._released = True
+        """May send a frame now (see :meth:`release`); a new viewer may, its hello."""
         self._not_empty = trio.lowlevel.ParkingLot()
         self._not_full = trio.lowlevel.ParkingLot()
-        self._queue_size = queue_size
+        self._queue_size = limits.queue_size
         self.closed = trio.Event()
         self.reason: str | None = None
         self.filled_at: float | None = None
@@ -123,20 +136,31 @@ class Viewer:
     def put_nowait(self, frame: str) -> None:
         """Queue ``frame`` even past the bound (the hello, which comes first)."""
         self._queue.append(frame)
-        if len(self._queue) >= self._capacity and self.filled_at is None:
+        queued = len(self._queue)
+        if queued >= self._capacity and self.filled_at is None:
             self.filled_at = trio.current_time()
-        self._not_empty.unpark_all()
+        if self._released or queued >= self._frame_objects:
+            self._not_empty.unpark_all()
 
-    async def next_frame(self, max_objects: int, max_bytes: int) -> str:
-        """Wait for something to send; then one frame of what is queued by now (see
-        :func:`firehose.events.take_frame`)."""
+    def release(self) -> None:
+        """Let the next frame go (now, if anything is queued)."""
+        self._released = True
         if self._queue:
-            # Yield first: events published meanwhile join this frame.
-            await trio.lowlevel.checkpoint()
-        while not self._queue:
+            self._not_empty.unpark_all()
+
+    def _may_send(self) -> bool:
+        return bool(self._queue) and (self._released or len(self._queue) >= self._frame_objects)
+
+    async def next_frame(self) -> str:
+        """Wait until a frame may go; then one frame of what is queued by now (see
+        :func:`firehose.events.take_frame`)."""
+        # The caller's send is the schedule point; a yield here would cost one per frame.
+        await trio.lowlevel.checkpoint_if_cancelled()
+        while not self._may_send():
             await self._not_empty.park()
+        self._released = False
         before = len(self._queue)
-        frame = take_frame(self._queue, max_objects, max_bytes)
+        frame = take_frame(self._queue, self._frame_objects, self._frame_bytes)
         self.taken += before - len(self._queue)
         self.filled_at = None
         self._not_full.unpark_all()
@@ -208,7 +232,7 @@ class Hub:
         oldest, _ = await self.backlog.bounds()
         upto = self.latest
         skip = 0 if cursor is None else max(upto, cursor - 1)
-        viewer = Viewer(filters, self.limits.queue_size, skip, catching_up=cursor is not None)
+        viewer = Viewer(filters, self.limits, skip, catching_up=cursor is not None)
         viewer.put_nowait(
             hello_frame(oldest, upto, sorted(filters.characters), sorted(filters.kinds))
         )
@@ -221,6 +245,30 @@ class Hub:
             self.closed[reason] += 1
             closed_at = trio.current_time() if viewer.closed_at is None else viewer.closed_at
             self.departures.append(Departure(reason, viewer.filled_at, closed_at, viewer.taken))
+
+    async def pace(self) -> None:
+        """Release viewers for their next frame, ``PACE_SLICE`` at a time, in turn, at
+        ``frames_per_s`` viewers a second: with N viewers each may send every
+        N / ``frames_per_s`` seconds. Runs while the web app serves.
+
+        One timer for everyone: per-viewer timers cost more than the frames they save
+        (trio's cancel scopes), and a slice at a time keeps the node's own receive path
+        running between slices instead of behind a thousand senders."""
+        turn = 0
+        while True:
+            viewers = list(self._viewers)
+            if turn >= len(viewers):
+                turn = 0
+            batch = viewers[turn : turn + PACE_SLICE]
+            turn += len(batch)
+            for viewer in batch:
+                viewer.release()
+            await trio.sleep(max(len(batch), 1) / self.limits.frames_per_s)
+
+    def release_all(self) -> None:
+        """Release every viewer at once (what a pass of :meth:`pace` does, all at once)."""
+        for viewer in self._viewers:
+            viewer.release()
 
     def close_all(self, reason: str) -> None:
         for viewer in list(self._viewers):

@@ -13,6 +13,8 @@ import dataclasses
 import logging
 import signal
 import socket
+import time
+from collections import deque
 from collections.abc import Collection
 from dataclasses import dataclass, field
 from functools import partial
@@ -100,6 +102,51 @@ class StoreBacklog:
         return out
 
 
+class IngestLag:
+    """How far behind its sender's clock each event reaches the hub (store + gossip +
+    validation, plus any clock skew): the half of a viewer's latency that is not the
+    fan-out. The last ``keep`` events; read by ``/api/stats``."""
+
+    def __init__(self, keep: int = 4096) -> None:
+        self._lags_ms: deque[float] = deque(maxlen=keep)
+
+    def record(self, sent_ms: int, now_ms: int) -> None:
+        self._lags_ms.append(now_ms - sent_ms)
+
+    def stats(self) -> dict[str, float | None]:
+        return percentiles(self._lags_ms)
+
+
+class LoopLag:
+    """How late the event loop wakes a sleeper: when it grows, every task (the node's
+    receive path included) waits that long between steps, i.e. the process is saturated.
+    Sampled every ``interval_s``; the last ``keep`` samples."""
+
+    def __init__(self, interval_s: float = 0.01, keep: int = 1000) -> None:
+        self.interval_s = interval_s
+        self._lags_ms: deque[float] = deque(maxlen=keep)
+
+    async def run(self) -> None:
+        while True:
+            due = trio.current_time() + self.interval_s
+            await trio.sleep_until(due)
+            self._lags_ms.append((trio.current_time() - due) * 1000)
+
+    def stats(self) -> dict[str, float | None]:
+        return percentiles(self._lags_ms)
+
+
+def percentiles(values: Collection[float]) -> dict[str, float | None]:
+    ordered = sorted(values)
+    if not ordered:
+        return {"p50": None, "p99": None, "max": None}
+    return {
+        "p50": ordered[len(ordered) // 2],
+        "p99": ordered[min(len(ordered) - 1, len(ordered) * 99 // 100)],
+        "max": ordered[-1],
+    }
+
+
 def name_of(node: CharacterNode, envelope: Verified) -> str | None:
     entry = node.directory.directory.get(envelope.sender)
     return None if entry is None else entry.card.name
@@ -143,11 +190,13 @@ class Firehose:
             await self._server_done.wait()
 
 
-def node_stats(node: CharacterNode) -> dict[str, Any]:
+def node_stats(node: CharacterNode, lag: IngestLag, loop: LoopLag) -> dict[str, Any]:
     return {
         "libp2p_drops": dataclasses.asdict(node.host.drops),
         "peers": len(node.host.connected_peers()),
         "received": node.received,
+        "ingest_lag_ms": lag.stats(),
+        "loop_lag_ms": loop.stats(),
     }
 
 
@@ -190,15 +239,19 @@ async def _start(
         _run_node_then_flag, settings.node_config(), events, options, node_done
     )
     hub = Hub(StoreBacklog(node), settings.limits)
+    lag = IngestLag()
 
     def on_envelope(cursor: int, envelope: Verified) -> None:
         # Inside the node's receive path: convert and hand over, never wait.
+        lag.record(envelope.ts_ms, time.time_ns() // 1_000_000)
         hub.publish(FirehoseEvent.from_verified(cursor, envelope, name_of(node, envelope)))
 
     node.envelope_listeners.append(on_envelope)
     _, stored = await node.store.envelope_id_range()
     hub.latest = max(hub.latest, stored)
-    rows, stats = partial(directory_rows, node), partial(node_stats, node)
+    loop = LoopLag()
+    nursery.start_soon(loop.run)
+    rows, stats = partial(directory_rows, node), partial(node_stats, node, lag, loop)
     web = FirehoseApp(hub, settings.limits, directory=rows, stats=stats)
     firehose = Firehose(node, hub, web, _node_done=node_done)
     firehose.url = await nursery.start(

@@ -58,7 +58,7 @@ class LineClient:
                 while True:
                     self._pending.extend(await self._receive())
             except ConnectionClosed as exc:
-                return exc.reason.code, exc.reason.reason
+                return close_of(exc)
 
     async def _receive(self) -> list[dict[str, Any]]:
         objects = parse_frame(await self.ws.get_message())
@@ -72,6 +72,13 @@ class LineClient:
         out = list(self._pending)
         self._pending.clear()
         return out
+
+
+def close_of(exc: ConnectionClosed) -> tuple[int, str | None]:
+    """The close code and reason (1006, None: closed without a close frame)."""
+    if exc.reason is None:
+        return 1006, None
+    return exc.reason.code, exc.reason.reason
 
 
 @asynccontextmanager

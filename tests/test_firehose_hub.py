@@ -23,7 +23,6 @@ from tests.firehose_wire import parse_frame
 
 NOW_MS = 1_700_000_000_000
 ALICE, BOB = Identity.from_seed(b"a" * 32), Identity.from_seed(b"b" * 32)
-FRAME_OBJECTS, FRAME_BYTES = ViewerLimits().frame_objects, ViewerLimits().frame_bytes
 BODIES = {"action": {"type": "gesture", "name": "wave"}, "context": {"type": "text", "text": "hi"}}
 
 
@@ -70,17 +69,20 @@ def make(queue_size: int = 64, **limits: Any) -> tuple[Hub, MemoryBacklog, Net]:
 
 
 async def drain(viewer: Viewer) -> list[dict[str, Any]]:
-    """Every object queued for ``viewer`` so far, taken as the web app takes them."""
+    """Every object queued for ``viewer`` so far, taken as the web app takes them (with
+    the pacer's leave for every frame)."""
     objects = []
     while viewer.queued():
-        objects += parse_frame(await viewer.next_frame(FRAME_OBJECTS, FRAME_BYTES))
+        viewer.release()
+        objects += parse_frame(await viewer.next_frame())
     return objects
 
 
 async def read_all(viewer: Viewer, into: list[dict[str, Any]]) -> None:
-    """Take frames for ``viewer`` as they come, forever (cancel to stop)."""
+    """Take frames for ``viewer`` as they come, released at once, forever (cancel)."""
     while True:
-        into += parse_frame(await viewer.next_frame(FRAME_OBJECTS, FRAME_BYTES))
+        viewer.release()
+        into += parse_frame(await viewer.next_frame())
 
 
 def cursors(frames: list[dict[str, Any]]) -> list[int]:
@@ -233,15 +235,70 @@ async def test_a_full_queue_is_timed_and_the_drop_recorded(
 
 
 async def test_taking_a_frame_makes_room_and_clears_filled_at() -> None:
-    hub, _, net = make(queue_size=4)
+    hub, _, net = make(queue_size=4, frame_objects=3)
     viewer = await hub.attach(Filters(), None)
     for _ in range(4):
         net.send()
     assert viewer.filled_at is not None
-    assert len(parse_frame(await viewer.next_frame(3, FRAME_BYTES))) == 3
+    assert len(parse_frame(await viewer.next_frame())) == 3
     assert viewer.filled_at is None and viewer.taken == 3 and viewer.queued() == 2
     net.send()
     assert viewer.reason is None
+
+
+async def test_pace_releases_every_viewer_once_per_pass_in_slices(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    hub, _, net = make(frames_per_s=100)
+    viewers = [await hub.attach(Filters(), None) for _ in range(20)]
+    for viewer in viewers:
+        await drain(viewer)  # the hello, sent at once: a new viewer is released
+    net.send()  # one event each, not a full frame: it waits for the viewer's turn
+    sent_at: dict[int, float] = {}
+    async with trio.open_nursery() as nursery:
+
+        async def take(i: int, viewer: Viewer) -> None:
+            assert cursors(parse_frame(await viewer.next_frame())) == [1]
+            sent_at[i] = trio.current_time()
+
+        for i, viewer in enumerate(viewers):
+            nursery.start_soon(take, i, viewer)
+        start = trio.current_time()
+        nursery.start_soon(hub.pace)
+        with trio.fail_after(1):
+            while len(sent_at) < len(viewers):
+                await trio.testing.wait_all_tasks_blocked()
+                await trio.sleep(0.001)
+        nursery.cancel_scope.cancel()
+    # Slices of 8, one every 8 / 100 s: the whole pass takes 20 / 100 s.
+    offsets = sorted(round(t - start, 2) for t in sent_at.values())
+    assert offsets == [0.0] * 8 + [0.08] * 8 + [0.16] * 4
+
+
+async def test_a_full_frame_or_a_released_viewer_goes_without_waiting() -> None:
+    hub, _, net = make(frame_objects=4)
+    viewer = await hub.attach(Filters(), None)
+    await drain(viewer)
+    for _ in range(4):
+        net.send()
+    with trio.fail_after(1):  # a full frame: no release needed
+        assert len(parse_frame(await viewer.next_frame())) == 4
+    viewer.release()  # a quiet viewer, released: its next event goes at once
+    net.send()
+    with trio.fail_after(1):
+        assert cursors(parse_frame(await viewer.next_frame())) == [5]
+    net.send()  # and the one after that waits for the next release
+    got: list[dict[str, Any]] = []
+    async with trio.open_nursery() as nursery:
+        nursery.start_soon(read_all_once, viewer, got)
+        await trio.testing.wait_all_tasks_blocked()
+        assert got == [] and viewer.queued() == 1
+        viewer.release()
+    assert cursors(got) == [6]
+
+
+async def read_all_once(viewer: Viewer, into: list[dict[str, Any]]) -> None:
+    into += parse_frame(await viewer.next_frame())
 
 
 class GatedBacklog:

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import base64
 import io
-import json
 import sys
 from collections.abc import Iterator
 from pathlib import Path

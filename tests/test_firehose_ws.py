@@ -221,7 +221,7 @@ async def test_a_viewer_that_sends_data_is_closed_read_only() -> None:
         await refuse_chatty_viewer(server)
         await wait_for(lambda: server.hub.viewers == 1, "chatty viewer gone")
         await still_serving(server, healthy)
-        assert server.hub.stats()["closed"]["read_only"] == 1
+        assert server.hub.closed["read_only"] == 1
 
 
 async def test_connections_per_ip_are_capped() -> None:
