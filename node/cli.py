@@ -173,7 +173,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 def _setup_logging(verbosity: int) -> None:
-    from node.agent.redact import RedactingFilter
+    from node.agent.log_scrub import RedactingFilter
 
     level = logging.WARNING if verbosity == 0 else logging.INFO if verbosity == 1 else logging.DEBUG
     handler = logging.StreamHandler(sys.stderr)

@@ -13,16 +13,14 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from node.agent.log_scrub import ENCODED_PLACEHOLDER, RedactingFilter, scrub_log_text
 from node.agent.redact import (
-    ENCODED_PLACEHOLDER,
     KINDS,
-    RedactingFilter,
     contains_pii,
     find_pii,
     iban_ok,
     luhn_ok,
     redact,
-    scrub_log_text,
 )
 from tests.pii_corpus import KINDS as CORPUS_KINDS
 from tests.pii_corpus import PiiItem, leaks, pii_items

@@ -105,7 +105,7 @@ def test_guard_refuses_what_it_should() -> None:
 
 
 def test_token_reads_back_unchanged_in_the_printed_url() -> None:
-    from node.agent.redact import scrub_log_text
+    from node.agent.log_scrub import scrub_log_text
 
     url = "http://127.0.0.1:8765/"
     tokens = {new_token(url) for _ in range(300)}

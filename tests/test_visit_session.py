@@ -22,8 +22,9 @@ import trio.testing
 
 from keys import PROTO_VISIT, Identity, seal
 from keys.errors import RemoteError
+from node.agent.log_scrub import RedactingFilter
 from node.agent.memory import Memory, Relation
-from node.agent.redact import RedactingFilter, redact
+from node.agent.redact import redact
 from node.agent.relations import RelationKeeper
 from node.config import VisitSettings
 from node.events import EventLog

@@ -33,7 +33,7 @@ if TYPE_CHECKING:
 
     from node.events import EventLog
 
-from node.agent.redact import scrub_log_text
+from node.agent.log_scrub import scrub_log_text
 
 Record = dict[str, Any]
 

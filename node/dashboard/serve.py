@@ -34,7 +34,7 @@ if TYPE_CHECKING:
     from node.runtime import CharacterNode
 
 from keys.errors import ConfigError
-from node.agent.redact import scrub_log_text
+from node.agent.log_scrub import scrub_log_text
 from node.dashboard.app import create_app
 from node.dashboard.guard import is_loopback
 from node.dashboard.live import LiveLog
