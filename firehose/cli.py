@@ -114,18 +114,9 @@ def parse_http(text: str) -> tuple[str, int]:
 
 def check_network(network: NetworkSettings) -> None:
     # The node's own multiaddr checks, so a typo fails here with the flag named.
-    from node import _libp2p
+    from node.startup import check_network_addrs
 
-    for i, addr in enumerate(network.listen):
-        try:
-            _libp2p.validate_listen_addr(addr)
-        except _libp2p.DialError as exc:
-            raise ConfigError(f"--listen[{i}]", str(exc)) from None
-    for i, addr in enumerate(network.bootstrap):
-        try:
-            _libp2p.split_peer_addr(addr)
-        except _libp2p.DialError as exc:
-            raise ConfigError(f"--bootstrap[{i}]", str(exc)) from None
+    check_network_addrs(network, listen_field="--listen", bootstrap_field="--bootstrap")
 
 
 def run_firehose_command(args: argparse.Namespace) -> int:
@@ -172,7 +163,7 @@ def _first_leaf(exc: BaseException) -> BaseException:
 
 def main(argv: list[str] | None = None) -> int:
     """``python -m firehose``: the same flags as ``roomverse firehose``."""
-    from node.cli import _setup_logging
+    from node.startup import setup_logging
 
     parser = argparse.ArgumentParser(prog="roomverse firehose")
     parser.add_argument("-v", "--verbose", action="count", default=0, help="more logs on stderr")
@@ -181,7 +172,7 @@ def main(argv: list[str] | None = None) -> int:
         args = parser.parse_args(argv)
     except SystemExit as exc:
         return int(exc.code) if isinstance(exc.code, int) else EXIT_USAGE
-    _setup_logging(args.verbose)
+    setup_logging(args.verbose)
     return run_firehose_command(args)
 
 

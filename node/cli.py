@@ -8,7 +8,6 @@ from __future__ import annotations
 import argparse
 import base64
 import json
-import logging
 import os
 import sys
 from collections.abc import Sequence
@@ -19,6 +18,7 @@ from firehose.cli import add_firehose_parser, run_firehose_command
 from keys.bodies import MAX_IMAGE_BYTES
 from keys.cli import add_key_commands, passphrase_from, run_key_command
 from keys.errors import ConfigError, ControlError, KeyFileError, LocalError, RoomverseError
+from node.startup import check_network_addrs, setup_logging
 from node.terminal import printable
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
@@ -137,7 +137,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         args = parser.parse_args(argv)
     except SystemExit as exc:
         return int(exc.code) if isinstance(exc.code, int) else EXIT_USAGE
-    _setup_logging(args.verbose)
+    setup_logging(args.verbose)
     try:
         if args.command == "keys":
             return run_key_command(args)
@@ -172,22 +172,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     return EXIT_USAGE
 
 
-def _setup_logging(verbosity: int) -> None:
-    from node.agent.log_scrub import RedactingFilter
-
-    level = logging.WARNING if verbosity == 0 else logging.INFO if verbosity == 1 else logging.DEBUG
-    handler = logging.StreamHandler(sys.stderr)
-    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
-    # On the handler, so records of every library's loggers (libp2p dumps payloads in hex
-    # at DEBUG) are redacted before they are written.
-    handler.addFilter(RedactingFilter())
-    logging.basicConfig(level=level, handlers=[handler])
-
-
 def _run_node(args: argparse.Namespace) -> int:
     import trio
 
-    from node import _libp2p
     from node.config import load_config, with_overrides
     from node.events import EventLog
     from node.runtime import NodeOptions, run_node
@@ -204,16 +191,7 @@ def _run_node(args: argparse.Namespace) -> int:
         autonomy=None if args.autonomy is None else args.autonomy == "on",
         visit_interval_s=args.visit_interval,
     )
-    for i, addr in enumerate(config.network.listen):
-        try:
-            _libp2p.validate_listen_addr(addr)
-        except _libp2p.DialError as exc:
-            raise ConfigError(f"network.listen[{i}]", str(exc)) from None
-    for i, addr in enumerate(config.network.bootstrap):
-        try:
-            _libp2p.split_peer_addr(addr)
-        except _libp2p.DialError as exc:
-            raise ConfigError(f"network.bootstrap[{i}]", str(exc)) from None
+    check_network_addrs(config.network)
     if args.dashboard is not None:
         from node.dashboard import check_bind
 

@@ -30,13 +30,13 @@ from node.agent.redact import redact
 from node.agent.relations import RelationKeeper
 from node.agent.voice import EngineVoice
 from node.config import CharacterConfig
-from node.engine.engines import Engines, Purpose, open_engines
+from node.engine.engines import Engines, open_engines
 from node.engine.errors import EngineError
 from node.engine.key_store import KEY_STORE_FILE, KeyLookup, KeyStore
 from node.engine.policy import BudgetTier
 from node.events import EventLog
 from node.store import Store
-from node.visits.service import VisitService, VisitTargetError
+from node.visits.service import VisitService
 from node.visits.session import VisitResult, VisitRunner
 
 if TYPE_CHECKING:
@@ -376,4 +376,4 @@ def _now_ms() -> int:
     return int(time.time() * 1000)
 
 
-__all__ = ["Agent", "Purpose", "VisitTargetError"]
+__all__ = ["Agent", "BudgetInMeta"]
