@@ -52,10 +52,33 @@ def test_sans_io_packages_import_no_io_framework() -> None:
 def test_only_the_adapter_package_imports_libp2p() -> None:
     importers = [
         str(path.relative_to(REPO))
-        for path in python_files("keys", "registry_crdt", "node")
+        for path in python_files("keys", "registry_crdt", "node", "firehose")
         if "libp2p" in imported_roots(path) and LIBP2P_ADAPTER not in path.parents
     ]
     assert importers == []
+
+
+def imported_modules(path: Path) -> set[str]:
+    tree = ast.parse(path.read_text(), filename=str(path))
+    names = set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Import):
+            names.update(alias.name for alias in node.names)
+        elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+            names.add(node.module)
+            names.update(f"{node.module}.{alias.name}" for alias in node.names)
+    return names
+
+
+def test_the_firehose_uses_only_the_nodes_public_modules() -> None:
+    """DESIGN §2: firehose/ may import node's public API, not its private modules."""
+    private = {
+        str(path.relative_to(REPO)): sorted(
+            name for name in imported_modules(path) if name.startswith("node.") and "._" in name
+        )
+        for path in python_files("firehose")
+    }
+    assert {k: v for k, v in private.items() if v} == {}
 
 
 def test_importing_keys_loads_no_io_framework_at_run_time() -> None:
