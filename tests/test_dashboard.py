@@ -35,10 +35,9 @@ from node.dashboard.live import LiveLog, Viewer
 from node.dashboard.serve import new_token
 from node.events import EventLog
 from node.runtime import CharacterNode, NodeOptions, run_node
-from node.testing.fake_openai import serve_fake_openai
 from registry_crdt import Status
 from tests.procs import REPO, NodeProcess, roomverse_argv, write_character
-from tests.visit_party import Member, Party, in_thread, open_party, talker
+from tests.visit_party import Member, Party, in_thread, open_party
 
 TOKEN_HEADER = "X-Roomverse-Token"
 NO_VISIT = "0" * 32
@@ -434,24 +433,6 @@ def test_cli_dashboard_access_and_status_switch(dashboard_node: NodeProcess) -> 
         assert client.get("/api/directory", params={"search": "nobody"}).json()["entries"] == []
 
 
-async def add_with_dashboard(party: Party, name: str) -> Member:
-    """Like :meth:`Party.add`, with the node started as ``--dashboard 127.0.0.1:0``."""
-    fake = await party.stack.enter_async_context(serve_fake_openai(model=f"{name}-model"))
-    fake.responder = talker(name)
-    engine = {"preset": "openai-compatible", "base_url": fake.base_url, "model": f"{name}-model"}
-    character = write_character(party.tmp_path, name, engine=engine)
-    bootstrap = [] if not party.members else next(iter(party.members.values())).node.addrs[:1]
-    node = NodeProcess(
-        character,
-        party.tmp_path / f"data-{name.lower()}",
-        bootstrap=bootstrap,
-        extra=["--dashboard", "127.0.0.1:0"],
-    )
-    party.members[name] = member = Member(name, node, fake, character)
-    await member.ready()
-    return member
-
-
 @asynccontextmanager
 async def visited_party(
     tmp_path: Path, *, bo_token: str = ""
@@ -459,7 +440,7 @@ async def visited_party(
     """Mina (with a dashboard) and Bo; Bo has visited Mina, so she has a relation with Bo,
     a visit and its conversation in memory. ``bo_token`` ends every line Bo says."""
     async with open_party(tmp_path) as party:
-        mina = await add_with_dashboard(party, "Mina")
+        mina = await party.add("Mina", node_args=["--dashboard", "127.0.0.1:0"])
         bo = await party.add("Bo", token=bo_token)
         await party.everyone_online()
         replies = await party.visit("Bo", "Mina", turns=2)
@@ -502,7 +483,6 @@ async def test_cli_dashboard_memory_after_a_real_visit(tmp_path: Path) -> None:
 
 __all__ = [
     "TOKEN_HEADER",
-    "add_with_dashboard",
     "dashboard_url_of",
     "split_url",
     "visited_party",

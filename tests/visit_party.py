@@ -95,8 +95,16 @@ class Party:
     members: dict[str, Member] = field(default_factory=dict)
 
     async def add(
-        self, name: str, *, token: str = "", extra: dict[str, Any] | None = None, verbose: int = 0
+        self,
+        name: str,
+        *,
+        token: str = "",
+        extra: dict[str, Any] | None = None,
+        verbose: int = 0,
+        node_args: Sequence[str] = (),
     ) -> Member:
+        """A character with its own fake engine; ``extra`` goes into its file,
+        ``node_args`` onto its ``roomverse node`` command line."""
         fake = await self.stack.enter_async_context(serve_fake_openai(model=f"{name}-model"))
         fake.responder = talker(name, token)
         engine = {
@@ -112,6 +120,7 @@ class Party:
             self.tmp_path / f"data-{name.lower()}",
             bootstrap=bootstrap,
             verbose=verbose,
+            extra=node_args,
         )
         member = Member(name, node, fake, character)
         self.members[name] = member
