@@ -30,7 +30,7 @@ from firehose.hub import Hub
 from firehose.limits import ViewerLimits
 from keys import EnvelopeError, Verified, verify
 from keys.envelope import MAX_TS_MS
-from node.config import AutonomySettings, CharacterConfig, EngineSettings, NetworkSettings
+from node.config import CharacterConfig, NetworkSettings
 from node.events import EventLog
 from node.runtime import CharacterNode, NodeOptions, run_node
 from node.store import Store
@@ -43,8 +43,6 @@ logger = logging.getLogger(__name__)
 DEFAULT_HTTP_PORT = 8080
 DEFAULT_BACKLOG_KEEP = 1_000_000
 STOP_GRACE_S = 3.0
-NO_ENGINE = EngineSettings(preset="openai-compatible", base_url="http://127.0.0.1:9/v1")
-"""A spectator never speaks; the config still wants an engine, so name one that is off."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -68,10 +66,9 @@ class FirehoseSettings:
         return Path(platformdirs.user_data_dir("roomverse")) / "firehose"
 
     def node_config(self) -> CharacterConfig:
+        # A spectator runs no agent: the config's engines and autonomy are never used.
         return CharacterConfig(
             name="firehose",
-            engines=(NO_ENGINE,),
-            autonomy=AutonomySettings(enabled=False),
             network=self.network,
             data_dir=self.resolved_data_dir(),
         )
