@@ -149,7 +149,7 @@ class VisitRunner:
                     Welcome(knock.visit, decision.max_turns, decision.max_ms, private)
                 )
 
-            result = await self._run(channel, conv, partner, "host", private, begin)
+            result = await self._run(channel, conv, partner, relation, "host", private, begin)
         finally:
             self.hosting.discard(knock.visit)
         result.relation = relation
@@ -279,7 +279,9 @@ class VisitRunner:
         else:
             if isinstance(answer, Decline):
                 return await self._declined(result, answer, first_line, now)
-            result = await self._welcomed(channel, partner, answer, first_line, now, turns, private)
+            result = await self._welcomed(
+                channel, partner, relation, answer, first_line, now, turns, private
+            )
         await self._remember(partner, relation, result)
         return result
 
@@ -287,6 +289,7 @@ class VisitRunner:
         self,
         channel: VisitChannel,
         partner: Partner,
+        relation: Relation | None,
         welcome: Welcome,
         first_line: str,
         now: int,
@@ -308,7 +311,9 @@ class VisitRunner:
         async def begin() -> None:
             await self._record(conv.visit, partner, conv.add(self.me, 0, first_line, now), True)
 
-        return await self._run(channel, conv, partner, "guest", private or welcome.private, begin)
+        return await self._run(
+            channel, conv, partner, relation, "guest", private or welcome.private, begin
+        )
 
     async def _declined(
         self, result: VisitResult, decline: Decline, first_line: str, now: int
@@ -337,6 +342,7 @@ class VisitRunner:
         channel: VisitChannel,
         conv: Conversation,
         partner: Partner,
+        relation: Relation | None,
         role: str,
         private: bool,
         begin: Callable[[], Awaitable[None]],
@@ -357,7 +363,6 @@ class VisitRunner:
                 partner_name=partner.name,
                 private=private,
             )
-            relation = await self.memory.relation(partner.peer_id)
             ended_by = await self._talk(channel, conv, partner, relation, role)
             result.outcome = "ended_by_partner" if ended_by == "partner" else "completed"
             result.receipt = await self._exchange_receipts(channel, conv, role)
