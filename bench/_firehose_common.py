@@ -1,12 +1,19 @@
-"""What the processes of ``bench/firehose.py`` share: commands from the parent on stdin."""
+"""What the firehose benchmarks (``bench/firehose.py``, ``bench/ws_send_path.py``) and
+their processes share: commands to and from child processes, viewers over processes,
+percentiles."""
 
 from __future__ import annotations
 
+import contextlib
 import os
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
+from typing import TYPE_CHECKING
 
 import trio
+
+if TYPE_CHECKING:
+    from gossip import Worker
 
 
 async def follow_stdin(on_line: Callable[[str], None]) -> None:
@@ -18,3 +25,23 @@ async def follow_stdin(on_line: Callable[[str], None]) -> None:
             *lines, buffer = (buffer + chunk).split(b"\n")
             for line in lines:
                 on_line(line.decode("utf-8", "replace").strip())
+
+
+def send_line(worker: Worker, line: str) -> None:
+    """Write a command line to a child's stdin (a child that is gone is not an error)."""
+    assert worker.proc.stdin is not None
+    with contextlib.suppress(OSError):
+        worker.proc.stdin.write(line.encode() + b"\n")
+        worker.proc.stdin.flush()
+
+
+def split(total: int, parts: int) -> list[int]:
+    """``total`` viewers over ``parts`` processes, as evenly as can be (no empty part)."""
+    parts = max(1, min(parts, total))
+    return [total // parts + (i < total % parts) for i in range(parts)]
+
+
+def percentile(ordered: Sequence[float], p: float) -> float:
+    if not ordered:
+        return float("nan")
+    return ordered[min(len(ordered) - 1, int(len(ordered) * p / 100.0))]

@@ -1,9 +1,11 @@
-"""The viewers of ``bench/firehose.py``: N WebSocket viewers (trio-websocket) in one trio
-process, each recording every event it receives and when.
+"""The viewers of ``bench/firehose.py``: N WebSocket viewers in one process (the lean
+clients of ``_ws_lean_client``: plain sockets and one epoll, so that on a small machine
+the viewers leave as much CPU as they can to the firehose), each recording every event
+it receives and when.
 
 Run by ``bench/firehose.py``, never by hand (``python bench/_firehose_viewers.py
 --help``). Talks to its parent through stdout, one JSON object per line: ``ready`` once
-every viewer has its hello, ``done`` with the per-viewer tallies at the end. Reads
+every viewer is connected, ``done`` with the per-viewer tallies at the end. Reads
 ``expect N`` on stdin (N events were published: stop once every viewer has them, or
 after ``--drain`` seconds); end of input stops it too.
 
@@ -18,17 +20,17 @@ real key). ``--check`` decodes every line fully instead, to validate the shortcu
 from __future__ import annotations
 
 import argparse
+import fcntl
 import json
 import os
 import sys
 import time
 from array import array
 from pathlib import Path
+from urllib.parse import urlsplit
 
-import trio
-from _firehose_common import follow_stdin
 from _gossip_common import emit, process_cpu_s
-from trio_websocket import ConnectionClosed, HandshakeError, connect_websocket_url
+from _ws_lean_client import LeanViewers
 
 EVENT_PREFIX = '{"type":"event","cursor":'
 CLOSING_PREFIX = '{"type":"closing"'
@@ -51,14 +53,11 @@ class Tally:
         self.frames = 0
         self.lines = 0
         self.max_lines = 0
-        self.connected = 0
-        self.all_connected = trio.Event()
         self.expect: int | None = None
-        self.enough = trio.Event()
         self.complete = 0
 
-    def frame(self, viewer: int, text: str, now_ns: int) -> None:
-        lines = text.split("\n")
+    def frame(self, viewer: int, payload: bytes, now_ns: int) -> None:
+        lines = payload.decode().split("\n")
         self.frames += 1
         self.lines += len(lines)
         self.max_lines = max(self.max_lines, len(lines))
@@ -77,21 +76,10 @@ class Tally:
             self.received_ns.append(now_ns)
             if self.counts[viewer] == self.expect:
                 self.complete += 1
-                self._check_enough()
 
     def expecting(self, count: int) -> None:
         self.expect = count
         self.complete = sum(c >= count for c in self.counts)
-        self._check_enough()
-
-    def gone(self) -> None:
-        """A viewer closed or never connected: nobody waits for it."""
-        self._check_enough()
-
-    def _check_enough(self) -> None:
-        waiting = len(self.counts) - len(self.closed) - len(self.failed)
-        if self.expect is not None and self.complete >= waiting:
-            self.enough.set()
 
 
 def _scan(line: str) -> tuple[int, int] | None:
@@ -114,62 +102,67 @@ def _decode(line: str) -> tuple[int, int] | None:
     return int(obj["cursor"]), int(obj["seq"])
 
 
-async def view(
-    index: int,
-    url: str,
-    tally: Tally,
-    gate: trio.CapacityLimiter,
-    connect_s: float,
-    nursery: trio.Nursery,
-) -> None:
-    try:
-        async with gate:
-            with trio.fail_after(connect_s):
-                ws = await connect_websocket_url(nursery, url)
-                hello = await ws.get_message()
-        assert isinstance(hello, str) and hello.startswith('{"type":"hello"'), hello[:80]
-    except (OSError, HandshakeError, ConnectionClosed, trio.TooSlowError) as exc:
-        tally.failed[index] = f"{type(exc).__name__}: {exc}"[:200]
-        tally.gone()
-        return
-    tally.connected += 1
-    if tally.connected + len(tally.failed) == len(tally.counts):
-        tally.all_connected.set()
-    try:
-        while True:
-            text = await ws.get_message()
-            tally.frame(index, str(text), time.time_ns())
-    except ConnectionClosed as exc:
-        code = None if exc.reason is None else exc.reason.code
-        tally.closed.setdefault(index, f"closed {code}")
-        tally.gone()
-    finally:
-        with trio.CancelScope(shield=True), trio.move_on_after(2):
-            await ws.aclose()
+class Parent:
+    """``expect N`` from the parent on stdin, read without ever blocking."""
+
+    def __init__(self) -> None:
+        self._fd = sys.stdin.fileno()
+        flags = fcntl.fcntl(self._fd, fcntl.F_GETFL)
+        fcntl.fcntl(self._fd, fcntl.F_SETFL, flags | os.O_NONBLOCK)
+        self._buffer = b""
+        self.expect: int | None = None
+        self.gone = False
+
+    def poll(self) -> None:
+        try:
+            chunk = os.read(self._fd, 4096)
+        except BlockingIOError:
+            return
+        if not chunk:
+            self.gone = True
+            return
+        *lines, self._buffer = (self._buffer + chunk).split(b"\n")
+        for line in lines:
+            word, _, number = line.decode(errors="replace").strip().partition(" ")
+            if word == "expect" and number.isdigit():
+                self.expect = int(number)
 
 
-async def run(args: argparse.Namespace) -> Tally:
+def run(args: argparse.Namespace) -> Tally:
+    url = urlsplit(args.url)
+    viewers = LeanViewers()
+    viewers.connect(
+        args.viewers, url.hostname or "127.0.0.1", url.port or 80, url.path, args.connect_timeout
+    )
     tally = Tally(args.viewers, args.check)
-    gate = trio.CapacityLimiter(args.connect_concurrency)
-    async with trio.open_nursery() as nursery:
-        for index in range(args.viewers):
-            nursery.start_soon(view, index, args.url, tally, gate, args.connect_timeout, nursery)
-        with trio.move_on_after(args.connect_timeout * 4):
-            await tally.all_connected.wait()
-        emit(
-            {
-                "event": "ready",
-                "connected": tally.connected,
-                "failed": len(tally.failed),
-                "errors": sorted(set(tally.failed.values()))[:3],
-            }
-        )
-        count = await _expected_count()
-        if count is not None:
-            tally.expecting(count)
-            with trio.move_on_after(args.drain):
-                await tally.enough.wait()
-        nursery.cancel_scope.cancel()
+    tally.failed = dict(viewers.failed)
+    emit(
+        {
+            "event": "ready",
+            "connected": len(viewers.connections),
+            "failed": len(tally.failed),
+            "errors": sorted(set(tally.failed.values()))[:3],
+        }
+    )
+    parent = Parent()
+    drain_until: list[float] = []
+
+    def enough() -> bool:
+        if not drain_until:
+            parent.poll()
+            if parent.gone:
+                return True
+            if parent.expect is None:
+                return False
+            tally.expecting(parent.expect)
+            drain_until.append(time.monotonic() + args.drain)
+        return tally.complete >= viewers.open or time.monotonic() > drain_until[0]
+
+    viewers.run(tally.frame, until=enough, deadline=time.monotonic() + args.max_seconds)
+    for conn in viewers.connections:
+        if conn.closed is not None:
+            tally.closed.setdefault(conn.index, conn.closed)
+    viewers.close()
     return tally
 
 
@@ -193,32 +186,17 @@ def report(tally: Tally, out: Path) -> None:
     )
 
 
-async def _expected_count() -> int | None:
-    """The N of ``expect N`` on stdin (None if input ends first)."""
-    count: list[int] = []
-    async with trio.open_nursery() as nursery:
-
-        def on_line(line: str) -> None:
-            word, _, number = line.partition(" ")
-            if word == "expect" and number.isdigit():
-                count.append(int(number))
-                nursery.cancel_scope.cancel()
-
-        nursery.start_soon(follow_stdin, on_line)
-    return count[0] if count else None
-
-
 def main() -> int:
     parser = argparse.ArgumentParser(description="the viewers of bench/firehose.py")
     parser.add_argument("--url", required=True, help="ws://host:port/ws")
     parser.add_argument("--viewers", type=int, required=True)
     parser.add_argument("--out", required=True, help="where the deliveries go (binary)")
-    parser.add_argument("--connect-concurrency", type=int, default=50)
     parser.add_argument("--connect-timeout", type=float, default=30.0)
     parser.add_argument("--drain", type=float, default=20.0, help="s to wait for stragglers")
     parser.add_argument("--check", action="store_true", help="JSON-decode every line")
+    parser.add_argument("--max-seconds", type=float, default=3600.0, help="a bound on it all")
     args = parser.parse_args()
-    report(trio.run(run, args), Path(args.out))
+    report(run(args), Path(args.out))
     return 0
 
 

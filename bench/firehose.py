@@ -10,7 +10,7 @@ Each run (one per ``--viewers`` value) starts fresh processes, all on 127.0.0.1:
   engine) bootstrapped to the firehose, publishing 256-character ``speak`` actions at
   ``--rate``/s over libp2p gossipsub: the events come from the network, through the
   firehose's validator, SQLite store and hub;
-* the viewers: ``--client-procs`` processes of trio-websocket clients
+* the viewers: ``--client-procs`` processes of lean WebSocket clients
   (``bench/_firehose_viewers.py``), plus one probe viewer alone in its own process,
   connected last (so, in the fan-out order, last).
 
@@ -44,6 +44,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from _firehose_common import percentile, send_line, split
 from _gossip_common import process_cpu_s
 from gossip import Worker, _proc_status
 
@@ -105,24 +106,11 @@ class RssSampler:
         self._thread.join(RSS_SAMPLE_S * 4)
 
 
-def send_line(worker: Worker, line: str) -> None:
-    assert worker.proc.stdin is not None
-    with contextlib.suppress(OSError):
-        worker.proc.stdin.write(line.encode() + b"\n")
-        worker.proc.stdin.flush()
-
-
 def loopback_p2p(addrs: Sequence[str]) -> str:
     for addr in addrs:
         if addr.startswith("/ip4/127.0.0.1/") and "/p2p/" in addr:
             return addr
     raise RuntimeError(f"the firehose has no loopback /p2p/ address: {addrs}")
-
-
-def split(total: int, parts: int) -> list[int]:
-    """``total`` viewers over ``parts`` processes, as evenly as can be (no empty part)."""
-    parts = max(1, min(parts, total))
-    return [total // parts + (i < total % parts) for i in range(parts)]
 
 
 def cpu_snapshot(workers: dict[str, Worker]) -> dict[str, float]:
@@ -264,12 +252,6 @@ def _tally(
     run.disorder += int(result["disorder"])
     run.frames += int(result["frames"])
     run.lines += int(result["lines"])
-
-
-def percentile(ordered: Sequence[float], p: float) -> float:
-    if not ordered:
-        return float("nan")
-    return ordered[min(len(ordered) - 1, int(len(ordered) * p / 100.0))]
 
 
 def print_report(runs: list[Run], args: argparse.Namespace, loads: tuple[Any, Any]) -> None:
