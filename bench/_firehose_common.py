@@ -41,7 +41,18 @@ def split(total: int, parts: int) -> list[int]:
     return [total // parts + (i < total % parts) for i in range(parts)]
 
 
+PERCENTILES = (50.0, 90.0, 99.0, 99.9)
+
+
 def percentile(ordered: Sequence[float], p: float) -> float:
     if not ordered:
         return float("nan")
     return ordered[min(len(ordered) - 1, int(len(ordered) * p / 100.0))]
+
+
+def latency_cells(latencies_ms: Sequence[float]) -> str:
+    """``p50 | p90 | p99 | p99.9 | max`` of ``latencies_ms``, as Markdown table cells."""
+    ordered = sorted(latencies_ms)
+    cells = [percentile(ordered, q) for q in PERCENTILES]
+    cells.append(max(ordered, default=float("nan")))
+    return " | ".join(f"{cell:.1f}" for cell in cells)

@@ -41,10 +41,15 @@ class Connection:
     """Why the connection ended (``close CODE``, ``eof``, ``error ...``), None while open."""
 
 
+def accept_for(key: bytes) -> bytes:
+    """The ``Sec-WebSocket-Accept`` answer to ``Sec-WebSocket-Key: key`` (RFC 6455 §4.2.2)."""
+    return base64.b64encode(hashlib.sha1(key + GUID).digest())
+
+
 def upgrade_request(host: str, port: int, target: str) -> tuple[bytes, bytes]:
     """The upgrade request for ``target`` and the ``Sec-WebSocket-Accept`` it must get."""
     key = base64.b64encode(os.urandom(16))
-    accept = base64.b64encode(hashlib.sha1(key + GUID).digest())
+    accept = accept_for(key)
     request = (
         f"GET {target} HTTP/1.1\r\nHost: {host}:{port}\r\nUpgrade: websocket\r\n"
         f"Connection: Upgrade\r\nSec-WebSocket-Key: {key.decode()}\r\n"
@@ -178,4 +183,4 @@ class LeanViewers:
         self._poll.close()
 
 
-__all__ = ["Connection", "HandshakeFailed", "LeanViewers", "OnFrame", "take_frames"]
+__all__ = ["Connection", "HandshakeFailed", "LeanViewers", "OnFrame", "accept_for", "take_frames"]

@@ -23,8 +23,6 @@ viewers in), ``done`` (CPU while publishing, frames); waits for ``go`` on stdin.
 from __future__ import annotations
 
 import argparse
-import base64
-import hashlib
 import os
 import socket
 import sys
@@ -36,9 +34,9 @@ from typing import Any, TypeVar
 import trio
 from _firehose_common import follow_stdin
 from _gossip_common import emit, process_cpu_s
+from _ws_lean_client import accept_for
 
 PATHS = ("quart", "asgi", "trio", "lean")
-GUID = b"258EAFA5-E914-47DA-95CA-C5AB0DC85B11"
 HEAD_LIMIT = 16384
 LISTEN_BACKLOG = 2048
 T = TypeVar("T")
@@ -177,7 +175,7 @@ async def upgrade(stream: trio.SocketStream) -> None:
         for line in head.split(b"\r\n")
         if line.lower().startswith(b"sec-websocket-key:")
     )
-    accept = base64.b64encode(hashlib.sha1(key + GUID).digest())
+    accept = accept_for(key)
     await stream.send_all(
         b"HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
         b"Sec-WebSocket-Accept: " + accept + b"\r\n\r\n"

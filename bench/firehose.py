@@ -44,7 +44,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from _firehose_common import percentile, send_line, split
+from _firehose_common import latency_cells, percentile, send_line, split
 from _gossip_common import process_cpu_s
 from gossip import Worker, _proc_status
 
@@ -53,7 +53,6 @@ PUBLISHER = BENCH / "_firehose_publisher.py"
 VIEWERS = BENCH / "_firehose_viewers.py"
 READY_TIMEOUT_S = 60.0
 RSS_SAMPLE_S = 0.25
-PERCENTILES = (50.0, 90.0, 99.0, 99.9)
 
 
 @dataclass
@@ -273,7 +272,6 @@ def print_report(runs: list[Run], args: argparse.Namespace, loads: tuple[Any, An
         if run.error is not None:
             print(f"| {run.viewers} | {run.client_procs} | error: {run.error} |")
             continue
-        ordered = sorted(run.latencies_ms)
         probe = sorted(run.probe_ms)
         window = run.publish_s or 1.0
         clients = sum(v for k, v in run.cpu_s.items() if k.startswith("viewers"))
@@ -286,11 +284,9 @@ def print_report(runs: list[Run], args: argparse.Namespace, loads: tuple[Any, An
             for k in ("before viewers", "viewers connected", "peak", "end")
         )
         closed = ", ".join(f"{n} {why}" for why, n in run.closed.items()) or "0"
-        p = [f"{percentile(ordered, q):.1f}" for q in PERCENTILES]
         print(
             f"| {run.viewers} | {run.client_procs} | {run.published} | {run.lost}"
-            f" ({run.viewers_with_loss} viewers) | {closed} | {' | '.join(p)} |"
-            f" {max(ordered, default=float('nan')):.1f} |"
+            f" ({run.viewers_with_loss} viewers) | {closed} | {latency_cells(run.latencies_ms)} |"
             f" {percentile(probe, 50):.1f} / {percentile(probe, 99):.1f} |"
             f" {run.lines / max(run.frames, 1):.2f} | {cpu} | {rss} |"
         )

@@ -32,7 +32,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from _firehose_common import percentile, send_line, split
+from _firehose_common import latency_cells, send_line, split
 from gossip import Worker
 
 BENCH = Path(__file__).resolve().parent
@@ -41,7 +41,6 @@ VIEWERS = BENCH / "_ws_send_viewers.py"
 PATHS = ("quart", "asgi", "trio", "lean")
 READY_TIMEOUT_S = 60.0
 DRAIN_S = 30.0
-PERCENTILES = (50.0, 90.0, 99.0, 99.9)
 
 
 @dataclass
@@ -157,15 +156,13 @@ def print_report(results: list[Result], args: argparse.Namespace) -> None:
         if result.error is not None:
             print(f"| {result.path} | error: {result.error} |")
             continue
-        ordered = sorted(result.latencies_ms)
         wall = result.wall_s or 1.0
-        figures = " | ".join(f"{percentile(ordered, q):.1f}" for q in PERCENTILES)
         print(
             f"| {result.path} | {1e6 * result.server_cpu_s / max(result.frames, 1):.1f} |"
             f" {result.frames / wall:,.0f} | {100 * result.server_cpu_s / wall:.0f} |"
             f" {100 * result.client_cpu_s / wall:.0f} |"
-            f" {result.lost} ({result.viewers_with_loss}) | {figures} |"
-            f" {max(ordered, default=float('nan')):.1f} |"
+            f" {result.lost} ({result.viewers_with_loss}) |"
+            f" {latency_cells(result.latencies_ms)} |"
         )
         if result.out_of_order or result.closed:
             print(f"  {result.path}: {result.out_of_order} out of order, {result.closed} closed")
