@@ -14,7 +14,7 @@ Each run (one per ``--viewers`` value) starts fresh processes, all on 127.0.0.1:
   (``bench/_firehose_viewers.py``), plus one probe viewer alone in its own process,
   connected last (so, in the fan-out order, last).
 
-Latency = publish call in the node → frame handed to the viewer's task (both
+Latency = publish call in the node → frame read off the viewer's socket (both
 ``time.time_ns()``, one machine, one clock), over every (viewer, event) delivery. Loss =
 events published − events a viewer received, for every viewer the firehose did not close.
 RSS of the firehose: before the viewers, after they connect, peak (VmHWM) and at the
