@@ -14,12 +14,11 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from node.agent.log_scrub import ENCODED_PLACEHOLDER, RedactingFilter, scrub_log_text
+from node.agent.pii_checks import iban_ok, luhn_ok
 from node.agent.redact import (
     KINDS,
     contains_pii,
     find_pii,
-    iban_ok,
-    luhn_ok,
     redact,
 )
 from tests.pii_corpus import KINDS as CORPUS_KINDS

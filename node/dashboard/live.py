@@ -11,7 +11,7 @@ Records, one JSON object each, with ``id`` growing by one per record:
 
 - ``{"type": "event", "id", "ts" (ms), "event", "group", "fields"}``; ``group`` is
   ``visit``, ``action`` or ``node``; every text in ``fields`` passed
-  :func:`~node.agent.redact.scrub_log_text` (names and speech come from other people);
+  :func:`~node.agent.log_scrub.scrub_log_text` (names and speech come from other people);
 - ``{"type": "gap", "id", "missed"}`` when events arrived faster than they could be
   scrubbed and ``missed`` of them were lost: never a silent hole.
 """
@@ -28,7 +28,7 @@ from typing import TYPE_CHECKING, Any
 import trio
 
 if TYPE_CHECKING:
-    # As in node.runtime: trio-typing's stubs shadow trio's own annotations.
+    # As in node.runner: trio-typing's stubs shadow trio's own annotations.
     from trio_typing import TaskStatus
 
     from node.events import EventLog
