@@ -36,6 +36,10 @@ a partner's summary or notes is :meth:`Memory.relation`, for exactly one partner
 table, and returns :class:`RelationStats`, which has no summary and no notes; so no call
 can put several partners' memories into one prompt.
 
+The visit log (visits, conversations, messages) is written here; the relations are kept
+by :mod:`node.agent.memory_relations`, which :class:`Memory` builds on, so callers still
+hold one object.
+
 Durability: each write is one SQLite transaction on the node's connection (WAL,
 ``synchronous=NORMAL``): once a call returns, the row survives the process being killed
 (``kill -9``); a power cut may lose the last transactions, as for the rest of the store.
@@ -43,13 +47,12 @@ Durability: each write is one SQLite transaction on the node's connection (WAL,
 
 from __future__ import annotations
 
-import contextlib
 import sqlite3
-from collections.abc import Callable, Iterator
 from dataclasses import astuple, fields
 from typing import Any
 
 from keys import peer_id_from_str
+from node.agent.memory_relations import RelationMemory
 from node.agent.memory_rows import (
     COMPLETED,
     DECLINED_PREFIX,
@@ -73,25 +76,17 @@ from node.agent.memory_rows import (
     VisitStart,
     declined,
 )
-from node.sqlite_thread import SqliteThread
-
-# -- the memory -----------------------------------------------------------------------
+from node.agent.memory_transaction import immediate
 
 _VISIT_COLUMNS = (
     "id, partner, partner_id, partner_name, role, remote_addr, private, started_ms, "
     "ended_ms, outcome, turns, transcript_hash, receipt, first_line"
 )
-_STATS_COLUMNS = (
-    "partner_id, partner_name, affinity, visit_count, completed_count, last_visit_ms, updated_ms"
-)
 
 
-class Memory:
-    """Async access to the memory tables through the node's one database thread."""
-
-    def __init__(self, db: SqliteThread, redact: Callable[[str], str]) -> None:
-        self._db = db
-        self._redact = redact
+class Memory(RelationMemory):
+    """Async access to the memory tables through the node's one database thread: the
+    visit log here, the relations from :class:`RelationMemory`."""
 
     # -- visits -------------------------------------------------------------------
 
@@ -122,7 +117,7 @@ class Memory:
         )
 
         def write(conn: sqlite3.Connection) -> None:
-            with _immediate(conn):
+            with immediate(conn):
                 if _visit_state(conn, row.visit_id) is not None:
                     raise VisitIdTaken(f"visit {row.visit_id} is already in memory")
                 conn.execute(
@@ -151,7 +146,7 @@ class Memory:
         clean = self._redact(text)
 
         def write(conn: sqlite3.Connection) -> bool:
-            with _immediate(conn):
+            with immediate(conn):
                 outcome = _visit_state(conn, visit_id)
                 if outcome is None:
                     raise UnknownVisit(f"no visit {visit_id} in memory")
@@ -199,7 +194,7 @@ class Memory:
         clean_summary = None if summary is None else self._redact(summary)
 
         def write(conn: sqlite3.Connection) -> bool:
-            with _immediate(conn):
+            with immediate(conn):
                 state = _visit_state(conn, visit_id)
                 if state is None:
                     raise UnknownVisit(f"no visit {visit_id} in memory")
@@ -224,7 +219,7 @@ class Memory:
         ``interrupted`` (turns = messages stored) and return their ids, oldest first."""
 
         def write(conn: sqlite3.Connection) -> list[str]:
-            with _immediate(conn):
+            with immediate(conn):
                 ids = [
                     str(r[0])
                     for r in conn.execute(
@@ -289,128 +284,7 @@ class Memory:
 
         return await self._db.call(write)
 
-    # -- relations ----------------------------------------------------------------
-
-    async def relation(self, partner_id: str) -> Relation | None:
-        """Everything remembered about one partner, and about no one else."""
-
-        def read(conn: sqlite3.Connection) -> Relation | None:
-            row = conn.execute(
-                f"SELECT {_STATS_COLUMNS}, summary, notes FROM relations WHERE partner_id = ?",
-                (partner_id,),
-            ).fetchone()
-            return None if row is None else Relation(*row)
-
-        return await self._db.call(read)
-
-    async def relations(self) -> list[RelationStats]:
-        """Every partner's standing, highest affinity first (no summaries, no notes)."""
-
-        def read(conn: sqlite3.Connection) -> list[RelationStats]:
-            rows = conn.execute(
-                f"SELECT {_STATS_COLUMNS} FROM relations "
-                "ORDER BY affinity DESC, last_visit_ms DESC, partner_id"
-            ).fetchall()
-            return [RelationStats(*r) for r in rows]
-
-        return await self._db.call(read)
-
-    async def update_relation(
-        self,
-        partner_id: str,
-        partner_name: str,
-        *,
-        affinity: int,
-        visit_count_delta: int,
-        completed_delta: int,
-        last_visit_ms: int,
-        summary: str | None,
-        now_ms: int,
-    ) -> Relation:
-        """After a visit: set the affinity, count the visit, keep the latest visit time
-        and, unless ``summary`` is None, replace the summary. Creates the relation on the
-        first visit. Returns the relation as stored."""
-        peer_id_from_str(partner_id)
-        if not 0 <= affinity <= 100:
-            raise MemoryUsageError(f"affinity must be within 0..100, not {affinity}")
-        if visit_count_delta < 0 or completed_delta < 0:
-            raise MemoryUsageError("visit counts only grow")
-        name = self._redact(partner_name)
-        clean_summary = None if summary is None else self._redact(summary)
-
-        def write(conn: sqlite3.Connection) -> Relation:
-            with _immediate(conn):
-                try:
-                    conn.execute(
-                        "INSERT INTO relations (partner_id, partner_name, affinity, visit_count,"
-                        " completed_count, last_visit_ms, summary, updated_ms) "
-                        "VALUES (:id, :name, :affinity, :visits, :completed, :last,"
-                        " COALESCE(:summary, ''), :now) "
-                        "ON CONFLICT (partner_id) DO UPDATE SET "
-                        "partner_name = :name, affinity = :affinity,"
-                        " visit_count = visit_count + :visits,"
-                        " completed_count = completed_count + :completed,"
-                        " last_visit_ms = MAX(COALESCE(last_visit_ms, :last), :last),"
-                        " summary = COALESCE(:summary, summary), updated_ms = :now",
-                        {
-                            "id": partner_id,
-                            "name": name,
-                            "affinity": affinity,
-                            "visits": visit_count_delta,
-                            "completed": completed_delta,
-                            "last": last_visit_ms,
-                            "summary": clean_summary,
-                            "now": now_ms,
-                        },
-                    )
-                except sqlite3.IntegrityError as exc:
-                    raise MemoryUsageError(f"relation with {partner_id}: {exc}") from exc
-                row = conn.execute(
-                    f"SELECT {_STATS_COLUMNS}, summary, notes FROM relations WHERE partner_id = ?",
-                    (partner_id,),
-                ).fetchone()
-                return Relation(*row)
-
-        return await self._db.call(write)
-
-    async def set_notes(self, partner_id: str, notes: str, *, now_ms: int) -> bool:
-        """The owner's notes on a partner; False if there is no relation with them yet."""
-        return await self._set_text(partner_id, "notes", notes, now_ms)
-
-    async def set_summary(self, partner_id: str, summary: str, *, now_ms: int) -> bool:
-        """Replace a partner's memory summary; False if there is no relation with them."""
-        return await self._set_text(partner_id, "summary", summary, now_ms)
-
-    async def forget_relation(self, partner_id: str, *, with_visits: bool = False) -> bool:
-        """Forget a partner's relation (and, if asked, every visit with them); False if
-        there was no relation."""
-
-        def write(conn: sqlite3.Connection) -> bool:
-            with _immediate(conn):
-                if with_visits:
-                    conn.execute("DELETE FROM visits WHERE partner_id = ?", (partner_id,))
-                return (
-                    conn.execute(
-                        "DELETE FROM relations WHERE partner_id = ?", (partner_id,)
-                    ).rowcount
-                    == 1
-                )
-
-        return await self._db.call(write)
-
     # -- helpers ------------------------------------------------------------------
-
-    async def _set_text(self, partner_id: str, column: str, text: str, now_ms: int) -> bool:
-        clean = self._redact(text)
-
-        def write(conn: sqlite3.Connection) -> bool:
-            cursor = conn.execute(
-                f"UPDATE relations SET {column} = ?, updated_ms = ? WHERE partner_id = ?",
-                (clean, now_ms, partner_id),
-            )
-            return cursor.rowcount == 1
-
-        return await self._db.call(write)
 
     def _final_outcome(self, outcome: str) -> str:
         if outcome in FINAL_OUTCOMES:
@@ -448,19 +322,6 @@ def _visit_row(row: tuple[Any, ...]) -> VisitRow:
         receipt=None if rc is None else bytes(rc),
         first_line=fl,
     )
-
-
-@contextlib.contextmanager
-def _immediate(conn: sqlite3.Connection) -> Iterator[None]:
-    """One write transaction; taken IMMEDIATE so it never fails half-way on a lock."""
-    conn.execute("BEGIN IMMEDIATE")
-    try:
-        yield
-        conn.execute("COMMIT")
-    except BaseException:
-        if conn.in_transaction:
-            conn.execute("ROLLBACK")
-        raise
 
 
 __all__ = [
