@@ -48,6 +48,11 @@ _VISIT_ID = re.compile(r"[0-9a-f]{32}")
 TRANSCRIPT_DOMAIN: Final = b"roomverse/visit-transcript/1\x00"
 
 
+def cap_line(text: str) -> str:
+    """Our speech, trimmed to what one line may hold."""
+    return text.strip()[:MAX_LINE].strip()
+
+
 class VisitProtocolError(RemoteError):
     """The other side broke the visit protocol (wrong message, turn or visit id)."""
 

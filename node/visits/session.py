@@ -2,10 +2,11 @@
 
 :class:`VisitRunner` holds what both sides need (our identity, the voice that speaks for
 the character, memory, publishing); :meth:`VisitRunner.host` answers a knock and
-:meth:`VisitRunner.guest` pays a visit. Every line is stored (durably) before the next
-message goes out, so a line the other side has seen answered is never lost, even if
-this process is killed right after. A partner that goes silent or away ends the visit
-on our side with the outcome ``partner_vanished``.
+:meth:`VisitRunner.guest` pays a visit. Who gets in is the business of
+:class:`node.visits.door.Door`; this module runs the visit once the door is open. Every
+line is stored (durably) before the next message goes out, so a line the other side has
+seen answered is never lost, even if this process is killed right after. A partner that
+goes silent or away ends the visit on our side with the outcome ``partner_vanished``.
 """
 
 from __future__ import annotations
@@ -19,7 +20,7 @@ import trio
 
 from keys import PROTO_VISIT, peer_id_from_str, peer_id_to_str
 from keys.errors import RemoteError
-from node.agent.memory import Memory, Relation, Role, VisitIdTaken, VisitStart
+from node.agent.memory import Memory, Relation
 from node.config import VisitSettings
 from node.engine.errors import EngineError, EngineResting
 from node.events import EventLog
@@ -31,9 +32,8 @@ from node.visits.contracts import (
     VisitResult,
     Voice,
 )
-from node.visits.policy import KnockDecision, KnockRateLimiter, decide_knock
+from node.visits.door import Door, visit_start
 from node.visits.protocol import (
-    MAX_LINE,
     Conversation,
     Decline,
     Farewell,
@@ -42,17 +42,14 @@ from node.visits.protocol import (
     Say,
     VisitProtocolError,
     Welcome,
+    cap_line,
 )
-from node.visits.wire import VisitChannel
+from node.visits.wire import VANISHED, VisitChannel
 from registry_crdt import Status
 
 logger = logging.getLogger(__name__)
 
-KNOCK_TIMEOUT_S: Final = 30.0
-"""How long a host waits for the knock after a stream opens."""
 RECEIPT_TIMEOUT_S: Final = 30.0
-ANSWERING_MACHINE_PER_HOUR: Final = 30
-RECORDED_DECLINES_PER_HOUR: Final = 200
 
 
 class VisitRunner:
@@ -84,26 +81,24 @@ class VisitRunner:
         self.relations = relations
         self.events = events
         self.clock_ms = clock_ms
-        self.status = status
-        self.may_reply = may_reply
         self.on_line = on_line
         self.reject = reject
         self.turn_timeout_s = turn_timeout_s
-        self.rate = KnockRateLimiter(settings.per_visitor_per_hour)
-        # PeerIDs are free, so the per-visitor rate alone does not bound what strangers
-        # cost us: answering-machine replies and recorded declines have a ceiling too.
-        self.machine_rate = KnockRateLimiter(ANSWERING_MACHINE_PER_HOUR)
-        self.decline_rate = KnockRateLimiter(RECORDED_DECLINES_PER_HOUR)
+        self.door = Door(
+            me_str=self.me_str,
+            name=name,
+            settings=settings,
+            voice=voice,
+            memory=memory,
+            events=events,
+            clock_ms=clock_ms,
+            status=status,
+            may_reply=may_reply,
+            reject=reject,
+        )
         self.hosting: set[str] = set()
         self.private_visits: set[str] = set()
         """Visits whose speech is not published (either side asked for privacy)."""
-
-    def _start(
-        self, visit: str, partner: Partner, role: Role, private: bool, now: int, first_line: str
-    ) -> VisitStart:
-        return VisitStart(
-            visit, partner.peer_id, partner.name, role, partner.addr, private, now, first_line
-        )
 
     # -- host ---------------------------------------------------------------------------
 
@@ -111,27 +106,19 @@ class VisitRunner:
         self, channel: VisitChannel, describe: Callable[[str, str], Partner]
     ) -> VisitResult | None:
         """Answer the knock on ``channel``; None if no acceptable knock came."""
-        knock = await self._await_knock(channel)
+        knock = await self.door.await_knock(channel)
         if knock is None:
             return None
         partner = describe(channel.partner_id, knock.name)
         now = self.clock_ms()
         relation = await self.memory.relation(partner.peer_id)
-        decision = decide_knock(
-            self.settings,
-            status=self.status(),
-            known_visitor=relation is not None and relation.completed_count > 0,
-            within_rate=self.rate.allow(channel.partner, now / 1000),
-            busy=bool(self.hosting),
-            may_reply=self.may_reply(),
-            requested_turns=knock.turns,
-        )
+        decision = self.door.decide(channel, knock, relation, busy=bool(self.hosting), now=now)
         if not decision.welcome:
-            return await self._decline(channel, knock, partner, decision, now)
+            return await self.door.decline(channel, knock, partner, decision, now)
         self.hosting.add(knock.visit)  # before any await: one guest at a time
         private = knock.private or self.settings.private
         try:
-            if not await self._open(channel, knock, partner, "host", private, now):
+            if not await self.door.open(channel, knock, partner, private, now):
                 return None
             conv = Conversation(
                 knock.visit,
@@ -156,96 +143,13 @@ class VisitRunner:
         result.needs_remembering = True
         return result
 
-    async def _await_knock(self, channel: VisitChannel) -> Knock | None:
-        try:
-            _, first = await channel.receive(KNOCK_TIMEOUT_S)
-            if not isinstance(first, Knock):
-                raise VisitProtocolError(
-                    f"a visit starts with a knock, not a {type(first).__name__}"
-                )
-        except RemoteError as exc:
-            if exc.reason not in _VANISHED:
-                self.reject(channel.partner, PROTO_VISIT, exc)
-            logger.info("no knock from %s: %s", channel.partner_id, exc)
-            return None
-        return first
-
-    async def _open(
-        self,
-        channel: VisitChannel,
-        knock: Knock,
-        partner: Partner,
-        role: Role,
-        private: bool,
-        now: int,
-    ) -> bool:
-        """Record the visit; a knock that reuses a known visit id is refused."""
-        try:
-            await self.memory.open_visit(
-                self._start(knock.visit, partner, role, private, now, knock.first_line)
-            )
-        except VisitIdTaken:
-            self.reject(channel.partner, PROTO_VISIT, VisitProtocolError("a reused visit id"))
-            await channel.send(Decline(knock.visit, "error"))
-            return False
-        return True
-
-    async def _decline(
-        self,
-        channel: VisitChannel,
-        knock: Knock,
-        partner: Partner,
-        decision: KnockDecision,
-        now: int,
-    ) -> VisitResult | None:
-        result = VisitResult(knock.visit, partner, "host", f"declined:{decision.reason}")
-        if decision.reason == "rate_limited":
-            # Not recorded: a visitor knocking too often must not fill the database.
-            await channel.send(Decline(knock.visit, decision.reason))
-            self.events.emit(
-                "visit_declined", visit=knock.visit, partner=partner.peer_id, reason=decision.reason
-            )
-            return result
-        now_s = now / 1000
-        if not self.decline_rate.allow(b"", now_s):
-            await channel.send(Decline(knock.visit, decision.reason))
-            return result
-        if decision.answering_machine and self.machine_rate.allow(b"", now_s):
-            try:
-                result.message = _cap(
-                    await self.voice.answering_machine(partner, knock.first_line, decision.reason)
-                )
-            except EngineError as exc:
-                logger.info("answering machine could not reply: %s", exc)
-            result.outcome = "left_message"
-        elif decision.reason == "resting":
-            # The budget is spent: a fixed notice, no engine call (and no made-up speech).
-            result.message = (
-                f"{self.name} is resting today and cannot chat. Please come back tomorrow."
-            )
-        if not await self._open(channel, knock, partner, "host", True, now):
-            return None
-        await self.memory.add_message(knock.visit, 0, partner.peer_id, knock.first_line, now)
-        if result.message:
-            await self.memory.add_message(knock.visit, 1, self.me_str, result.message, now)
-        await self.memory.close_visit(knock.visit, result.outcome, self.clock_ms(), 0, None, None)
-        await channel.send(Decline(knock.visit, decision.reason, result.message))
-        self.events.emit(
-            "message_left" if result.outcome == "left_message" else "visit_declined",
-            visit=knock.visit,
-            partner=partner.peer_id,
-            partner_name=partner.name,
-            reason=decision.reason,
-        )
-        return result
-
     # -- guest --------------------------------------------------------------------------
 
     async def opening(self, partner: Partner) -> str:
         """Our first line to ``partner`` (written before the door is knocked on: a slow
         engine must not keep a host waiting for the knock)."""
         relation = await self.memory.relation(partner.peer_id)
-        return _cap(await self.voice.opening(partner, relation))
+        return cap_line(await self.voice.opening(partner, relation))
 
     async def guest(
         self,
@@ -263,7 +167,7 @@ class VisitRunner:
         private = self.settings.private if private is None else private
         relation = await self.memory.relation(partner.peer_id)
         now = self.clock_ms()
-        await self.memory.open_visit(self._start(visit, partner, "guest", private, now, first_line))
+        await self.memory.open_visit(visit_start(visit, partner, "guest", private, now, first_line))
         if on_start is not None:
             await on_start(visit)
         result = VisitResult(visit, partner, "guest", "partner_vanished")
@@ -278,7 +182,7 @@ class VisitRunner:
             result = await self._abandon(result, exc)
         else:
             if isinstance(answer, Decline):
-                return await self._declined(result, answer, first_line, now)
+                return await self.door.declined(result, answer, first_line, now)
             result = await self._welcomed(
                 channel, partner, relation, answer, first_line, now, turns, private
             )
@@ -314,26 +218,6 @@ class VisitRunner:
         return await self._run(
             channel, conv, partner, relation, "guest", private or welcome.private, begin
         )
-
-    async def _declined(
-        self, result: VisitResult, decline: Decline, first_line: str, now: int
-    ) -> VisitResult:
-        result.outcome = f"declined:{decline.reason}"
-        result.message = decline.message
-        await self.memory.add_message(result.visit, 0, self.me_str, first_line, now)
-        if decline.message:
-            await self.memory.add_message(
-                result.visit, 1, result.partner.peer_id, decline.message, self.clock_ms()
-            )
-        await self.memory.close_visit(result.visit, result.outcome, self.clock_ms(), 0, None, None)
-        self.events.emit(
-            "visit_declined",
-            visit=result.visit,
-            partner=result.partner.peer_id,
-            reason=decline.reason,
-            role="guest",
-        )
-        return result
 
     # -- both ---------------------------------------------------------------------------
 
@@ -417,7 +301,7 @@ class VisitRunner:
                 text = ""
                 if reason is None:
                     try:
-                        text = _cap(await self.voice.reply(partner, relation, conv.lines, role))
+                        text = cap_line(await self.voice.reply(partner, relation, conv.lines, role))
                     except EngineResting:
                         reason = "resting"
                     except EngineError as exc:
@@ -469,9 +353,9 @@ class VisitRunner:
     async def _abandon(self, result: VisitResult, exc: Exception) -> VisitResult:
         why = exc.reason if isinstance(exc, RemoteError) else type(exc).__name__
         logger.info("visit %s with %s ended: %s", result.visit, result.partner.peer_id, exc)
-        if isinstance(exc, RemoteError) and why not in _VANISHED:
+        if isinstance(exc, RemoteError) and why not in VANISHED:
             self.reject(peer_id_from_str(result.partner.peer_id), PROTO_VISIT, exc)
-        result.outcome = "partner_vanished" if why in _VANISHED else f"failed:{why}"
+        result.outcome = "partner_vanished" if why in VANISHED else f"failed:{why}"
         await self.memory.close_visit(
             result.visit, result.outcome, self.clock_ms(), len(result.lines), None, None
         )
@@ -505,13 +389,6 @@ class VisitRunner:
         await self.relations.after_visit(
             partner, result.outcome, result.lines, self.clock_ms(), summary
         )
-
-
-_VANISHED: Final = frozenset({"partner_gone", "partner_silent", "stream_failed"})
-
-
-def _cap(text: str) -> str:
-    return text.strip()[:MAX_LINE].strip()
 
 
 __all__ = ["Partner", "VisitResult", "VisitRunner", "Voice"]

@@ -37,6 +37,8 @@ class PartnerGone(StreamFailed):
 
 
 MAX_FRAME: Final = SIZE_CAPS[KIND_VISIT]
+VANISHED: Final = frozenset({PartnerGone.reason, PartnerSilent.reason, StreamFailed.reason})
+"""Why a stream ends when the partner goes away: not held against them."""
 
 
 class VisitChannel:

@@ -1,0 +1,198 @@
+"""The door between two characters: the host waits for the knock, decides whether to
+let the visitor in, and turns away (sometimes with an answering-machine reply) those it
+does not; a guest turned away records what it was told.
+
+:func:`node.visits.policy.decide_knock` makes the decision from facts; :class:`Door`
+gathers them, keeps the rates, and stores the few lines of a visit that never happened.
+Once a guest is welcome, :class:`node.visits.session.VisitRunner` runs the visit itself.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from typing import Final
+
+from keys import PROTO_VISIT
+from keys.errors import RemoteError
+from node.agent.memory import Memory, Relation, Role, VisitIdTaken, VisitStart
+from node.config import VisitSettings
+from node.engine.errors import EngineError
+from node.events import EventLog
+from node.visits.contracts import Partner, Reject, VisitResult, Voice
+from node.visits.policy import KnockDecision, KnockRateLimiter, decide_knock
+from node.visits.protocol import Decline, Knock, VisitProtocolError, cap_line
+from node.visits.wire import VANISHED, VisitChannel
+from registry_crdt import Status
+
+logger = logging.getLogger(__name__)
+
+KNOCK_TIMEOUT_S: Final = 30.0
+"""How long a host waits for the knock after a stream opens."""
+ANSWERING_MACHINE_PER_HOUR: Final = 30
+RECORDED_DECLINES_PER_HOUR: Final = 200
+
+
+class Door:
+    """One character's door, for both :meth:`VisitRunner.host` and :meth:`VisitRunner.guest`."""
+
+    def __init__(
+        self,
+        *,
+        me_str: str,
+        name: str,
+        settings: VisitSettings,
+        voice: Voice,
+        memory: Memory,
+        events: EventLog,
+        clock_ms: Callable[[], int],
+        status: Callable[[], Status],
+        may_reply: Callable[[], bool],
+        reject: Reject,
+    ) -> None:
+        self.me_str = me_str
+        self.name = name
+        self.settings = settings
+        self.voice = voice
+        self.memory = memory
+        self.events = events
+        self.clock_ms = clock_ms
+        self.status = status
+        self.may_reply = may_reply
+        self.reject = reject
+        self.rate = KnockRateLimiter(settings.per_visitor_per_hour)
+        # PeerIDs are free, so the per-visitor rate alone does not bound what strangers
+        # cost us: answering-machine replies and recorded declines have a ceiling too.
+        self.machine_rate = KnockRateLimiter(ANSWERING_MACHINE_PER_HOUR)
+        self.decline_rate = KnockRateLimiter(RECORDED_DECLINES_PER_HOUR)
+
+    async def await_knock(self, channel: VisitChannel) -> Knock | None:
+        try:
+            _, first = await channel.receive(KNOCK_TIMEOUT_S)
+            if not isinstance(first, Knock):
+                raise VisitProtocolError(
+                    f"a visit starts with a knock, not a {type(first).__name__}"
+                )
+        except RemoteError as exc:
+            if exc.reason not in VANISHED:
+                self.reject(channel.partner, PROTO_VISIT, exc)
+            logger.info("no knock from %s: %s", channel.partner_id, exc)
+            return None
+        return first
+
+    def decide(
+        self,
+        channel: VisitChannel,
+        knock: Knock,
+        relation: Relation | None,
+        *,
+        busy: bool,
+        now: int,
+    ) -> KnockDecision:
+        """Our answer to ``knock`` (counted against the visitor's rate)."""
+        return decide_knock(
+            self.settings,
+            status=self.status(),
+            known_visitor=relation is not None and relation.completed_count > 0,
+            within_rate=self.rate.allow(channel.partner, now / 1000),
+            busy=busy,
+            may_reply=self.may_reply(),
+            requested_turns=knock.turns,
+        )
+
+    async def open(
+        self,
+        channel: VisitChannel,
+        knock: Knock,
+        partner: Partner,
+        private: bool,
+        now: int,
+    ) -> bool:
+        """Record the visit; a knock that reuses a known visit id is refused."""
+        try:
+            await self.memory.open_visit(
+                visit_start(knock.visit, partner, "host", private, now, knock.first_line)
+            )
+        except VisitIdTaken:
+            self.reject(channel.partner, PROTO_VISIT, VisitProtocolError("a reused visit id"))
+            await channel.send(Decline(knock.visit, "error"))
+            return False
+        return True
+
+    async def decline(
+        self,
+        channel: VisitChannel,
+        knock: Knock,
+        partner: Partner,
+        decision: KnockDecision,
+        now: int,
+    ) -> VisitResult | None:
+        result = VisitResult(knock.visit, partner, "host", f"declined:{decision.reason}")
+        if decision.reason == "rate_limited":
+            # Not recorded: a visitor knocking too often must not fill the database.
+            await channel.send(Decline(knock.visit, decision.reason))
+            self.events.emit(
+                "visit_declined", visit=knock.visit, partner=partner.peer_id, reason=decision.reason
+            )
+            return result
+        now_s = now / 1000
+        if not self.decline_rate.allow(b"", now_s):
+            await channel.send(Decline(knock.visit, decision.reason))
+            return result
+        if decision.answering_machine and self.machine_rate.allow(b"", now_s):
+            try:
+                result.message = cap_line(
+                    await self.voice.answering_machine(partner, knock.first_line, decision.reason)
+                )
+            except EngineError as exc:
+                logger.info("answering machine could not reply: %s", exc)
+            result.outcome = "left_message"
+        elif decision.reason == "resting":
+            # The budget is spent: a fixed notice, no engine call (and no made-up speech).
+            result.message = (
+                f"{self.name} is resting today and cannot chat. Please come back tomorrow."
+            )
+        if not await self.open(channel, knock, partner, True, now):
+            return None
+        await self.memory.add_message(knock.visit, 0, partner.peer_id, knock.first_line, now)
+        if result.message:
+            await self.memory.add_message(knock.visit, 1, self.me_str, result.message, now)
+        await self.memory.close_visit(knock.visit, result.outcome, self.clock_ms(), 0, None, None)
+        await channel.send(Decline(knock.visit, decision.reason, result.message))
+        self.events.emit(
+            "message_left" if result.outcome == "left_message" else "visit_declined",
+            visit=knock.visit,
+            partner=partner.peer_id,
+            partner_name=partner.name,
+            reason=decision.reason,
+        )
+        return result
+
+    async def declined(
+        self, result: VisitResult, decline: Decline, first_line: str, now: int
+    ) -> VisitResult:
+        """As the guest: record that the host turned us away."""
+        result.outcome = f"declined:{decline.reason}"
+        result.message = decline.message
+        await self.memory.add_message(result.visit, 0, self.me_str, first_line, now)
+        if decline.message:
+            await self.memory.add_message(
+                result.visit, 1, result.partner.peer_id, decline.message, self.clock_ms()
+            )
+        await self.memory.close_visit(result.visit, result.outcome, self.clock_ms(), 0, None, None)
+        self.events.emit(
+            "visit_declined",
+            visit=result.visit,
+            partner=result.partner.peer_id,
+            reason=decline.reason,
+            role="guest",
+        )
+        return result
+
+
+def visit_start(
+    visit: str, partner: Partner, role: Role, private: bool, now: int, first_line: str
+) -> VisitStart:
+    return VisitStart(
+        visit, partner.peer_id, partner.name, role, partner.addr, private, now, first_line
+    )
