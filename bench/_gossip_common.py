@@ -14,10 +14,11 @@ import trio
 
 from node.config import AutonomySettings, CharacterConfig, EngineSettings, NetworkSettings
 from node.events import EventLog
-from node.runtime import CharacterNode, NodeOptions, run_node
+from node.runner import NodeOptions, run_node
+from node.runtime import CharacterNode
 
 if TYPE_CHECKING:
-    # As in node.runtime: trio-typing's stubs shadow trio's own annotations.
+    # As in node.runner: trio-typing's stubs shadow trio's own annotations.
     from trio_typing import TaskStatus
 
 VARIANTS = ("raw", "signed", "node")

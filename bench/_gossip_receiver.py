@@ -39,7 +39,7 @@ from node.gate import EnvelopeGate
 from node.runtime import CharacterNode
 
 if TYPE_CHECKING:
-    # As in node.runtime: trio-typing's stubs shadow trio's own annotations.
+    # As in node.runner: trio-typing's stubs shadow trio's own annotations.
     pass
 
 

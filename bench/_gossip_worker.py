@@ -12,7 +12,7 @@ Variants (both hosts subscribe to the topic, as nodes do):
   :class:`node.gate.EnvelopeGate`), the consumer admits it through the same gate, as
   :class:`node.runtime.CharacterNode`
   does;
-* ``node``: two real nodes (``node.runtime.run_node``, SQLite in a temporary data dir):
+* ``node``: two real nodes (``node.runner.run_node``, SQLite in a temporary data dir):
   ``CharacterNode.publish`` (seq, seal, self-verify, store, publish) on one side, the
   node's own validator + consumer (verify, store, ``action_received`` event) on the other.
 
@@ -39,7 +39,7 @@ from _gossip_receiver import receive
 from node import _libp2p
 
 if TYPE_CHECKING:
-    # As in node.runtime: trio-typing's stubs shadow trio's own annotations.
+    # As in node.runner: trio-typing's stubs shadow trio's own annotations.
     pass
 
 

@@ -32,7 +32,8 @@ from keys import EnvelopeError, Verified, verify
 from keys.envelope import MAX_TS_MS
 from node.config import CharacterConfig, NetworkSettings
 from node.events import EventLog
-from node.runtime import CharacterNode, NodeOptions, run_node
+from node.runner import NodeOptions, run_node
+from node.runtime import CharacterNode
 from node.store import Store
 
 if TYPE_CHECKING:

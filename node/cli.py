@@ -177,7 +177,7 @@ def _run_node(args: argparse.Namespace) -> int:
 
     from node.config import load_config, with_overrides
     from node.events import EventLog
-    from node.runtime import NodeOptions, run_node
+    from node.runner import NodeOptions, run_node
 
     config = load_config(args.character)
     config = with_overrides(

@@ -1,30 +1,22 @@
-"""A running character: its host, its topics, its database, its control socket.
+"""A running character's behaviour: what it publishes, what it accepts, which peers it wants.
 
-:func:`run_node` wires the pieces together and runs until cancelled (Ctrl-C, SIGTERM).
-Protocol decisions live in the pure modules (``keys``, :mod:`node.peering`); this module
-is the trio glue that feeds them.
+:class:`CharacterNode` is handed its identity, store, host and event log already open (see
+:mod:`node.runner` for how a process opens them and starts its tasks). Protocol decisions
+live in the pure modules (``keys``, :mod:`node.peering`); this class is the trio glue that
+feeds them.
 """
 
 from __future__ import annotations
 
 import contextlib
 import logging
-import signal
 import time
-from collections.abc import AsyncIterator, Callable, Mapping
-from contextlib import asynccontextmanager
-from dataclasses import dataclass, field
-from functools import partial
-from typing import TYPE_CHECKING, Any
+from collections.abc import Callable, Mapping
+from typing import Any
 
 import trio
 
-if TYPE_CHECKING:
-    # libp2p pulls in trio-typing, whose trio-stubs shadow trio's own annotations.
-    from trio_typing import TaskStatus
-
 from keys import (
-    PROTO_SYNC,
     TOPIC_ACTIONS,
     TOPIC_CONTEXTS,
     TOPIC_DIRECTORY,
@@ -32,30 +24,23 @@ from keys import (
     Identity,
     ReplayWindow,
     Verified,
-    load_or_create_key,
     peer_id_from_str,
     seal,
     verify,
 )
-from keys.cli import KEY_FILE_NAME
 from keys.errors import PublishError, RoomverseError
 from node import _libp2p
 from node.agent.agent import Agent
 from node.anti_entropy import AntiEntropy
 from node.batching import receive_batch
-from node.commands import handle_control
 from node.config import CharacterConfig
-from node.control import serve_control
-from node.data_dir import DataDirBusy, lock_data_dir
 from node.directory_service import DirectoryService, DirectorySettings
 from node.events import EventLog
 from node.gate import EnvelopeGate
 from node.gossip_health import GossipHealth
 from node.lan_addrs import advertisable_addrs
 from node.liveness import Liveness
-from node.mdns import open_mdns_discovery
-from node.name_card import check_card
-from node.peering import PeerBook, run_dialer
+from node.peering import PeerBook
 from node.polling import poll_until
 from node.rejections import RejectionLog
 from node.store import ReplayMark, Store
@@ -63,14 +48,10 @@ from node.visits.service import transports_for
 
 logger = logging.getLogger(__name__)
 
-PUBLIC_TOPICS = {TOPIC_ACTIONS: "action", TOPIC_CONTEXTS: "context"}
-
-DB_FILE = "character.db"
 GREETING_WAIT_S = 10.0
 RECEIVE_BATCH = 256
 DIRECTORY_DIAL_TARGET = 16
 """Peers learned from the directory are dialled only while we have fewer connections."""
-LEAVE_TIMEOUT_S = 3.0
 
 
 def now_ms() -> int:
@@ -78,23 +59,6 @@ def now_ms() -> int:
 
 
 EnvelopeListener = Callable[[int, Verified], None]
-
-
-@dataclass(frozen=True, slots=True)
-class NodeOptions:
-    passphrase: str | None = None
-    greet: bool = True
-    spectator: bool = False
-    """A node with a key but no character (the firehose): it joins, listens, keeps the
-    directory and serves anti-entropy, but writes no entry, greets nobody, never visits."""
-    mdns_interval: float = 2.0
-    directory: DirectorySettings = field(default_factory=DirectorySettings)
-    turn_timeout_s: float = 120.0
-    """How long a visit waits for the partner's next line (their engine is thinking)."""
-    dashboard: str | None = None
-    """``HOST:PORT`` of the owner's dashboard (``--dashboard``); None serves none."""
-    dashboard_public: bool = False
-    """Allow the dashboard on a non-loopback address (``--dashboard-public``)."""
 
 
 class CharacterNode:
@@ -333,158 +297,7 @@ def _public_body(body: Mapping[str, Any]) -> dict[str, Any]:
     return out
 
 
-@asynccontextmanager
-async def open_character(
-    config: CharacterConfig, events: EventLog, options: NodeOptions
-) -> AsyncIterator[CharacterNode]:
-    data_dir = config.resolved_data_dir()
-    with lock_data_dir(data_dir):
-        identity, created = load_or_create_key(data_dir / KEY_FILE_NAME, options.passphrase)
-        if created:
-            events.emit("key_created", peer_id=identity.peer_id_str)
-        if not options.spectator:
-            check_card(config, identity)
-        store = Store(data_dir / DB_FILE)
-        try:
-            replay = ReplayWindow()
-            for mark in await store.load_replay_marks():
-                replay.restore(mark.sender, mark.hwm, mark.mask)
-
-            def on_drop(topic: str, why: str) -> None:
-                events.emit("dropped", topic=topic, reason=why)
-
-            async with _libp2p.open_p2p_host(
-                identity.seed, config.network.listen, on_drop=on_drop
-            ) as host:
-                node = CharacterNode(
-                    config,
-                    identity,
-                    store,
-                    host,
-                    events,
-                    replay,
-                    options.directory,
-                    options.turn_timeout_s,
-                    options.spectator,
-                )
-                known = await node.directory.load()
-                if known:
-                    events.emit("directory_restored", entries=known)
-                yield node
-        finally:
-            store.close()
-
-
-async def run_node(
-    config: CharacterConfig,
-    events: EventLog,
-    options: NodeOptions | None = None,
-    *,
-    task_status: TaskStatus[CharacterNode] = trio.TASK_STATUS_IGNORED,
-) -> None:
-    """Run one character until cancelled or until SIGINT/SIGTERM."""
-    options = options or NodeOptions()
-    async with open_character(config, events, options) as node:
-        try:
-            await _run_character(node, config, events, options, task_status)
-        finally:
-            # A clean stop (signal, Ctrl-C) says `left`, so peers need not wait for the
-            # lease; bounded, and shielded from the cancellation that got us here.
-            with trio.CancelScope(shield=True), trio.move_on_after(LEAVE_TIMEOUT_S):
-                await node.directory.leave()
-                await node.host.flush(LEAVE_TIMEOUT_S)
-    events.emit("stopped", peer_id=node.identity.peer_id_str)
-
-
-async def _run_character(
-    node: CharacterNode,
-    config: CharacterConfig,
-    events: EventLog,
-    options: NodeOptions,
-    task_status: TaskStatus[CharacterNode],
-) -> None:
-    async with trio.open_nursery() as nursery:
-        nursery.start_soon(_stop_on_signals, nursery.cancel_scope, events)
-        for topic in PUBLIC_TOPICS:
-            node.host.set_validator(topic, node.validator(topic))
-            messages = await node.host.subscribe(topic)
-            nursery.start_soon(node.consume, topic, messages)
-        node.host.set_validator(TOPIC_DIRECTORY, node.validator(TOPIC_DIRECTORY))
-        nursery.start_soon(node.consume_directory, await node.host.subscribe(TOPIC_DIRECTORY))
-        node.host.set_stream_handler(PROTO_SYNC, node.anti_entropy.serve)
-        nursery.start_soon(node.watch_peers, nursery, options.greet and not options.spectator)
-        await nursery.start(
-            serve_control, config.resolved_data_dir(), lambda request: handle_control(node, request)
-        )
-        for addr in config.network.bootstrap:
-            transport, peer_id = _libp2p.split_peer_addr(addr)
-            node.book.want(peer_id, (transport,), "bootstrap", trio.current_time(), permanent=True)
-        nursery.start_soon(
-            lambda: run_dialer(
-                node.book,
-                node.dial,
-                node.host.is_connected,
-                node.dialer_wakeups,
-                on_failure=lambda peer, why: events.emit("dial_failed", peer_id=peer, error=why),
-            )
-        )
-        if config.network.mdns:
-            await nursery.start(_run_mdns, node, options.mdns_interval)
-        await nursery.start(node.directory.run)
-        nursery.start_soon(node.anti_entropy.run_periodically, nursery)
-        nursery.start_soon(node.liveness.run, nursery)
-        nursery.start_soon(node.gossip_health.run)
-        if node.agent is not None:
-            await nursery.start(node.agent.run)
-        if options.dashboard is not None:
-            from node.dashboard import serve_dashboard  # quart loads only when asked for
-
-            await nursery.start(
-                partial(
-                    serve_dashboard,
-                    node,
-                    options.dashboard,
-                    allow_public=options.dashboard_public,
-                    events=events,
-                )
-            )
-        events.emit(
-            "ready",
-            peer_id=node.identity.peer_id_str,
-            name=config.name,
-            addrs=node.public_addrs(),
-            mdns=config.network.mdns,
-            data_dir=str(config.resolved_data_dir()),
-        )
-        task_status.started(node)
-
-
-async def _run_mdns(
-    node: CharacterNode,
-    interval: float,
-    *,
-    task_status: TaskStatus[None] = trio.TASK_STATUS_IGNORED,
-) -> None:
-    addrs = advertisable_addrs(node.host.listen_addrs())
-    async with open_mdns_discovery(node.identity.peer_id_str, addrs, interval=interval) as mdns:
-        task_status.started()
-        async for peer in mdns.peers:
-            node.discovered(peer.peer_id, peer.addrs, "mdns")
-
-
-async def _stop_on_signals(scope: trio.CancelScope, events: EventLog) -> None:
-    with trio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:
-        async for signum in signals:
-            events.emit("stopping", signal=signal.Signals(signum).name)
-            scope.cancel()
-            return
-
-
 __all__ = [
     "CharacterNode",
-    "DataDirBusy",
-    "NodeOptions",
     "PublishError",
-    "open_character",
-    "run_node",
 ]

@@ -34,7 +34,8 @@ from node.dashboard.guard import RequestFacts, refusal
 from node.dashboard.live import LiveLog, Viewer
 from node.dashboard.serve import new_token
 from node.events import EventLog
-from node.runtime import CharacterNode, NodeOptions, run_node
+from node.runner import NodeOptions, run_node
+from node.runtime import CharacterNode
 from registry_crdt import Status
 from tests.procs import REPO, NodeProcess, roomverse_argv, write_character
 from tests.visit_party import Member, Party, in_thread, open_party

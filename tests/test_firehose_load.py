@@ -43,7 +43,7 @@ from tests.test_firehose_ws import (
 )
 
 if TYPE_CHECKING:
-    # As in node.runtime: trio-typing's stubs shadow trio's own annotations.
+    # As in node.runner: trio-typing's stubs shadow trio's own annotations.
     from trio_typing import TaskStatus
 
 pytestmark = pytest.mark.timeout(180)
