@@ -13,7 +13,7 @@ import contextlib
 import queue
 import sqlite3
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -101,3 +101,17 @@ class SqliteThread:
         if self._thread.is_alive():
             self._jobs.put(_STOP)
             self._thread.join(timeout=10)
+
+
+@contextlib.contextmanager
+def immediate(conn: sqlite3.Connection) -> Iterator[None]:
+    """One write transaction; taken IMMEDIATE so it never fails half-way on a lock, and
+    rolled back if the job fails, so the connection is never left inside it."""
+    conn.execute("BEGIN IMMEDIATE")
+    try:
+        yield
+        conn.execute("COMMIT")
+    except BaseException:
+        if conn.in_transaction:
+            conn.execute("ROLLBACK")
+        raise

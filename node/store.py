@@ -17,7 +17,7 @@ from typing import Any
 import msgpack
 
 from keys import Verified
-from node.sqlite_thread import SqliteThread
+from node.sqlite_thread import SqliteThread, immediate
 
 SEQ_BLOCK = 1024
 """Sequence numbers are reserved on disk a block at a time: a restart skips the unused
@@ -130,12 +130,11 @@ def _migrate(conn: sqlite3.Connection) -> int:
             f"database schema v{version} is newer than this RoomVerse (v{len(MIGRATIONS)})"
         )
     for number in range(version, len(MIGRATIONS)):
-        conn.execute("BEGIN IMMEDIATE")
-        for statement in MIGRATIONS[number].split(";"):
-            if statement.strip():
-                conn.execute(statement)
-        conn.execute(f"PRAGMA user_version = {number + 1}")
-        conn.execute("COMMIT")
+        with immediate(conn):
+            for statement in MIGRATIONS[number].split(";"):
+                if statement.strip():
+                    conn.execute(statement)
+            conn.execute(f"PRAGMA user_version = {number + 1}")
     return len(MIGRATIONS)
 
 
@@ -195,18 +194,13 @@ class Store:
         or None for a duplicate."""
 
         def write(conn: sqlite3.Connection) -> list[int | None]:
-            conn.execute("BEGIN IMMEDIATE")
-            try:
+            with immediate(conn):
                 fresh = [_insert(conn, "in", env, now_ms) for env in envelopes]
                 conn.executemany(
                     "INSERT INTO replay_marks (sender, hwm, mask) VALUES (?, ?, ?) "
                     "ON CONFLICT (sender) DO UPDATE SET hwm = excluded.hwm, mask = excluded.mask",
                     [(m.sender, m.hwm, _mask_bytes(m.mask)) for m in marks],
                 )
-            except BaseException:
-                conn.execute("ROLLBACK")
-                raise
-            conn.execute("COMMIT")
             return fresh
 
         return await self._db.call(write)
@@ -348,14 +342,13 @@ def _insert(conn: sqlite3.Connection, direction: str, env: Verified, now_ms: int
 
 
 def _reserve_seq_block(conn: sqlite3.Connection) -> tuple[int, int]:
-    conn.execute("BEGIN IMMEDIATE")
-    row = conn.execute("SELECT value FROM meta WHERE key = 'seq_ceiling'").fetchone()
-    start = int(row[0]) if row else 0
-    ceiling = start + SEQ_BLOCK
-    conn.execute(
-        "INSERT INTO meta (key, value) VALUES ('seq_ceiling', ?) "
-        "ON CONFLICT (key) DO UPDATE SET value = excluded.value",
-        (ceiling,),
-    )
-    conn.execute("COMMIT")
+    with immediate(conn):
+        row = conn.execute("SELECT value FROM meta WHERE key = 'seq_ceiling'").fetchone()
+        start = int(row[0]) if row else 0
+        ceiling = start + SEQ_BLOCK
+        conn.execute(
+            "INSERT INTO meta (key, value) VALUES ('seq_ceiling', ?) "
+            "ON CONFLICT (key) DO UPDATE SET value = excluded.value",
+            (ceiling,),
+        )
     return start, ceiling

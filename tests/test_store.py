@@ -1,12 +1,36 @@
-"""The character database: schema version, sequence counter, batched receipts."""
+"""The character database: schema version, sequence counter, batched receipts, and the
+write transaction every write runs in."""
 
 from __future__ import annotations
 
 import sqlite3
 from pathlib import Path
 
+import pytest
+
 from keys import TOPIC_ACTIONS, Identity, seal, verify
+from node.sqlite_thread import SqliteThread, immediate
 from node.store import MIGRATIONS, SEQ_BLOCK, ReplayMark, Store
+
+
+async def test_a_failed_write_is_rolled_back_and_the_next_write_works(tmp_path: Path) -> None:
+    db = SqliteThread(tmp_path / "t.db")
+    try:
+        await db.call(lambda conn: conn.execute("CREATE TABLE t (x INTEGER UNIQUE)"))
+
+        def insert(conn: sqlite3.Connection, *values: int) -> list[int]:
+            with immediate(conn):
+                for value in values:
+                    conn.execute("INSERT INTO t VALUES (?)", (value,))
+            return [row[0] for row in conn.execute("SELECT x FROM t ORDER BY x")]
+
+        with pytest.raises(sqlite3.IntegrityError):
+            await db.call(lambda conn: insert(conn, 1, 1))
+        # Nothing of the failed write is kept, and the connection is not left inside it.
+        assert await db.call(lambda conn: conn.in_transaction) is False
+        assert await db.call(lambda conn: insert(conn, 2)) == [2]
+    finally:
+        db.close()
 
 
 async def test_schema_is_versioned_and_wal(tmp_path: Path) -> None:

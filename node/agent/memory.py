@@ -76,7 +76,7 @@ from node.agent.memory_rows import (
     VisitStart,
     declined,
 )
-from node.agent.memory_transaction import immediate
+from node.sqlite_thread import immediate
 
 _VISIT_COLUMNS = (
     "id, partner, partner_id, partner_name, role, remote_addr, private, started_ms, "

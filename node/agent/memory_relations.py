@@ -15,8 +15,7 @@ from collections.abc import Callable
 
 from keys import peer_id_from_str
 from node.agent.memory_rows import MemoryUsageError, Relation, RelationStats
-from node.agent.memory_transaction import immediate
-from node.sqlite_thread import SqliteThread
+from node.sqlite_thread import SqliteThread, immediate
 
 _STATS_COLUMNS = (
     "partner_id, partner_name, affinity, visit_count, completed_count, last_visit_ms, updated_ms"
