@@ -29,8 +29,9 @@ from node.agent.relations import RelationKeeper
 from node.config import VisitSettings
 from node.events import EventLog
 from node.store import Store
+from node.visits.contracts import Partner, VisitResult
 from node.visits.protocol import Farewell, Knock, Line, Say, Welcome
-from node.visits.session import Partner, VisitResult, VisitRunner
+from node.visits.session import VisitRunner
 from node.visits.wire import VisitChannel
 from registry_crdt import Status
 from tests.pii_corpus import leaks, pii_items

@@ -36,8 +36,9 @@ from node.engine.key_store import KEY_STORE_FILE, KeyLookup, KeyStore
 from node.engine.policy import BudgetTier
 from node.events import EventLog
 from node.store import Store
+from node.visits.contracts import VisitResult
 from node.visits.service import VisitService
-from node.visits.session import VisitResult, VisitRunner
+from node.visits.session import VisitRunner
 
 if TYPE_CHECKING:
     from node.runtime import CharacterNode

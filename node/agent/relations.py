@@ -7,8 +7,8 @@ from collections.abc import Callable
 from node.agent.affinity import START, VisitOutcome, after_visit, tier_for
 from node.agent.memory import Memory
 from node.events import EventLog
+from node.visits.contracts import Partner
 from node.visits.protocol import Line
-from node.visits.session import Partner
 
 
 def relation_outcome(outcome: str) -> VisitOutcome:

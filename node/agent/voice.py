@@ -30,8 +30,8 @@ from node.config import CharacterConfig
 from node.engine import ChatMessage
 from node.engine.engines import ANSWERING_MACHINE_MAX_TOKENS, Engines, Purpose
 from node.engine.errors import EngineError
+from node.visits.contracts import Partner
 from node.visits.protocol import MAX_LINE, Line
-from node.visits.session import Partner
 
 TURN_MAX_TOKENS: Final = 160
 SUMMARY_MAX_TOKENS: Final = 200

@@ -28,7 +28,6 @@ from __future__ import annotations
 import contextlib
 import json
 import logging
-import re
 import time
 from typing import TYPE_CHECKING, Any
 
@@ -41,7 +40,7 @@ from werkzeug.exceptions import HTTPException
 from keys import peer_id_from_str
 from keys.errors import LocalError
 from node.agent.affinity import tier_for
-from node.agent.memory import Memory, RelationStats, VisitRow
+from node.agent.memory import VISIT_ID, Memory, RelationStats, VisitRow
 from node.commands import handle_control, status_of
 from node.dashboard.guard import (
     TOKEN_HEADER,
@@ -69,7 +68,6 @@ CONTENT_SECURITY_POLICY = (
     "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
     "connect-src 'self'; base-uri 'none'; form-action 'none'; frame-ancestors 'none'"
 )
-_VISIT_ID = re.compile(r"[0-9a-f]{32}")
 _PEER_ID_MAX = 128
 
 
@@ -365,7 +363,7 @@ def _int_arg(args: MultiDict[str, str], name: str, default: int, low: int, high:
 
 
 def _check_visit_id(visit_id: str) -> None:
-    if _VISIT_ID.fullmatch(visit_id) is None:
+    if VISIT_ID.fullmatch(visit_id) is None:
         raise ApiError(400, "a visit id is 32 lowercase hex characters")
 
 

@@ -17,8 +17,9 @@ from keys.errors import InvalidPeerId, LocalError, RemoteError, RoomverseError
 from node import _libp2p
 from node.directory_service import DirectoryService
 from node.inbound import InboundLimit
+from node.visits.contracts import Partner, VisitResult
 from node.visits.protocol import MAX_NAME, Line
-from node.visits.session import Partner, VisitResult, VisitRunner
+from node.visits.session import VisitRunner
 from node.visits.wire import Seal, VisitChannel
 from registry_crdt import Entry, Presence
 

@@ -391,4 +391,4 @@ class VisitRunner:
         )
 
 
-__all__ = ["Partner", "VisitResult", "VisitRunner", "Voice"]
+__all__ = ["VisitRunner"]
