@@ -53,8 +53,8 @@ class Feed:
     viewers: int = 0
     all_in: trio.Event = field(default_factory=trio.Event)
     expected: int = 0
-    _cache: dict[tuple[int, int], bytes] = field(default_factory=dict)
-    _text: dict[tuple[int, int], str] = field(default_factory=dict)
+    _made: dict[tuple[str, int, int], Any] = field(default_factory=dict)
+    """What was built for the viewers at one place since the last tick, by form."""
 
     def add(self) -> None:
         head = b"%010d %019d " % (len(self.events), time.time_ns())
@@ -63,25 +63,28 @@ class Feed:
     def next_tick(self) -> None:
         self.tick.set()
         self.tick = trio.Event()
-        self._cache.clear()
-        self._text.clear()
+        self._made.clear()
 
     def payload(self, start: int) -> tuple[bytes, int]:
         """All events from ``start`` on, joined once per range; and where the next
         frame starts."""
-        end = len(self.events)
-        data = self._cache.get((start, end))
-        if data is None:
-            data = self._cache[(start, end)] = b"".join(self.events[start:end])
-        return data, end
+        return self._once("bytes", start, lambda: b"".join(self.events[start:]))
 
     def text(self, start: int) -> tuple[str, int]:
         """:meth:`payload` as text, decoded once per range."""
+        return self._once("text", start, lambda: self.payload(start)[0].decode())
+
+    def framed(self, start: int) -> tuple[bytes, int]:
+        """:meth:`payload` as a whole WebSocket frame, framed once per range."""
+        return self._once("frame", start, lambda: frame(self.payload(start)[0]))
+
+    def _once(self, form: str, start: int, make: Callable[[], T]) -> tuple[T, int]:
         end = len(self.events)
-        text = self._text.get((start, end))
-        if text is None:
-            text = self._text[(start, end)] = self.payload(start)[0].decode()
-        return text, end
+        key = (form, start, end)
+        if key not in self._made:
+            self._made[key] = make()
+        made: T = self._made[key]
+        return made, end
 
     def joined(self) -> None:
         self.viewers += 1
@@ -89,13 +92,14 @@ class Feed:
             self.all_in.set()
 
 
-def frame_header(length: int) -> bytes:
-    """An unmasked FIN text-frame header (RFC 6455 §5.2)."""
+def frame(payload: bytes) -> bytes:
+    """``payload`` as an unmasked FIN text frame (RFC 6455 §5.2)."""
+    length = len(payload)
     if length < 126:
-        return bytes([0x81, length])
+        return bytes([0x81, length]) + payload
     if length < 1 << 16:
-        return bytes([0x81, 126]) + length.to_bytes(2, "big")
-    return bytes([0x81, 127]) + length.to_bytes(8, "big")
+        return bytes([0x81, 126]) + length.to_bytes(2, "big") + payload
+    return bytes([0x81, 127]) + length.to_bytes(8, "big") + payload
 
 
 async def per_viewer(
@@ -193,16 +197,19 @@ async def lean_fan_out(feed: Feed, viewers: list[LeanViewer]) -> None:
     """At every tick, one pass over the viewers writing without ever waiting."""
     while True:
         await feed.tick.wait()
-        for viewer in viewers:
+        for viewer in list(viewers):
             if viewer.pending is None and viewer.sent < len(feed.events):
-                payload, viewer.sent = feed.payload(viewer.sent)
-                viewer.pending = memoryview(frame_header(len(payload)) + payload)
+                framed, viewer.sent = feed.framed(viewer.sent)
+                viewer.pending = memoryview(framed)
                 feed.frames += 1
             if viewer.pending is not None:
                 try:
                     written = viewer.sock.send(viewer.pending)
                 except BlockingIOError:
                     written = 0
+                except OSError:  # the viewer went away: it gets nothing more
+                    viewers.remove(viewer)
+                    continue
                 viewer.pending = viewer.pending[written:] or None
 
 
@@ -214,13 +221,12 @@ async def serve_own(path: str, feed: Feed, sock: socket.socket) -> None:
         await upgrade(stream)
         feed.joined()
         if path == "lean":
+            # The stdlib socket under trio's, for plain non-blocking sends; the stream
+            # keeps owning (and finally closes) it.
             viewers.append(LeanViewer(stream.socket._sock))  # type: ignore[attr-defined]
             await trio.sleep_forever()
 
-        async def send(data: bytes) -> None:
-            await stream.send_all(frame_header(len(data)) + data)
-
-        await per_viewer(feed, feed.payload, send)
+        await per_viewer(feed, feed.framed, stream.send_all)
 
     async with trio.open_nursery() as nursery:
         if path == "lean":
