@@ -33,8 +33,7 @@ from _gossip_common import (
 )
 
 from keys import TOPIC_ACTIONS
-from node.events import EventLog
-from node.runtime import CharacterNode
+from node import CharacterNode, EventLog
 
 
 async def publish(args: argparse.Namespace) -> None:

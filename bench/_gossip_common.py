@@ -6,16 +6,22 @@ import json
 import os
 import struct
 import sys
-import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TextIO
 
 import trio
 
-from node.config import AutonomySettings, CharacterConfig, EngineSettings, NetworkSettings
-from node.events import EventLog
-from node.runner import NodeOptions, run_node
-from node.runtime import CharacterNode
+from node import (
+    MESHSUB_PROTOCOLS,
+    AutonomySettings,
+    CharacterConfig,
+    CharacterNode,
+    EngineSettings,
+    EventLog,
+    NetworkSettings,
+    NodeOptions,
+    run_node,
+)
 
 if TYPE_CHECKING:
     # As in node.runner: trio-typing's stubs shadow trio's own annotations.
@@ -37,6 +43,13 @@ PROBE_ATTEMPTS = 60
 PROBE_TIMEOUT_S = 0.5
 RECEIVE_BATCH = 256
 
+
+class Offer:
+    """What every host this process opens offers (set once by ``_gossip_worker.py``)."""
+
+    meshsub: tuple[str, ...] = MESHSUB_PROTOCOLS
+
+
 AckSend = trio.MemorySendChannel[tuple[int, int]]
 _CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
 
@@ -44,10 +57,6 @@ _CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
 def emit(record: dict[str, Any]) -> None:
     sys.stdout.write(json.dumps(record) + "\n")
     sys.stdout.flush()
-
-
-def now_ms() -> int:
-    return int(time.time() * 1000)
 
 
 def action_body(index: int) -> dict[str, Any]:
@@ -100,7 +109,9 @@ async def run_node_until_stopped(
     task_status: TaskStatus[CharacterNode] = trio.TASK_STATUS_IGNORED,
 ) -> None:
     """``run_node`` (no greeting); when it stops (SIGTERM, SIGINT), ``stop`` is cancelled."""
-    await run_node(config, events, NodeOptions(greet=False), task_status=task_status)
+    await run_node(
+        config, events, NodeOptions(greet=False, meshsub=Offer.meshsub), task_status=task_status
+    )
     stop.cancel()
 
 

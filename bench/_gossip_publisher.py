@@ -23,6 +23,7 @@ from _gossip_common import (
     RAW_INDEX,
     RAW_PAD,
     RAW_TOPIC,
+    Offer,
     action_body,
     devnull,
     emit,
@@ -35,10 +36,7 @@ from _gossip_common import (
 from _gossip_receiver import AckingEventLog, ReceiverStats, drop_counts, signed_validator
 
 from keys import TOPIC_ACTIONS, Identity, ReplayWindow, seal
-from keys.errors import PublishError
-from node import _libp2p
-from node.gate import EnvelopeGate
-from node.runtime import CharacterNode
+from node import CharacterNode, EnvelopeGate, P2PHost, PublishError, PubsubMessage, open_p2p_host
 
 if TYPE_CHECKING:
     # As in node.runner: trio-typing's stubs shadow trio's own annotations.
@@ -99,7 +97,7 @@ class Window:
 class Publisher:
     def __init__(
         self,
-        host: _libp2p.P2PHost,
+        host: P2PHost,
         send: Callable[[int], Awaitable[None]],
         receiver_pid: int | None,
     ) -> None:
@@ -110,9 +108,7 @@ class Publisher:
         self.next_index = 0
         self.send_errors = 0
 
-    async def read_gossip_acks(
-        self, acks: trio.MemoryReceiveChannel[_libp2p.PubsubMessage]
-    ) -> None:
+    async def read_gossip_acks(self, acks: trio.MemoryReceiveChannel[PubsubMessage]) -> None:
         async for msg in acks:
             self._acked(unpack_acks(msg.data))
 
@@ -232,7 +228,7 @@ async def publish(variant: str, plan: Plan) -> None:
         return
 
     identity = Identity.from_seed(os.urandom(32))
-    async with _libp2p.open_p2p_host(identity.seed, [LISTEN]) as host:
+    async with open_p2p_host(identity.seed, [LISTEN], meshsub=Offer.meshsub) as host:
         # Like a node, the publisher subscribes to what it publishes (so it is in the
         # receiver's mesh) and, for signed envelopes, runs the same topic validator.
         if variant == "raw":
@@ -267,7 +263,7 @@ async def publish(variant: str, plan: Plan) -> None:
         await _drive(host, send_signed, TOPIC_ACTIONS, plan, _signed_size(identity), own)
 
 
-async def _discard(messages: trio.MemoryReceiveChannel[_libp2p.PubsubMessage]) -> None:
+async def _discard(messages: trio.MemoryReceiveChannel[PubsubMessage]) -> None:
     async for _ in messages:
         pass
 
@@ -285,12 +281,12 @@ def _signed_size(identity: Identity) -> int:
 
 
 async def _drive(
-    host: _libp2p.P2PHost,
+    host: P2PHost,
     send: Callable[[int], Awaitable[None]],
     topic: str,
     plan: Plan,
     wire_size: int,
-    own_copies: trio.MemoryReceiveChannel[_libp2p.PubsubMessage] | None = None,
+    own_copies: trio.MemoryReceiveChannel[PubsubMessage] | None = None,
 ) -> None:
     publisher = Publisher(host, send, plan.receiver_pid)
     async with trio.open_nursery() as nursery:

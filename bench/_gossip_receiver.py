@@ -21,6 +21,7 @@ from _gossip_common import (
     RAW_TOPIC,
     RECEIVE_BATCH,
     AckSend,
+    Offer,
     devnull,
     emit,
     index_of_body,
@@ -31,12 +32,17 @@ from _gossip_common import (
 )
 
 from keys import TOPIC_ACTIONS, EnvelopeError, Identity, ReplayWindow
-from keys.errors import PublishError
-from node import _libp2p
-from node.batching import receive_batch
-from node.events import EventLog
-from node.gate import EnvelopeGate
-from node.runtime import CharacterNode
+from node import (
+    CharacterNode,
+    EnvelopeGate,
+    EventLog,
+    P2PHost,
+    PublishError,
+    PubsubMessage,
+    Validator,
+    open_p2p_host,
+    receive_batch,
+)
 
 if TYPE_CHECKING:
     # As in node.runner: trio-typing's stubs shadow trio's own annotations.
@@ -65,7 +71,7 @@ class ReceiverStats:
 
 async def run_acker(
     ack_mode: str,
-    host: _libp2p.P2PHost,
+    host: P2PHost,
     listener: trio.SocketListener,
     acks: trio.MemoryReceiveChannel[tuple[int, int]],
     stats: ReceiverStats,
@@ -90,7 +96,7 @@ async def run_acker(
         stats.ack_messages += 1
 
 
-def signed_validator(topic: str, gate: EnvelopeGate, stats: ReceiverStats) -> _libp2p.Validator:
+def signed_validator(topic: str, gate: EnvelopeGate, stats: ReceiverStats) -> Validator:
     """What ``CharacterNode.validator`` does (the same gate), minus the rejection event."""
 
     def validate(origin: bytes, data: bytes) -> bool:
@@ -105,7 +111,7 @@ def signed_validator(topic: str, gate: EnvelopeGate, stats: ReceiverStats) -> _l
 
 
 async def consume_raw(
-    messages: trio.MemoryReceiveChannel[_libp2p.PubsubMessage], ack: AckSend, stats: ReceiverStats
+    messages: trio.MemoryReceiveChannel[PubsubMessage], ack: AckSend, stats: ReceiverStats
 ) -> None:
     async for msg in messages:
         received_ns = time.time_ns()
@@ -117,7 +123,7 @@ async def consume_raw(
 
 
 async def consume_signed(
-    messages: trio.MemoryReceiveChannel[_libp2p.PubsubMessage],
+    messages: trio.MemoryReceiveChannel[PubsubMessage],
     gate: EnvelopeGate,
     ack: AckSend,
     stats: ReceiverStats,
@@ -204,7 +210,7 @@ async def _receive_plain(
     variant: str, stats: ReceiverStats, acks: AckPath, extra: dict[str, Any]
 ) -> None:
     identity = Identity.generate()
-    async with _libp2p.open_p2p_host(identity.seed, [LISTEN]) as host:
+    async with open_p2p_host(identity.seed, [LISTEN], meshsub=Offer.meshsub) as host:
         topic = RAW_TOPIC if variant == "raw" else TOPIC_ACTIONS
         gate = EnvelopeGate(identity.peer_id, ReplayWindow(), now_ms)
         if variant == "signed":
@@ -243,7 +249,7 @@ async def _receive_node(stats: ReceiverStats, acks: AckPath, extra: dict[str, An
             nursery.cancel_scope.cancel()
 
 
-def drop_counts(host: _libp2p.P2PHost) -> dict[str, int]:
+def drop_counts(host: P2PHost) -> dict[str, int]:
     return {
         "libp2p_subscription": host.drops.subscription_overflow,
         "buffer": host.drops.buffer_overflow,

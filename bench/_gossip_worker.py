@@ -29,18 +29,13 @@ import argparse
 import json
 import logging
 import sys
-from typing import TYPE_CHECKING
 
 import trio
-from _gossip_common import VARIANTS
+from _gossip_common import VARIANTS, Offer
 from _gossip_publisher import Plan, parse_plan, publish
 from _gossip_receiver import receive
 
-from node import _libp2p
-
-if TYPE_CHECKING:
-    # As in node.runner: trio-typing's stubs shadow trio's own annotations.
-    pass
+from node import MESHSUB_PROTOCOLS
 
 
 def main() -> int:
@@ -52,7 +47,7 @@ def main() -> int:
         "--meshsub",
         choices=("1.2", "1.1"),
         default="1.2",
-        help="1.1: leave /meshsub/1.2.0 (IDONTWANT) out of what node._libp2p offers",
+        help="1.1: leave /meshsub/1.2.0 (IDONTWANT) out of what the hosts offer",
     )
     parser.add_argument("--max-seconds", type=float, default=300.0, help="receiver lifetime")
     parser.add_argument("--receiver", help="the receiver's ready line, JSON (publish)")
@@ -64,10 +59,10 @@ def main() -> int:
     logging.basicConfig(level=logging.WARNING, stream=sys.stderr)
     if args.meshsub == "1.1":
         # An experiment, not how nodes run: read at host creation by open_p2p_host.
-        v12, v11, v10 = _libp2p.MESHSUB_PROTOCOLS
+        v12, v11, v10 = MESHSUB_PROTOCOLS
         if not str(v12).startswith("/meshsub/1.2"):
-            parser.error(f"unexpected MESHSUB_PROTOCOLS {_libp2p.MESHSUB_PROTOCOLS}")
-        _libp2p.MESHSUB_PROTOCOLS = (v11, v10)  # type: ignore[assignment]
+            parser.error(f"unexpected MESHSUB_PROTOCOLS {MESHSUB_PROTOCOLS}")
+        Offer.meshsub = (v11, v10)
     if args.role == "receive":
         trio.run(receive, args.variant, args.ack, args.max_seconds)
         return 0

@@ -17,8 +17,7 @@ from typing import Final
 
 from openai import AsyncOpenAI
 
-from node.engine.embedded import open_embedded_engine
-from node.engine.model_pack import model_choice
+from node import model_choice, open_embedded_engine
 
 PROMPT: Final = "Tell me a short story about a lighthouse keeper and a cat."
 SYSTEM: Final = "You are a friendly character. Answer in plain sentences."

@@ -24,21 +24,22 @@ from typing import TYPE_CHECKING, Any, Final, ParamSpec, TypeVar
 import trio
 from _gossip_common import LISTEN, devnull
 
-from node.agent.agent import Agent
-from node.config import (
+from node import (
+    Agent,
     AutonomySettings,
     BudgetSettings,
     CharacterConfig,
+    CharacterNode,
+    Engines,
     EngineSettings,
+    EventLog,
     NetworkSettings,
+    NodeOptions,
     VisitSettings,
+    VisitTargetError,
+    run_node,
 )
-from node.engine.engines import Engines
-from node.events import EventLog
-from node.runner import NodeOptions, run_node
-from node.runtime import CharacterNode
 from node.testing.fake_openai import FakeOpenAI, FakeReply, serve_fake_openai
-from node.visits.service import VisitTargetError
 
 if TYPE_CHECKING:
     from trio_typing import TaskStatus

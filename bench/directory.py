@@ -45,9 +45,9 @@ from typing import Any
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
-from tests.directory_party import DirectoryParty, Timing, everyone_sees  # noqa: E402
-from tests.netns import LanParty, netns_skip_reason  # noqa: E402
-from tests.procs import NodeProcess  # noqa: E402
+from tests.support.directory_party import DirectoryParty, Timing, everyone_sees  # noqa: E402
+from tests.support.netns import LanParty, netns_skip_reason  # noqa: E402
+from tests.support.procs import NodeProcess  # noqa: E402
 
 STATUSES = ("away", "asleep")
 Replies = list[dict[str, Any]]

@@ -40,7 +40,7 @@ import trio
 from _visit_embedded import Generations, measure_generations, skip_reason
 from _visit_pair import COMPONENTS, Span, Timeline, run_visits
 
-from node.engine.model_pack import MODELS
+from node import MODELS
 
 TARGET_MS = 10.0
 MAX_KNOCKS_PER_HOUR = 120

@@ -1,5 +1,5 @@
-"""``roomverse firehose``: the arguments and the command (the ``roomverse`` parser in
-:mod:`node.cli` adds them with :func:`add_firehose_parser`).
+"""``roomverse firehose``: the arguments and the command (``roomverse`` hands
+``firehose ...`` to :func:`main` by name).
 
 Exit codes as for ``roomverse``: 0 stopped cleanly, 1 failed at run time, 2 bad usage.
 """
@@ -9,13 +9,12 @@ from __future__ import annotations
 import argparse
 import gc
 import sys
-from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from firehose.limits import ViewerLimits, normalize_origin
 from keys.cli import passphrase_from
 from keys.errors import ConfigError, LocalError, RoomverseError
-from node.config import DEFAULT_LISTEN, NetworkSettings
+from node import DEFAULT_LISTEN, NetworkSettings, add_network_arguments
 
 if TYPE_CHECKING:
     from firehose.service import FirehoseSettings
@@ -25,15 +24,6 @@ DEFAULT_HTTP = "127.0.0.1:8080"
 GC_THRESHOLDS = (50_000, 20, 100)
 
 
-def add_firehose_parser(subparsers: Any) -> argparse.ArgumentParser:
-    """Add ``firehose`` to ``subparsers`` (from ``parser.add_subparsers()``)."""
-    parser: argparse.ArgumentParser = subparsers.add_parser(
-        "firehose", help="stream the network's public actions to browsers until Ctrl-C"
-    )
-    add_firehose_arguments(parser)
-    return parser
-
-
 def add_firehose_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--http",
@@ -41,12 +31,7 @@ def add_firehose_arguments(parser: argparse.ArgumentParser) -> None:
         metavar="HOST:PORT",
         help=f"where viewers connect (default {DEFAULT_HTTP}; port 0 = any free port)",
     )
-    parser.add_argument("--listen", action="append", metavar="MULTIADDR", help="repeatable")
-    parser.add_argument("--bootstrap", action="append", metavar="MULTIADDR", help="repeatable")
-    parser.add_argument("--no-mdns", action="store_true", help="turn LAN discovery off")
-    parser.add_argument("--data-dir", type=Path, help="key and database (default: per user)")
-    parser.add_argument("--log-format", choices=("text", "json"), default="text")
-    parser.add_argument("--passphrase-file", type=Path, help="file holding the key passphrase")
+    add_network_arguments(parser, data_dir_default="per user")
     parser.add_argument(
         "--allow-origin",
         action="append",
@@ -114,7 +99,7 @@ def parse_http(text: str) -> tuple[str, int]:
 
 def check_network(network: NetworkSettings) -> None:
     # The node's own multiaddr checks, so a typo fails here with the flag named.
-    from node.startup import check_network_addrs
+    from node import check_network_addrs
 
     check_network_addrs(network, listen_field="--listen", bootstrap_field="--bootstrap")
 
@@ -124,7 +109,7 @@ def run_firehose_command(args: argparse.Namespace) -> int:
     import trio
 
     from firehose.service import run_firehose
-    from node.events import EventLog
+    from node import EventLog
 
     try:
         settings = settings_from(args)
@@ -163,7 +148,7 @@ def _first_leaf(exc: BaseException) -> BaseException:
 
 def main(argv: list[str] | None = None) -> int:
     """``python -m firehose``: the same flags as ``roomverse firehose``."""
-    from node.startup import setup_logging
+    from node import setup_logging
 
     parser = argparse.ArgumentParser(prog="roomverse firehose")
     parser.add_argument("-v", "--verbose", action="count", default=0, help="more logs on stderr")
@@ -176,4 +161,4 @@ def main(argv: list[str] | None = None) -> int:
     return run_firehose_command(args)
 
 
-__all__ = ["add_firehose_parser", "main", "run_firehose_command", "settings_from"]
+__all__ = ["main", "run_firehose_command", "settings_from"]

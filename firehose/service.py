@@ -30,11 +30,15 @@ from firehose.hub import Hub
 from firehose.limits import ViewerLimits
 from keys import EnvelopeError, Verified, verify
 from keys.envelope import MAX_TS_MS
-from node.config import CharacterConfig, NetworkSettings
-from node.events import EventLog
-from node.runner import NodeOptions, run_node
-from node.runtime import CharacterNode
-from node.store import Store
+from node import (
+    CharacterConfig,
+    CharacterNode,
+    EventLog,
+    NetworkSettings,
+    NodeOptions,
+    Store,
+    run_node,
+)
 
 if TYPE_CHECKING:
     from trio_typing import TaskStatus

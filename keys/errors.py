@@ -11,17 +11,18 @@ Every error RoomVerse raises on purpose derives from :class:`RoomverseError`::
     │   │   ├── PassphraseRequired
     │   │   ├── WrongPassphrase
     │   │   └── CorruptKeyFile
-    │   ├── KeyUsageError          a ``keys`` function got an argument it cannot use
-    │   │   ├── InvalidPeerId      a PeerID string is not an Ed25519 libp2p PeerID
-    │   │   └── SealError          seal() was asked for an envelope verify() would refuse
-    │   ├── ControlError           the local control socket refused or failed a command
-    │   └── PublishError           a message could not be handed to the network
+    │   └── KeyUsageError          a ``keys`` function got an argument it cannot use
+    │       ├── InvalidPeerId      a PeerID string is not an Ed25519 libp2p PeerID
+    │       └── SealError          seal() was asked for an envelope verify() would refuse
     └── RemoteError                a peer sent something we refuse; log it, penalise, go on
         └── EnvelopeError          an envelope failed verification (``reason`` is a short code)
             ├── Malformed, UnknownVersion, UnknownKind, Oversize, SchemaError
             │   (UnknownKind ─ WrongChannel: a known kind on a channel that does not carry it)
             ├── BadSignature, SenderMismatch, StaleTimestamp
             └── Replayed
+
+The node adds its own local errors under :class:`LocalError` (``node.errors``: the
+control socket, publishing); the engines theirs (``node.engine.errors``).
 
 Remote errors carry a stable ``reason`` code so logs and ``rejected`` events can be
 matched by scripts without parsing prose.
@@ -56,14 +57,6 @@ class ConfigError(LocalError):
         super().__init__(f"{field}: {problem}")
         self.field = field
         self.problem = problem
-
-
-class ControlError(LocalError):
-    """The running node's control socket could not carry out a command."""
-
-
-class PublishError(LocalError):
-    """A message could not be handed to the network (never silently dropped)."""
 
 
 class KeyFileError(LocalError):

@@ -1,0 +1,171 @@
+"""The character runtime, and its public API.
+
+Other packages (``firehose``, ``bridge``, ``bench``) and the command line use only the names
+in ``__all__`` below, plus ``node.testing`` (the test doubles), ``keys`` and
+``registry_crdt``; everything else under ``node`` is private even without an underscore.
+Names load on first use, so ``import node`` costs nothing and ``roomverse act`` never
+pulls in quart or llama.cpp.
+
+Inside ``node``, subpackages are named after what they own and stacked in layers. A module
+imports only from its own layer or the layers below (``tests/test_import_boundaries.py``
+parses every import and enforces it, and that there is no cycle)::
+
+    keys, registry_crdt              sans-IO, below everything
+    config, clock, errors,           leaf services every layer may use
+      privacy, events
+    wire, _libp2p, storage           frames and the envelope gate; the libp2p adapter; SQLite
+    net, engine                      reaching peers (dialing, liveness, mDNS); reaching LLMs
+    directory                        the node's replica, sync, anti-entropy, name card
+    visits                           the visit protocol (pure) and the service that runs it
+    agent                            persona, prompts, memory use, affinity, autonomy
+    character, control, dashboard    the running node as a whole; its local faces
+    process, cli                     a config becomes a process; the commands
+    testing                          test doubles (use any layer, used by none)
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from node._libp2p import (
+        MESHSUB_PROTOCOLS,
+        P2PHost,
+        PubsubMessage,
+        Validator,
+        open_p2p_host,
+    )
+    from node.agent.agent import Agent
+    from node.character import CharacterNode
+    from node.cli.main import main
+    from node.cli.parser import add_network_arguments
+    from node.cli.startup import check_network_addrs, setup_logging
+    from node.clock import monotonic, now_ms, poll_until
+    from node.config import (
+        DEFAULT_LISTEN,
+        AutonomySettings,
+        BudgetSettings,
+        CharacterConfig,
+        EngineSettings,
+        NetworkSettings,
+        VisitSettings,
+        load_config,
+        parse_config,
+        with_overrides,
+    )
+    from node.control.socket import control_request, control_stream
+    from node.engine.embedded import open_embedded_engine
+    from node.engine.engines import Engines
+    from node.engine.model_pack import MODELS, model_choice
+    from node.errors import ControlError, PublishError
+    from node.events import EventLog
+    from node.process import NodeOptions, open_character, run_node
+    from node.storage.store import Store
+    from node.visits.service import VisitTargetError
+    from node.wire.batching import receive_batch
+    from node.wire.gate import EnvelopeGate
+
+_WHERE: dict[str, str] = {
+    # configuration and the event log
+    "DEFAULT_LISTEN": "node.config",
+    "AutonomySettings": "node.config",
+    "BudgetSettings": "node.config",
+    "CharacterConfig": "node.config",
+    "EngineSettings": "node.config",
+    "NetworkSettings": "node.config",
+    "VisitSettings": "node.config",
+    "load_config": "node.config",
+    "parse_config": "node.config",
+    "with_overrides": "node.config",
+    "EventLog": "node.events",
+    "ControlError": "node.errors",
+    "PublishError": "node.errors",
+    "monotonic": "node.clock",
+    "now_ms": "node.clock",
+    "poll_until": "node.clock",
+    # a running node, and the process that runs one
+    "CharacterNode": "node.character",
+    "Agent": "node.agent.agent",
+    "Engines": "node.engine.engines",
+    "VisitTargetError": "node.visits.service",
+    "NodeOptions": "node.process",
+    "open_character": "node.process",
+    "run_node": "node.process",
+    "Store": "node.storage.store",
+    # what every process that joins the network checks and sets up
+    "add_network_arguments": "node.cli.parser",
+    "check_network_addrs": "node.cli.startup",
+    "setup_logging": "node.cli.startup",
+    "main": "node.cli.main",
+    "control_request": "node.control.socket",
+    "control_stream": "node.control.socket",
+    # the embedded engine
+    "MODELS": "node.engine.model_pack",
+    "model_choice": "node.engine.model_pack",
+    "open_embedded_engine": "node.engine.embedded",
+    # the transport itself, for tools that measure it (bench/gossip.py)
+    "MESHSUB_PROTOCOLS": "node._libp2p",
+    "P2PHost": "node._libp2p",
+    "PubsubMessage": "node._libp2p",
+    "Validator": "node._libp2p",
+    "open_p2p_host": "node._libp2p",
+    "EnvelopeGate": "node.wire.gate",
+    "receive_batch": "node.wire.batching",
+}
+
+__all__ = [
+    "DEFAULT_LISTEN",
+    "MESHSUB_PROTOCOLS",
+    "MODELS",
+    "Agent",
+    "AutonomySettings",
+    "BudgetSettings",
+    "CharacterConfig",
+    "CharacterNode",
+    "ControlError",
+    "EngineSettings",
+    "Engines",
+    "EnvelopeGate",
+    "EventLog",
+    "NetworkSettings",
+    "NodeOptions",
+    "P2PHost",
+    "PublishError",
+    "PubsubMessage",
+    "Store",
+    "Validator",
+    "VisitSettings",
+    "VisitTargetError",
+    "add_network_arguments",
+    "check_network_addrs",
+    "control_request",
+    "control_stream",
+    "load_config",
+    "main",
+    "model_choice",
+    "monotonic",
+    "now_ms",
+    "open_character",
+    "open_embedded_engine",
+    "open_p2p_host",
+    "parse_config",
+    "poll_until",
+    "receive_batch",
+    "run_node",
+    "setup_logging",
+    "with_overrides",
+]
+
+
+def __getattr__(name: str) -> Any:
+    module = _WHERE.get(name)
+    if module is None:
+        raise AttributeError(f"module 'node' has no attribute {name!r}")
+    value = getattr(importlib.import_module(module), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted({*globals(), *__all__})

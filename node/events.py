@@ -14,7 +14,7 @@ import time
 from collections.abc import Callable
 from typing import Any, Literal, TextIO
 
-from node.agent.log_scrub import scrub_log_text
+from node.privacy.log_scrub import scrub_log_text
 
 LogFormat = Literal["text", "json"]
 Listener = Callable[[str, dict[str, Any]], None]

@@ -8,7 +8,7 @@ from contextlib import contextmanager
 import pytest
 
 from keys import register_body_validator
-from tests.procs import NodeProcess
+from tests.support.procs import NodeProcess
 
 
 @contextmanager

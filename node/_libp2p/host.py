@@ -31,7 +31,6 @@ from libp2p.stream_muxer.yamux.yamux import PROTOCOL_ID as YAMUX_PROTOCOL_ID
 from libp2p.stream_muxer.yamux.yamux import Yamux
 from libp2p.tools.anyio_service import background_trio_service
 
-from keys.errors import PublishError
 from node._libp2p.addrs import DialError, peer_info
 from node._libp2p.peer_events import ConnectionNotifee, PeerEvent, PubsubMessage
 from node._libp2p.routers import DropCounters, DropLogFilter, FrugalGossipSub, GuardedPubsub
@@ -44,8 +43,9 @@ from node._libp2p.streams import (
     StreamOpenFailed,
     open_abandonable,
 )
-from node.frames import StreamFailed
-from node.polling import poll_until
+from node.clock import poll_until
+from node.errors import PublishError
+from node.wire.frames import StreamFailed
 
 logger = logging.getLogger(__name__)
 
@@ -363,10 +363,12 @@ async def open_p2p_host(
     *,
     on_drop: Callable[[str, str], None] = lambda topic, why: None,
     heartbeat_interval: float = 1.0,
+    meshsub: Sequence[str] = MESHSUB_PROTOCOLS,
 ) -> AsyncIterator[P2PHost]:
     """Run a libp2p host (TCP + Noise + Yamux/Mplex) with gossipsub until the block exits.
 
-    ``seed`` is the character's 32-byte Ed25519 seed: host key = signing key.
+    ``seed`` is the character's 32-byte Ed25519 seed: host key = signing key. ``meshsub``:
+    the gossipsub versions offered, newest first (benchmarks compare them).
     """
     key_pair = _keypair_from_seed(seed)
     maddrs = [multiaddr.Multiaddr(a) for a in listen_addrs]
@@ -377,7 +379,7 @@ async def open_p2p_host(
         enable_mDNS=False,
     )
     router = FrugalGossipSub(
-        protocols=list(MESHSUB_PROTOCOLS),
+        protocols=[TProtocol(p) for p in meshsub],
         degree=6,
         degree_low=4,
         degree_high=12,

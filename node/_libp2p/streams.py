@@ -11,7 +11,7 @@ import trio
 from libp2p.abc import INetStream
 from libp2p.network.stream.exceptions import StreamEOF
 
-from node.frames import StreamFailed
+from node.wire.frames import StreamFailed
 
 logger = logging.getLogger(__name__)
 

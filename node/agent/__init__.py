@@ -1,1 +1,2 @@
-"""The character's agent: prompts, spotlighting, PII redaction, affinity, memory."""
+"""The character's agent: persona and prompts, spotlighting of partner text, the voice that
+speaks in visits, affinity and relations, autonomy."""

@@ -11,9 +11,9 @@ import contextlib
 import logging
 import os
 import random
-import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from contextlib import AsyncExitStack, asynccontextmanager
+from dataclasses import dataclass
 from datetime import date
 from typing import TYPE_CHECKING, Any, Final
 
@@ -23,25 +23,26 @@ if TYPE_CHECKING:
     from trio_typing import TaskStatus
 
 from keys import PROTO_VISIT, Identity
-from keys.errors import LocalError, RoomverseError
+from keys.errors import LocalError, RemoteError, RoomverseError
+from node import _libp2p
 from node.agent.autonomy import Candidate, eligible, next_wait_s, pick_weighted
-from node.agent.memory import Memory
-from node.agent.redact import redact
 from node.agent.relations import RelationKeeper
 from node.agent.voice import EngineVoice
+from node.clock import monotonic, now_ms
 from node.config import CharacterConfig
+from node.directory.replica import DirectoryService
+from node.engine.budget import BudgetTier
 from node.engine.engines import Engines, open_engines
 from node.engine.errors import EngineError
 from node.engine.key_store import KEY_STORE_FILE, KeyLookup, KeyStore
-from node.engine.policy import BudgetTier
 from node.events import EventLog
-from node.store import Store
+from node.privacy.redact import redact
+from node.storage.memory import Memory
+from node.storage.store import Store
 from node.visits.contracts import VisitResult
-from node.visits.service import VisitService
+from node.visits.service import Publish, VisitService
 from node.visits.session import VisitRunner
-
-if TYPE_CHECKING:
-    from node.runtime import CharacterNode
+from node.visits.wire import Seal
 
 logger = logging.getLogger(__name__)
 
@@ -70,10 +71,26 @@ class BudgetInMeta:
         await self.store.set_meta("budget_day", int(day.replace("-", "")), budget_spent=spent)
 
 
+@dataclass(frozen=True)
+class Collaborators:
+    """What the agent uses of the running node, handed to it explicitly (the agent sits
+    below the running character and never reaches back into it)."""
+
+    identity: Identity
+    config: CharacterConfig
+    events: EventLog
+    store: Store
+    host: _libp2p.P2PHost
+    directory: DirectoryService
+    seal: Seal
+    publish: Publish
+    reject: Callable[[bytes, str, RemoteError], None]
+
+
 class Agent:
     def __init__(
         self,
-        node: CharacterNode,
+        node: Collaborators,
         *,
         turn_timeout_s: float = 120.0,
         env: dict[str, str] | None = None,
@@ -95,13 +112,13 @@ class Agent:
             settings=node.config.visits,
             voice=self.voice,
             memory=self.memory,
-            relations=RelationKeeper(self.memory, node.events, _now_ms),
+            relations=RelationKeeper(self.memory, node.events, now_ms),
             events=node.events,
-            clock_ms=_now_ms,
+            clock_ms=now_ms,
             status=lambda: node.directory.status,
             may_reply=self._may_reply,
             on_line=self._line_said,
-            reject=node.rejections.reject,
+            reject=node.reject,
             turn_timeout_s=turn_timeout_s,
         )
         self.service = VisitService(
@@ -110,7 +127,7 @@ class Agent:
             directory=node.directory,
             seal=node.seal,
             publish=node.publish,
-            clock_ms=_now_ms,
+            clock_ms=now_ms,
         )
         self.last_autonomous_ms: dict[str, int] = {}
         self._nursery: trio.Nursery | None = None
@@ -133,7 +150,7 @@ class Agent:
     # -- running --------------------------------------------------------------------------
 
     async def run(self, *, task_status: TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
-        interrupted = await self.memory.mark_interrupted(_now_ms())
+        interrupted = await self.memory.mark_interrupted(now_ms())
         for visit in interrupted:
             self.events.emit("visit_interrupted", visit=visit)
         async with trio.open_nursery() as nursery:
@@ -192,7 +209,7 @@ class Agent:
         last = [0.0]
 
         def progress(done: int, total: int) -> None:
-            now = time.monotonic()
+            now = monotonic()
             if done < total and now - last[0] < 1.0:
                 return
             last[0] = now
@@ -279,7 +296,7 @@ class Agent:
 
     async def visit_someone(self) -> VisitResult | None:
         """One autonomous visit: pick a host and visit it (None if nobody could be)."""
-        now = _now_ms()
+        now = now_ms()
         hosts = eligible(
             self.node.directory.directory.entries(),
             me=self.node.identity.peer_id,
@@ -373,8 +390,4 @@ def _engine_summary(described: dict[str, Any]) -> dict[str, Any]:
     }
 
 
-def _now_ms() -> int:
-    return int(time.time() * 1000)
-
-
-__all__ = ["Agent", "BudgetInMeta"]
+__all__ = ["Agent", "BudgetInMeta", "Collaborators"]

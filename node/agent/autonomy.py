@@ -14,7 +14,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 from node.config import AutonomySettings
-from node.engine.policy import TierPolicy
+from node.engine.budget import TierPolicy
 from registry_crdt import Entry, Presence
 
 NOVELTY_WEIGHT = 3.0

@@ -5,8 +5,8 @@ from __future__ import annotations
 from collections.abc import Callable
 
 from node.agent.affinity import START, VisitOutcome, after_visit, tier_for
-from node.agent.memory import Memory
 from node.events import EventLog
+from node.storage.memory import Memory
 from node.visits.contracts import Partner
 from node.visits.protocol import Line
 

@@ -11,7 +11,6 @@ from collections.abc import Callable, Sequence
 from typing import Final
 
 from node.agent.autonomy import Candidate
-from node.agent.memory import Relation
 from node.agent.prompts import (
     CandidateView,
     PartnerView,
@@ -24,12 +23,13 @@ from node.agent.prompts import (
     summary_messages,
     visit_messages,
 )
-from node.agent.redact import redact
 from node.agent.spotlight import strip_marks
 from node.config import CharacterConfig
 from node.engine import ChatMessage
 from node.engine.engines import ANSWERING_MACHINE_MAX_TOKENS, Engines, Purpose
 from node.engine.errors import EngineError
+from node.privacy.redact import redact
+from node.storage.memory import Relation
 from node.visits.contracts import Partner
 from node.visits.protocol import MAX_LINE, Line
 

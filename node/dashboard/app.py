@@ -28,7 +28,6 @@ from __future__ import annotations
 import contextlib
 import json
 import logging
-import time
 from typing import TYPE_CHECKING, Any
 
 import trio
@@ -40,8 +39,8 @@ from werkzeug.exceptions import HTTPException
 from keys import peer_id_from_str
 from keys.errors import LocalError
 from node.agent.affinity import tier_for
-from node.agent.memory import VISIT_ID, Memory, RelationStats, VisitRow
-from node.commands import handle_control, status_of
+from node.clock import now_ms
+from node.control.commands import handle_control, status_of
 from node.dashboard.guard import (
     TOKEN_HEADER,
     TOKEN_PARAM,
@@ -50,9 +49,10 @@ from node.dashboard.guard import (
     refusal,
 )
 from node.dashboard.live import LiveLog, Viewer
+from node.storage.memory import VISIT_ID, Memory, RelationStats, VisitRow
 
 if TYPE_CHECKING:
-    from node.runtime import CharacterNode
+    from node.character import CharacterNode
 
 logger = logging.getLogger(__name__)
 
@@ -243,7 +243,7 @@ def create_app(
             if not isinstance(value, str) or len(value) > MAX_TEXT_CHARS:
                 raise ApiError(400, f'"{name}" must be text of at most {MAX_TEXT_CHARS} characters')
         mem = memory()
-        now = int(time.time() * 1000)
+        now = now_ms()
         stored = True
         if "notes" in body:
             stored = await mem.set_notes(peer_id, body["notes"], now_ms=now)

@@ -19,7 +19,6 @@ Records, one JSON object each, with ``id`` growing by one per record:
 from __future__ import annotations
 
 import contextlib
-import time
 from collections import deque
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
@@ -33,7 +32,8 @@ if TYPE_CHECKING:
 
     from node.events import EventLog
 
-from node.agent.log_scrub import scrub_log_text
+from node.clock import now_ms
+from node.privacy.log_scrub import scrub_log_text
 
 Record = dict[str, Any]
 
@@ -138,7 +138,7 @@ class LiveLog:
         if event in NOT_SHOWN:
             return
         try:
-            self._inbox_send.send_nowait((event, fields, int(time.time() * 1000)))
+            self._inbox_send.send_nowait((event, fields, now_ms()))
         except trio.WouldBlock:
             self._missed += 1
 

@@ -30,14 +30,14 @@ if TYPE_CHECKING:
     # As in node.runner: trio-typing's stubs shadow trio's own annotations.
     from trio_typing import TaskStatus
 
+    from node.character import CharacterNode
     from node.events import EventLog
-    from node.runtime import CharacterNode
 
 from keys.errors import ConfigError
-from node.agent.log_scrub import scrub_log_text
 from node.dashboard.app import create_app
 from node.dashboard.guard import is_loopback
 from node.dashboard.live import LiveLog
+from node.privacy.log_scrub import scrub_log_text
 
 FLAG = "--dashboard"
 PUBLIC_FLAG = "--dashboard-public"

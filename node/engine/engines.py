@@ -5,7 +5,8 @@ the memory summary) calls :meth:`Engines.complete` with its :class:`Purpose`. Th
 tier decides whether that purpose may spend tokens now (:class:`EngineResting` if not)
 and which engines come first; the breakers skip engines that keep failing; the first
 engine that answers wins (:class:`EnginesUnavailable` if none does). The decisions are
-the pure ones of :mod:`node.engine.policy`; this module only feeds them calls and time.
+the pure ones of :mod:`node.engine.chooser` and :mod:`node.engine.budget`; this module
+only feeds them calls and time.
 """
 
 from __future__ import annotations
@@ -19,18 +20,12 @@ from typing import Any, Final, Protocol
 
 import trio
 
+from node.engine.budget import BudgetTier, TierPolicy, TokenBudget, policy_for
+from node.engine.chooser import EngineChooser, EngineSpec
 from node.engine.client import EngineClient, open_engine_client
 from node.engine.errors import EngineCallFailed, EngineResting, EnginesUnavailable
 from node.engine.key_store import KeyLookup, KeyOrigin
 from node.engine.messages import ChatMessage, Completion
-from node.engine.policy import (
-    BudgetTier,
-    EngineChooser,
-    EngineSpec,
-    TierPolicy,
-    TokenBudget,
-    policy_for,
-)
 from node.engine.presets import EngineSettingsLike, display_url, resolve
 
 log = logging.getLogger(__name__)

@@ -23,7 +23,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 
 from keys.errors import KeyFileError, LocalError
-from node.engine.policy import BudgetTier
+from node.engine.budget import BudgetTier
 
 
 class EngineError(LocalError):

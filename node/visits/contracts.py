@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 from typing import Protocol
 
 from keys.errors import RemoteError
-from node.agent.memory import Relation
+from node.storage.memory import Relation
 from node.visits.protocol import Line
 
 

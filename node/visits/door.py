@@ -15,12 +15,12 @@ from typing import Final
 
 from keys import PROTO_VISIT
 from keys.errors import RemoteError
-from node.agent.memory import Memory, Relation, Role, VisitIdTaken, VisitStart
 from node.config import VisitSettings
 from node.engine.errors import EngineError
 from node.events import EventLog
+from node.storage.memory import Memory, Relation, Role, VisitIdTaken, VisitStart
+from node.visits.admission import KnockDecision, KnockRateLimiter, decide_knock
 from node.visits.contracts import Partner, Reject, VisitResult, Voice
-from node.visits.policy import KnockDecision, KnockRateLimiter, decide_knock
 from node.visits.protocol import Decline, Knock, VisitProtocolError, cap_line
 from node.visits.wire import VANISHED, VisitChannel
 from registry_crdt import Status

@@ -15,12 +15,12 @@ from typing import Any, Final
 from keys import PROTO_VISIT, peer_id_from_str
 from keys.errors import InvalidPeerId, LocalError, RemoteError, RoomverseError
 from node import _libp2p
-from node.directory_service import DirectoryService
-from node.inbound import InboundLimit
+from node.directory.replica import DirectoryService
 from node.visits.contracts import Partner, VisitResult
 from node.visits.protocol import MAX_NAME, Line
 from node.visits.session import VisitRunner
 from node.visits.wire import Seal, VisitChannel
+from node.wire.inbound import InboundLimit
 from registry_crdt import Entry, Presence
 
 logger = logging.getLogger(__name__)

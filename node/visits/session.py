@@ -20,10 +20,10 @@ import trio
 
 from keys import PROTO_VISIT, peer_id_from_str, peer_id_to_str
 from keys.errors import RemoteError
-from node.agent.memory import Memory, Relation
 from node.config import VisitSettings
 from node.engine.errors import EngineError, EngineResting
 from node.events import EventLog
+from node.storage.memory import Memory, Relation
 from node.visits.contracts import (
     OnLine,
     Partner,

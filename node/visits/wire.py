@@ -17,8 +17,8 @@ import trio
 from keys import PROTO_VISIT, Verified, peer_id_from_str, verify
 from keys.errors import RemoteError
 from keys.kinds import KIND_VISIT, SIZE_CAPS
-from node.frames import ByteStream, FrameReader, StreamFailed, frame
 from node.visits.protocol import VisitMessage, VisitProtocolError, from_body, to_body
+from node.wire.frames import ByteStream, FrameReader, StreamFailed, frame
 
 Seal = Callable[[str, str, Mapping[str, Any]], Awaitable[bytes]]
 """``seal(kind, channel, body) -> envelope bytes`` with our next seq."""

@@ -1,0 +1,1 @@
+"""The ``roomverse`` command: the parser, ``main``, start-up checks and terminal rendering."""

@@ -1,0 +1,1 @@
+"""Reaching peers: dialing and reconnect, liveness, gossip health, LAN addresses, mDNS."""

@@ -1,0 +1,172 @@
+"""Real nodes, separate processes started with the real CLI, on loopback."""
+
+from __future__ import annotations
+
+import itertools
+import sqlite3
+from collections import Counter
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+from node.control.socket import control_request
+from tests.support.procs import NodeProcess, start_character
+
+
+def speeches(node: NodeProcess) -> list[tuple[str, str]]:
+    return [
+        (e["from"], e["body"]["text"])
+        for e in node.of("action_received")
+        if e["body"].get("type") == "speak"
+    ]
+
+
+def test_three_nodes_each_see_every_action_exactly_once(
+    tmp_path: Path, nodes: list[NodeProcess]
+) -> None:
+    a = start_character(tmp_path, nodes, "Ann")
+    b = start_character(tmp_path, nodes, "Ben", bootstrap=a.addrs)
+    c = start_character(tmp_path, nodes, "Cat", bootstrap=a.addrs)
+    everyone = [a, b, c]
+    # Each node greets its neighbours; wait for greetings so the mesh is known to work.
+    for node in everyone:
+        node.wait_for(
+            lambda e: e.get("event") == "action_received" and e["body"].get("name") == "wave",
+            20,
+            "a wave",
+        )
+    sent: list[tuple[str, str]] = []
+    for round_ in range(3):
+        for node in everyone:
+            text = f"round {round_} from {node.data_dir.name}"
+            node.act("speak", text)
+            sent.append((node.peer_id, text))
+    wait_all_heard(everyone, sent, "all speech")
+    # Give stragglers (duplicates) the same chance to show up as the real messages had.
+    for node in everyone:
+        marker = f"marker from {node.data_dir.name}"
+        node.act("speak", marker)
+        sent.append((node.peer_id, marker))
+    wait_all_heard(everyone, sent, "markers")
+    for node in everyone:
+        expected = Counter(s for s in sent if s[0] != node.peer_id)
+        assert Counter(speeches(node)) == expected, "every action exactly once"
+        ids = [(e["from"], e["seq"]) for e in node.of("action_received")]
+        assert len(ids) == len(set(ids)), "no envelope delivered twice"
+        assert not node.of("rejected")
+        assert not node.of("dropped")
+
+
+def wait_all_heard(everyone: list[NodeProcess], sent: list[tuple[str, str]], what: str) -> None:
+    """Each node has heard (at least) everything the others said."""
+    for node in everyone:
+        expected = Counter(s for s in sent if s[0] != node.peer_id)
+        node.wait_until(
+            lambda events, node=node, expected=expected: Counter(speeches(node)) >= expected,
+            20,
+            what,
+        )
+
+
+def publish_many(node: NodeProcess, texts: list[str]) -> None:
+    """Fire publishes at the node's control socket from 16 threads at once."""
+
+    def one(text: str) -> None:
+        control_request(
+            node.data_dir,
+            {"cmd": "publish", "kind": "action", "body": {"type": "speak", "text": text}},
+        )
+
+    with ThreadPoolExecutor(16) as pool:
+        list(pool.map(one, texts))
+
+
+def test_burst_across_a_four_node_line_loses_nothing(
+    tmp_path: Path, nodes: list[NodeProcess]
+) -> None:
+    a = start_character(tmp_path, nodes, "A1", extra=["--no-greet"])
+    b = start_character(tmp_path, nodes, "B2", bootstrap=a.addrs, extra=["--no-greet"])
+    c = start_character(tmp_path, nodes, "C3", bootstrap=b.addrs, extra=["--no-greet"])
+    d = start_character(tmp_path, nodes, "D4", bootstrap=c.addrs, extra=["--no-greet"])
+    line = [a, b, c, d]
+    for left, right in itertools.pairwise(line):
+        right.wait_topic_peers([left.peer_id])
+        left.wait_topic_peers([right.peer_id])
+    # Wait until the line is fully joined: a probe from each end reaches the other end.
+    a.act("speak", "probe-a")
+    d.act("speak", "probe-d")
+    d.wait_for(lambda e: e.get("body", {}).get("text") == "probe-a", 30, "probe from A")
+    a.wait_for(lambda e: e.get("body", {}).get("text") == "probe-d", 30, "probe from D")
+
+    count = 200
+    texts = {end.peer_id: [f"{end.data_dir.name}-{i}" for i in range(count)] for end in (a, d)}
+    with ThreadPoolExecutor(2) as pool:
+        list(pool.map(lambda end: publish_many(end, texts[end.peer_id]), (a, d)))
+
+    for node in line:
+        for end in (a, d):
+            if end is node:
+                continue
+            want = set(texts[end.peer_id])
+            node.wait_until(
+                lambda events, node=node, end=end, want=want: (
+                    want <= {t for f, t in speeches(node) if f == end.peer_id}
+                ),
+                60,
+                f"{count} actions from {end.data_dir.name} at {node.data_dir.name}",
+            )
+            got = [t for f, t in speeches(node) if f == end.peer_id]
+            assert len(got) == count + 1  # + the probe, each exactly once
+        assert not node.of("dropped")
+
+
+def test_kill_9_then_restart_keeps_identity_sequence_and_database(
+    tmp_path: Path, nodes: list[NodeProcess]
+) -> None:
+    a = start_character(tmp_path, nodes, "Steady", extra=["--no-greet"])
+    victim = start_character(tmp_path, nodes, "Victim", bootstrap=a.addrs, extra=["--no-greet"])
+    victim.wait_topic_peers([a.peer_id])
+    victim.act("speak", "first")
+    a.wait_for(lambda e: e.get("body", {}).get("text") == "first", 20, "first speech")
+    peer_id = victim.peer_id
+
+    # Mid-traffic: publishes in flight from both sides when the victim dies.
+    with ThreadPoolExecutor(2) as pool:
+        future = pool.submit(lambda: publish_many_tolerant(victim, 300))
+        pool.submit(lambda: publish_many(a, [f"to-victim-{i}" for i in range(100)]))
+        victim.wait_until(lambda events: len(events) > 40, 30, "traffic")
+        victim.kill()
+        future.result()
+
+    before = max(e["seq"] for e in a.of("action_received") if e["from"] == peer_id)
+    nodes.remove(victim)
+    db = victim.data_dir / "character.db"
+    with sqlite3.connect(db) as conn:
+        assert conn.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
+
+    again = start_character(tmp_path, nodes, "Victim", bootstrap=a.addrs, extra=["--no-greet"])
+    assert again.peer_id == peer_id
+    again.wait_topic_peers([a.peer_id])
+    again.act("speak", "after restart")
+    after = a.wait_for(
+        lambda e: e.get("body", {}).get("text") == "after restart", 30, "speech after restart"
+    )
+    assert after["seq"] > before, "sequence numbers never go backwards"
+    assert not a.of("rejected"), "a restarted node is not mistaken for a replayer"
+    with sqlite3.connect(db) as conn:
+        assert conn.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
+
+
+def publish_many_tolerant(node: NodeProcess, count: int) -> int:
+    """Publish until the node dies; returns how many were acknowledged."""
+    done = 0
+    for i in range(count):
+        try:
+            control_request(
+                node.data_dir,
+                {"cmd": "publish", "kind": "action", "body": {"type": "speak", "text": f"v{i}"}},
+                timeout=5,
+            )
+        except Exception:
+            break
+        done += 1
+    return done

@@ -1,0 +1,282 @@
+"""Real `roomverse` processes for tests, followed through their JSON event lines."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+from node.control.socket import control_request
+
+Event = dict[str, Any]
+Predicate = Callable[[Event], bool]
+
+REPO = Path(__file__).resolve().parents[2]
+POLL_INTERVAL_S = 0.1
+"""Between two polls of a condition only a request can answer (e.g. `roomverse status`)."""
+
+
+class JsonLinesProcess:
+    """A subprocess whose stdout is one JSON object per line; events are kept in order."""
+
+    def __init__(self, argv: Sequence[str], *, prefix: Sequence[str] = (), name: str = "") -> None:
+        self.name = name or Path(argv[0]).name
+        env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+        env["PYTHONPATH"] = str(REPO) + os.pathsep + env.get("PYTHONPATH", "")
+        self.proc = subprocess.Popen(
+            [*prefix, *argv],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            env=env,
+            cwd=REPO,
+        )
+        self.events: list[Event] = []
+        self.stderr_lines: list[str] = []
+        self._cond = threading.Condition()
+        self._threads = [
+            threading.Thread(target=self._read_stdout, daemon=True),
+            threading.Thread(target=self._read_stderr, daemon=True),
+        ]
+        for thread in self._threads:
+            thread.start()
+
+    def _read_stdout(self) -> None:
+        assert self.proc.stdout is not None
+        for line in self.proc.stdout:
+            try:
+                event = json.loads(line)
+            except json.JSONDecodeError:
+                event = {"event": "_unparsed", "line": line.decode(errors="replace")}
+            with self._cond:
+                self.events.append(event)
+                self._cond.notify_all()
+        with self._cond:
+            self._cond.notify_all()
+
+    def _read_stderr(self) -> None:
+        assert self.proc.stderr is not None
+        for line in self.proc.stderr:
+            self.stderr_lines.append(line.decode(errors="replace").rstrip())
+
+    def wait_for(self, predicate: Predicate, timeout: float, what: str = "event") -> Event:
+        """The first event (old or new) matching ``predicate``; AssertionError on timeout."""
+        deadline = time.monotonic() + timeout
+        seen = 0
+        with self._cond:
+            while True:
+                for event in self.events[seen:]:
+                    if predicate(event):
+                        return event
+                seen = len(self.events)
+                remaining = deadline - time.monotonic()
+                if remaining <= 0 or (self.proc.poll() is not None and seen == len(self.events)):
+                    break
+                self._cond.wait(min(remaining, 0.5))
+        raise AssertionError(
+            f"{self.name}: no {what} within {timeout}s (exit={self.proc.poll()}); "
+            f"last events: {self.events[-5:]}; stderr tail: {self.stderr_lines[-10:]}"
+        )
+
+    def wait_until(self, check: Callable[[list[Event]], bool], timeout: float, what: str) -> None:
+        """Wait until ``check(all events so far)`` holds."""
+        deadline = time.monotonic() + timeout
+        with self._cond:
+            while not check(self.events):
+                remaining = deadline - time.monotonic()
+                if remaining <= 0 or self.proc.poll() is not None:
+                    raise AssertionError(
+                        f"{self.name}: {what} not reached within {timeout}s "
+                        f"(exit={self.proc.poll()}); stderr tail: {self.stderr_lines[-10:]}"
+                    )
+                self._cond.wait(min(remaining, 0.5))
+
+    def of(self, event: str) -> list[Event]:
+        with self._cond:
+            return [e for e in self.events if e.get("event") == event]
+
+    def signal(self, signum: int) -> None:
+        if self.proc.poll() is None:
+            self.proc.send_signal(signum)
+
+    def stop(self, timeout: float = 15.0) -> int:
+        """SIGTERM, wait, then SIGKILL if needed; returns the exit code."""
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                self.proc.wait(timeout)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait(5)
+        for thread in self._threads:
+            thread.join(5)
+        return self.proc.returncode
+
+    def kill(self) -> None:
+        if self.proc.poll() is None:
+            self.proc.kill()
+            self.proc.wait(10)
+        for thread in self._threads:
+            thread.join(5)
+
+
+def roomverse_argv(*args: str) -> list[str]:
+    return [sys.executable, "-m", "node", *args]
+
+
+class NodeProcess(JsonLinesProcess):
+    """`roomverse node ... --log-format json`, started the way a user starts it."""
+
+    def __init__(
+        self,
+        character: Path,
+        data_dir: Path,
+        *,
+        listen: Sequence[str] = ("/ip4/127.0.0.1/tcp/0",),
+        bootstrap: Sequence[str] = (),
+        mdns: bool = False,
+        prefix: Sequence[str] = (),
+        extra: Sequence[str] = (),
+        verbose: int = 0,
+    ) -> None:
+        args = ["-v"] * verbose + ["node", "--character", str(character)]
+        args += ["--data-dir", str(data_dir)]
+        args += ["--log-format", "json", *extra]
+        for addr in listen:
+            args += ["--listen", addr]
+        for addr in bootstrap:
+            args += ["--bootstrap", addr]
+        if not mdns:
+            args.append("--no-mdns")
+        super().__init__(roomverse_argv(*args), prefix=prefix, name=data_dir.name)
+        self.character = character
+        self.data_dir = data_dir
+        self.ready: Event = {}
+
+    def wait_ready(self, timeout: float = 30.0) -> Event:
+        self.ready = self.wait_for(lambda e: e.get("event") == "ready", timeout, "ready")
+        return self.ready
+
+    @property
+    def peer_id(self) -> str:
+        return str(self.ready["peer_id"])
+
+    @property
+    def addrs(self) -> list[str]:
+        return list(self.ready["addrs"])
+
+    def act(self, *words: str) -> dict[str, Any]:
+        out = run_cli("act", "--data-dir", str(self.data_dir), *words)
+        return dict(json.loads(out))
+
+    def status(self) -> dict[str, Any]:
+        return dict(json.loads(run_cli("status", "--data-dir", str(self.data_dir))))
+
+    def control(self, request: dict[str, Any]) -> dict[str, Any]:
+        """Ask the node over its control socket directly (no CLI process: fast enough to
+        take near-simultaneous readings of many nodes)."""
+        return dict(control_request(self.data_dir, request))
+
+    def directory(self, search: str | None = None) -> dict[str, Any]:
+        return self.control({"cmd": "directory", "search": search})
+
+    def presence(self) -> dict[str, str]:
+        """PeerID → status (online, away, asleep, offline, left) as this node sees it."""
+        return {row["peer_id"]: row["status"] for row in self.directory()["entries"]}
+
+    def wait_directory(
+        self, check: Callable[[dict[str, str]], bool], timeout: float, what: str
+    ) -> float:
+        """Poll :meth:`presence` until ``check`` holds; return the seconds it took."""
+        start = time.monotonic()
+        while True:
+            seen = self.presence()
+            if check(seen):
+                return time.monotonic() - start
+            if time.monotonic() - start > timeout:
+                raise AssertionError(f"{self.name}: {what} not within {timeout}s; saw {seen}")
+            time.sleep(POLL_INTERVAL_S)
+
+    def wait_directory_summary(
+        self, check: Callable[[dict[str, Any]], bool], timeout: float, what: str
+    ) -> None:
+        """Poll the ``directory`` reply (counts, digest, own clock) until ``check`` holds."""
+        deadline = time.monotonic() + timeout
+        while not check(reply := self.directory()):
+            if time.monotonic() > deadline:
+                raise AssertionError(f"{self.name}: {what} not within {timeout}s; saw {reply}")
+            time.sleep(POLL_INTERVAL_S)
+
+    def wait_topic_peers(self, peer_ids: Sequence[str], timeout: float = 20.0) -> None:
+        """Wait until all ``peer_ids`` listen on the actions topic, as this node sees it."""
+        deadline = time.monotonic() + timeout
+        while True:
+            listening = set(self.status()["topic_peers"]["roomverse/1/actions"])
+            if set(peer_ids) <= listening:
+                return
+            if time.monotonic() > deadline:
+                raise AssertionError(f"{self.name}: topic peers {listening} lack {peer_ids}")
+            time.sleep(POLL_INTERVAL_S)
+
+    def received_from(self, peer_id: str) -> list[Event]:
+        return [e for e in self.of("action_received") if e.get("from") == peer_id]
+
+
+def run_cli(*args: str, check: bool = True, timeout: float = 60.0) -> str:
+    env = {**os.environ, "PYTHONPATH": str(REPO) + os.pathsep + os.environ.get("PYTHONPATH", "")}
+    done = subprocess.run(
+        roomverse_argv(*args), capture_output=True, text=True, env=env, timeout=timeout, cwd=REPO
+    )
+    if check and done.returncode != 0:
+        raise AssertionError(f"roomverse {' '.join(args)} failed: {done.stderr.strip()}")
+    return done.stdout
+
+
+NO_ENGINE: dict[str, Any] = {
+    "preset": "openai-compatible",
+    "base_url": "http://127.0.0.1:9/v1",
+    "timeout_s": 2,
+}
+"""Tests that do not talk through an engine name one that refuses at once (the discard
+port on loopback): never the embedded engine, which would fetch a model."""
+
+
+def write_character(
+    directory: Path,
+    name: str,
+    *,
+    engine: dict[str, Any] | None = None,
+    extra: dict[str, Any] | None = None,
+    **network: Any,
+) -> Path:
+    """A character file; autonomy is off unless ``extra`` turns it on."""
+    path = directory / f"{name.lower()}.json"
+    config: dict[str, Any] = {
+        "name": name,
+        "persona": {"personality": f"{name} is a test character."},
+        "engine": engine or NO_ENGINE,
+        "autonomy": {"enabled": False},
+    }
+    if network:
+        config["network"] = network
+    config.update(extra or {})
+    path.write_text(json.dumps(config))
+    return path
+
+
+def start_character(
+    tmp_path: Path, started: list[NodeProcess], name: str, **kw: Any
+) -> NodeProcess:
+    """Write a character file, start its node in ``tmp_path/data-<name>``, wait until
+    ready; ``started`` collects it for the ``nodes`` fixture to stop."""
+    node = NodeProcess(write_character(tmp_path, name), tmp_path / f"data-{name.lower()}", **kw)
+    started.append(node)
+    node.wait_ready()
+    return node
