@@ -1,7 +1,7 @@
 """Memory as terminal text, for ``roomverse memory visits|relations|conversation ID``.
 
 Pure: rows in, a string out. Names, first lines and messages were written by other
-people (and their LLMs), so every such text goes through :func:`node.terminal.printable`
+people (and their LLMs), so every such text goes through :func:`node.cli.terminal.printable`
 before it reaches a terminal. Times are local ISO timestamps; ``tz`` exists for tests.
 """
 

@@ -5,7 +5,8 @@ CRDT cannot: write our own entry (at start, on every heartbeat, on a status chan
 ``left`` at a clean shutdown), take in entries from gossip and sync, persist the
 snapshot to SQLite (debounced), notice leases lapsing, and report every visible change
 as a ``directory_changed`` event. It needs no libp2p: the network is reached through
-the ``gossip`` callback, so it runs the same in tests with no host at all.
+the ``gossip`` callback, so it runs the same in tests with no host at all. What a
+reader is shown of the entries (rows, search, order) is :mod:`node.directory.listing`.
 """
 
 from __future__ import annotations
@@ -21,10 +22,11 @@ import trio
 if TYPE_CHECKING:
     from trio_typing import TaskStatus
 
-from keys import TOPIC_DIRECTORY, Identity, peer_id_to_str
+from keys import TOPIC_DIRECTORY, Identity
 from keys.errors import ConfigError
 from node.clock import now_ms
 from node.config import CharacterConfig
+from node.directory.listing import PRESENT, rows
 from node.directory.name_card import card_for
 from node.errors import PublishError
 from node.events import EventLog
@@ -54,7 +56,6 @@ from registry_crdt.limits import (
 
 logger = logging.getLogger(__name__)
 
-PRESENT = (Presence.ONLINE, Presence.AWAY, Presence.ASLEEP)
 OWNER_STATUSES = (Status.ONLINE, Status.AWAY, Status.ASLEEP)
 TICK_S = 1.0
 GC_EVERY_TICKS = 60
@@ -390,35 +391,16 @@ class DirectoryService:
         return hashlib.sha256(self.directory.snapshot()).hexdigest()[:32]
 
     def listing(self, search: str | None = None) -> list[dict[str, Any]]:
-        """Every entry held, present peers first, as the ``directory`` command shows them."""
-        now = self.clock_ms()
-        needle = (search or "").casefold()
-        rows = []
-        for entry in self.directory.entries():
-            card = entry.card
-            haystack = " ".join((card.name, card.description, entry.peer_str, *card.tags))
-            if needle and needle not in haystack.casefold():
-                continue
-            presence = entry.presence(now)
-            rows.append(
-                {
-                    "peer_id": entry.peer_str,
-                    "name": card.name,
-                    "description": card.description,
-                    "tags": list(card.tags),
-                    "status": presence.value,
-                    "last_seen_ms": entry.clock.wall_ms,
-                    "lease_expires_ms": entry.expires_ms,
-                    "addrs": list(entry.addrs),
-                    "vouched_by": None if entry.vouch is None else peer_id_to_str(entry.signer),
-                    "self": entry.peer == self.identity.peer_id,
-                }
-            )
-        order = {p.value: i for i, p in enumerate((*PRESENT, Presence.OFFLINE, Presence.LEFT))}
-        rows.sort(key=lambda row: (order[str(row["status"])], str(row["name"]).casefold()))
-        return rows
+        """Every entry held as :mod:`node.directory.listing` shows it, present peers first."""
+        return rows(
+            self.directory.entries(),
+            own_peer=self.identity.peer_id,
+            now_ms=self.clock_ms(),
+            search=search,
+        )
 
     def summary(self) -> dict[str, Any]:
+        """The replica's own state: how much it holds, its digest, our status, syncs."""
         now = self.clock_ms()
         return {
             "held": len(self.directory),
