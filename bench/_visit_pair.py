@@ -212,7 +212,7 @@ async def one_visit(host: CharacterNode, guest: CharacterNode, turns: int) -> Vi
         raise RuntimeError(f"visit failed: {done.get('error', done)}")
     # The host ends its side (summary, relation) after the guest: until then a knock
     # would find it busy.
-    await wait_until(lambda: not agent_of(host).runner.hosting, VISIT_TIMEOUT_S)
+    await wait_until(lambda: not agent_of(host).session.hosting, VISIT_TIMEOUT_S)
     return VisitRecord(str(done["visit"]), (start, end), str(done["outcome"]), int(done["turns"]))
 
 

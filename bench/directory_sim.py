@@ -43,7 +43,16 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from keys import TOPIC_DIRECTORY, Identity, canonical, seal
-from registry_crdt import Clock, Delta, Directory, Entry, Status, make_entry, to_bodies
+from registry_crdt import (
+    DIRECTORY_BODIES,
+    Clock,
+    Delta,
+    Directory,
+    Entry,
+    Status,
+    make_entry,
+    to_bodies,
+)
 from registry_crdt.testing import SyncStats, identities, sample_card, sync
 
 NOW = 1_700_000_000_000
@@ -72,6 +81,7 @@ def envelope_overhead() -> int:
         seq=2**40,
         ts_ms=NOW,
         body=body,
+        bodies=DIRECTORY_BODIES,
     )
     return len(wire) - len(canonical.packb(body))
 

@@ -4,7 +4,7 @@ Imports only the standard library, PyNaCl, cryptography and msgpack; never reads
 clock (time is passed in as ``now_ms``) and never touches the network.
 """
 
-from keys.bodies import BodyValidator, register_body_validator, validate_body
+from keys.bodies import BODIES, Bodies, BodyValidator, join_bodies, validate_body
 from keys.channels import (
     KINDS_BY_CHANNEL,
     PROTO_MCP,
@@ -55,6 +55,7 @@ from keys.replay import WINDOW, ReplayWindow
 from keys.sequence import MAX_SEQ, SequenceCounter
 
 __all__ = [
+    "BODIES",
     "DEFAULT_WINDOW_MS",
     "DOMAIN",
     "HARD_CAP",
@@ -71,6 +72,7 @@ __all__ = [
     "VERSION",
     "WINDOW",
     "BadSignature",
+    "Bodies",
     "BodyValidator",
     "CorruptKeyFile",
     "EnvelopeError",
@@ -98,6 +100,7 @@ __all__ = [
     "Verified",
     "WrongChannel",
     "WrongPassphrase",
+    "join_bodies",
     "key_file_is_private",
     "kinds_allowed_on",
     "load_key",
@@ -106,7 +109,6 @@ __all__ = [
     "peer_id_from_str",
     "peer_id_to_str",
     "public_key_from_peer_id",
-    "register_body_validator",
     "save_key",
     "seal",
     "validate_body",

@@ -1,22 +1,30 @@
-"""Body schemas per envelope kind.
+"""Body schemas per envelope kind, passed to :func:`keys.verify` and :func:`keys.seal`.
 
-``action`` and ``context`` are checked here in full. ``directory``, ``visit`` and ``mcp``
-bodies only have to be maps until their owning modules register a validator with
-:func:`register_body_validator`; every validator raises :class:`SchemaError` naming the
-field it refuses.
+What an envelope's body may hold is decided by the caller, never by what happens to be
+imported: every ``verify``/``seal`` takes ``bodies``, a frozen map from kind to validator,
+and refuses a kind that map has no validator for. :data:`BODIES` holds the kinds ``keys``
+owns (``action`` and ``context``, checked here in full) and is the default; the owner of
+another kind ships its validator (``registry_crdt.DIRECTORY_BODIES``, the visit
+protocol's ``VISIT_BODIES``) and the code that handles that kind passes it, joined with
+:func:`join_bodies` where one path carries several. Every validator raises
+:class:`SchemaError` naming the field it refuses.
 """
 
 from __future__ import annotations
 
 import re
 from collections.abc import Callable, Collection, Mapping
+from types import MappingProxyType
 from typing import Any, Final
 
 from keys.canonical import field_label
 from keys.errors import KeyUsageError, SchemaError
-from keys.kinds import KIND_ACTION, KIND_CONTEXT, KIND_DIRECTORY, KIND_MCP, KIND_VISIT, KINDS
+from keys.kinds import KIND_ACTION, KIND_CONTEXT, KINDS
 
 BodyValidator = Callable[[Mapping[str, Any]], None]
+"""Raises :class:`SchemaError` naming the field it refuses; returns None for a good body."""
+Bodies = Mapping[str, BodyValidator]
+"""Kind → the validator of its bodies: every kind a path accepts, and only those."""
 
 ACTION_TYPES: Final = frozenset({"speak", "move", "look", "gesture"})
 IMAGE_MIME_TYPES: Final = frozenset({"image/png", "image/jpeg", "image/webp", "image/gif"})
@@ -100,48 +108,39 @@ def validate_context(body: Mapping[str, Any]) -> None:
         _text(body, "alt", 0, MAX_ALT_CHARS)
 
 
-def _any_map(body: Mapping[str, Any]) -> None:
-    """Accept any map: the kind's owner has not registered its schema yet."""
+BODIES: Final[Bodies] = MappingProxyType(
+    {KIND_ACTION: validate_action, KIND_CONTEXT: validate_context}
+)
+"""The kinds ``keys`` owns; the default of :func:`keys.verify` and :func:`keys.seal`."""
 
 
-_BUILT_IN: Final[Mapping[str, BodyValidator]] = {
-    KIND_ACTION: validate_action,
-    KIND_CONTEXT: validate_context,
-}
-_REGISTRABLE: Final = frozenset({KIND_DIRECTORY, KIND_VISIT, KIND_MCP})
-_validators: dict[str, BodyValidator] = {
-    **_BUILT_IN,
-    **{kind: _any_map for kind in _REGISTRABLE},
-}
+def join_bodies(*parts: Bodies) -> Bodies:
+    """One frozen map of the validators in ``parts`` (a kind in two parts is a mistake)."""
+    joined: dict[str, BodyValidator] = {}
+    for part in parts:
+        for kind, validator in part.items():
+            if kind not in KINDS:
+                raise KeyUsageError(f"no envelope kind is called {kind!r}")
+            if kind in joined and joined[kind] is not validator:
+                raise KeyUsageError(f"two validators for {kind!r} bodies")
+            joined[kind] = validator
+    return MappingProxyType(joined)
 
 
-def register_body_validator(kind: str, validator: BodyValidator) -> BodyValidator:
-    """Install the body schema of ``directory``, ``visit`` or ``mcp``; return the one replaced.
+def validate_body(kind: str, body: Mapping[str, Any], bodies: Bodies = BODIES) -> None:
+    """Raise :class:`SchemaError` unless ``body`` is a valid body of ``kind`` in ``bodies``.
 
-    ``validator`` receives a body already checked for value types and must raise
-    :class:`SchemaError` naming the field it refuses. Any other exception it raises is
-    turned into :class:`SchemaError` so remote input can never crash verification.
-    """
-    if kind not in _REGISTRABLE:
-        raise KeyUsageError(f"no validator can be registered for kind {kind!r}")
-    previous = _validators[kind]
-    _validators[kind] = validator
-    return previous
-
-
-def validate_body(kind: str, body: Mapping[str, Any]) -> None:
-    """Raise :class:`SchemaError` unless ``body`` is a valid body of ``kind``.
-
-    ``body`` must already be normalized (see :func:`keys.canonical.normalize`).
+    ``body`` must already be normalized (see :func:`keys.canonical.normalize`). A kind
+    ``bodies`` has no validator for is refused. A validator that raises anything but
+    :class:`SchemaError` is reported as one, so remote input can never crash verification.
     """
     if kind not in KINDS:
         raise SchemaError(f"kind {kind!r} has no body schema")
     if not isinstance(body, Mapping):
         raise SchemaError("body: must be a map")
-    validator = _validators[kind]
-    if kind in _BUILT_IN:
-        validator(body)
-        return
+    validator = bodies.get(kind)
+    if validator is None:
+        raise SchemaError(f"body: {kind} bodies are not accepted here")
     try:
         validator(body)
     except SchemaError:

@@ -21,7 +21,7 @@ from types import MappingProxyType
 from typing import Any, Final
 
 from keys import canonical
-from keys.bodies import validate_body
+from keys.bodies import BODIES, Bodies, validate_body
 from keys.channels import channel_size_cap, kinds_allowed_on
 from keys.errors import (
     BadSignature,
@@ -105,12 +105,14 @@ def seal(
     seq: int,
     ts_ms: int,
     body: Mapping[str, Any],
+    bodies: Bodies = BODIES,
 ) -> bytes:
     """Sign an envelope and return its wire bytes.
 
     Raises :class:`SealError` (a local error, ``reason`` as ``verify()`` would report it)
-    if the envelope would be refused by :func:`verify`: unknown kind, kind not carried on
-    ``channel``, ``seq`` or ``ts_ms`` out of range, a body outside its schema, or too big.
+    if the envelope would be refused by :func:`verify` given the same ``bodies``: unknown
+    kind, kind not carried on ``channel``, ``seq`` or ``ts_ms`` out of range, a body
+    outside its schema (or of a kind ``bodies`` has no validator for), or too big.
     """
     if kind not in KINDS:
         raise SealError(f"unknown kind {kind!r}", reason=UnknownKind.reason)
@@ -124,7 +126,7 @@ def seal(
         raise SealError("body must be a mapping", reason=Malformed.reason)
     try:
         plain_body = canonical.normalize(body)
-        validate_body(kind, plain_body)
+        validate_body(kind, plain_body, bodies)
     except EnvelopeError as exc:
         raise SealError(str(exc), reason=exc.reason) from exc
     unsigned = {
@@ -153,12 +155,14 @@ def verify(
     transport_peer: bytes | None = None,
     replay: ReplayWindow | None = None,
     window_ms: int = DEFAULT_WINDOW_MS,
+    bodies: Bodies = BODIES,
 ) -> Verified:
     """Check an envelope received on ``channel`` and return it as :class:`Verified`.
 
     Checks, cheapest and least trusting first: size caps, msgpack, fields and types,
-    version, kind and channel, body schema, canonical encoding, signature, transport peer
-    (if given), ``|ts - now_ms| <= window_ms``, and ``replay.check`` (if given).
+    version, kind and channel, body schema (the validator of its kind in ``bodies``; a
+    kind without one is refused), canonical encoding, signature, transport peer (if
+    given), ``|ts - now_ms| <= window_ms``, and ``replay.check`` (if given).
 
     Does not record the envelope in ``replay``: call ``replay.accept(v.sender, v.seq)``
     once it is stored. Raises only :class:`EnvelopeError` subclasses, for any ``data``.
@@ -206,7 +210,7 @@ def verify(
         raise WrongChannel(f"kind {kind!r} is not carried on this channel")
     if size > SIZE_CAPS[kind]:
         raise Oversize(f"{kind} envelope is {size} bytes, cap {SIZE_CAPS[kind]}")
-    validate_body(kind, canonical.normalize(body))
+    validate_body(kind, canonical.normalize(body), bodies)
 
     if canonical.packb(decoded) != data:
         raise Malformed("non-canonical encoding")

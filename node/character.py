@@ -16,6 +16,7 @@ from typing import Any
 import trio
 
 from keys import (
+    BODIES,
     TOPIC_ACTIONS,
     TOPIC_CONTEXTS,
     TOPIC_DIRECTORY,
@@ -23,6 +24,7 @@ from keys import (
     Identity,
     ReplayWindow,
     Verified,
+    join_bodies,
     peer_id_from_str,
     seal,
     verify,
@@ -41,10 +43,12 @@ from node.net.gossip_health import GossipHealth
 from node.net.lan_addrs import advertisable_addrs
 from node.net.liveness import Liveness
 from node.storage.store import ReplayMark, Store
+from node.visits.messages import VISIT_BODIES
 from node.visits.service import transports_for
 from node.wire.batching import receive_batch
 from node.wire.gate import EnvelopeGate
 from node.wire.rejections import RejectionLog
+from registry_crdt import DIRECTORY_BODIES
 
 logger = logging.getLogger(__name__)
 
@@ -52,6 +56,8 @@ GREETING_WAIT_S = 10.0
 RECEIVE_BATCH = 256
 DIRECTORY_DIAL_TARGET = 16
 """Peers learned from the directory are dialled only while we have fewer connections."""
+BODIES_SPOKEN = join_bodies(BODIES, DIRECTORY_BODIES, VISIT_BODIES)
+"""The body schema of every kind a character seals or takes from gossip."""
 
 
 EnvelopeListener = Callable[[int, Verified], None]
@@ -79,7 +85,7 @@ class CharacterNode:
         self.rejections = RejectionLog(events)
         self.book = PeerBook(identity.peer_id_str)
         self._greeted: set[str] = set()
-        self.gate = EnvelopeGate(identity.peer_id, replay, now_ms)
+        self.gate = EnvelopeGate(identity.peer_id, replay, now_ms, bodies=BODIES_SPOKEN)
         self._wake_dialer, self.dialer_wakeups = trio.open_memory_channel[None](1)
         self._publish_lock = trio.Lock()
         self.received = 0
@@ -149,7 +155,15 @@ class CharacterNode:
     async def seal(self, kind: str, channel: str, body: Mapping[str, Any]) -> bytes:
         """Sign ``body`` as our next envelope (every channel shares one seq counter)."""
         seq = await self.store.next_seq()
-        return seal(self.identity, kind=kind, channel=channel, seq=seq, ts_ms=now_ms(), body=body)
+        return seal(
+            self.identity,
+            kind=kind,
+            channel=channel,
+            seq=seq,
+            ts_ms=now_ms(),
+            body=body,
+            bodies=BODIES_SPOKEN,
+        )
 
     async def _gossip_directory(self, bodies: list[dict[str, Any]]) -> None:
         async with self._publish_lock:

@@ -1,7 +1,7 @@
 """The online directory of RoomVerse as a CRDT (DESIGN §4). Sans-IO: time is ``now_ms``.
 
-Importing this package registers the ``directory`` envelope body schema with
-``keys.register_body_validator``, so ``keys.verify`` checks every delta and sync body.
+``DIRECTORY_BODIES`` is the ``directory`` envelope body schema: pass it to ``keys.verify``
+and ``keys.seal`` (``bodies=``) wherever directory envelopes travel.
 
 Writing (the owner's node)::
 
@@ -47,7 +47,6 @@ Rules (the constants live in :mod:`registry_crdt.limits`):
   nothing unchecked rides along; new fields come with a new ``schemaVersion`` / ``v``.
 """
 
-from keys import register_body_validator
 from registry_crdt.card import (
     CARD_DOMAIN,
     Capabilities,
@@ -95,6 +94,7 @@ from registry_crdt.errors import (
     WrongSigner,
 )
 from registry_crdt.messages import (
+    DIRECTORY_BODIES,
     Delta,
     Diff,
     Digest,
@@ -105,10 +105,9 @@ from registry_crdt.messages import (
     validate_directory_body,
 )
 
-register_body_validator("directory", validate_directory_body)
-
 __all__ = [
     "CARD_DOMAIN",
+    "DIRECTORY_BODIES",
     "ENTRY_DOMAIN",
     "HLC",
     "ZERO",

@@ -30,15 +30,19 @@ keys), so nodes should still send a full digest now and then.
 
 :func:`to_bodies` splits a message into bodies that fit one envelope; :func:`from_body`
 checks a body's structure (entries stay bytes: check them with ``verify_entry``).
+:data:`DIRECTORY_BODIES` is what to pass ``keys.verify`` / ``keys.seal`` as ``bodies``
+wherever ``directory`` envelopes travel, so every delta and sync body is checked.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
+from types import MappingProxyType
 from typing import Any, Final
 
-from keys import SchemaError
+from keys import Bodies, SchemaError
+from keys.kinds import KIND_DIRECTORY
 from registry_crdt import _schema as check
 from registry_crdt.clock import Clock
 from registry_crdt.entry import DigestItem, check_entry_schema, key_of
@@ -260,6 +264,10 @@ def validate_directory_body(body: Mapping[str, Any]) -> None:
                 check_entry_schema(raw, f"body.entries[{i}]")
     except DirectoryError as exc:
         raise SchemaError(f"{exc} ({exc.reason})") from exc
+
+
+DIRECTORY_BODIES: Final[Bodies] = MappingProxyType({KIND_DIRECTORY: validate_directory_body})
+"""The ``directory`` body validator, as ``keys.verify(..., bodies=)`` takes it."""
 
 
 def _from_body(body: Mapping[str, Any]) -> Message:

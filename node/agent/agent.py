@@ -41,7 +41,7 @@ from node.storage.memory import Memory
 from node.storage.store import Store
 from node.visits.contracts import VisitResult
 from node.visits.service import Publish, VisitService
-from node.visits.session import VisitRunner
+from node.visits.session import VisitSession
 from node.visits.wire import Seal
 
 logger = logging.getLogger(__name__)
@@ -105,7 +105,7 @@ class Agent:
         self.engines: Engines | None = None
         self.engine_problem: str | None = "starting"
         self.voice = EngineVoice(node.config, node.identity.peer_id, self._engines_now)
-        self.runner = VisitRunner(
+        self.session = VisitSession(
             me=node.identity.peer_id,
             name=node.config.name,
             card=self._card_digest,
@@ -122,7 +122,7 @@ class Agent:
             turn_timeout_s=turn_timeout_s,
         )
         self.service = VisitService(
-            runner=self.runner,
+            session=self.session,
             host=node.host,
             directory=node.directory,
             seal=node.seal,
@@ -350,7 +350,7 @@ class Agent:
             "engines": engines,
             "engine_problem": self.engine_problem,
             "tier": (self.engines.tier() if self.engines is not None else BudgetTier.STOPPED).value,
-            "hosting": sorted(self.runner.hosting),
+            "hosting": sorted(self.session.hosting),
             "autonomy": {
                 "enabled": self.config.autonomy.enabled,
                 "interval_s": self.config.autonomy.interval_s,

@@ -8,7 +8,7 @@ from node.agent.affinity import START, VisitOutcome, after_visit, tier_for
 from node.events import EventLog
 from node.storage.memory import Memory
 from node.visits.contracts import Partner
-from node.visits.protocol import Line
+from node.visits.conversation import Line
 
 
 def relation_outcome(outcome: str) -> VisitOutcome:

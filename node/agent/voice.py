@@ -31,7 +31,8 @@ from node.engine.errors import EngineError
 from node.privacy.redact import redact
 from node.storage.memory import Relation
 from node.visits.contracts import Partner
-from node.visits.protocol import MAX_LINE, Line
+from node.visits.conversation import Line
+from node.visits.messages import MAX_LINE
 
 TURN_MAX_TOKENS: Final = 160
 SUMMARY_MAX_TOKENS: Final = 200

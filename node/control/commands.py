@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any
 from keys import TOPIC_ACTIONS, TOPIC_CONTEXTS, TOPIC_DIRECTORY
 from node.control.socket import Reply
 from node.errors import ControlError
-from node.visits.protocol import MAX_TURNS
+from node.visits.messages import MAX_TURNS
 from registry_crdt import Status
 
 if TYPE_CHECKING:

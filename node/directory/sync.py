@@ -35,7 +35,16 @@ from keys.errors import RemoteError
 from keys.kinds import KIND_DIRECTORY, SIZE_CAPS
 from node.directory.replica import DirectoryService
 from node.wire.frames import END_OF_MESSAGE, ByteStream, FrameReader, StreamFailed, frame
-from registry_crdt import Delta, Diff, Digest, Message, Summary, from_body, to_bodies
+from registry_crdt import (
+    DIRECTORY_BODIES,
+    Delta,
+    Diff,
+    Digest,
+    Message,
+    Summary,
+    from_body,
+    to_bodies,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -161,6 +170,7 @@ class SyncSession:
                 channel=PROTO_SYNC,
                 now_ms=self._service.clock_ms(),
                 transport_peer=self._peer,
+                bodies=DIRECTORY_BODIES,
             )
             parts.append(from_body(envelope.body))
         self.result.messages += 1

@@ -9,7 +9,7 @@ from typing import Protocol
 
 from keys.errors import RemoteError
 from node.storage.memory import Relation
-from node.visits.protocol import Line
+from node.visits.conversation import Line
 
 
 @dataclass(frozen=True, slots=True)
@@ -59,7 +59,8 @@ class VisitResult:
     relation: Relation | None = None
     """Our relation to the partner before the visit."""
     needs_remembering: bool = False
-    """A hosted visit: call :meth:`VisitRunner.remember` once the guest is let go."""
+    """A hosted visit: call :meth:`node.visits.session.VisitSession.remember` once the
+    guest is let go."""
 
 
 Reject = Callable[[bytes, str, RemoteError], None]

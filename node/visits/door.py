@@ -2,9 +2,11 @@
 let the visitor in, and turns away (sometimes with an answering-machine reply) those it
 does not; a guest turned away records what it was told.
 
-:func:`node.visits.policy.decide_knock` makes the decision from facts; :class:`Door`
+:func:`node.visits.admission.decide_knock` makes the decision from facts; :class:`Door`
 gathers them, keeps the rates, and stores the few lines of a visit that never happened.
-Once a guest is welcome, :class:`node.visits.session.VisitRunner` runs the visit itself.
+The knock and the decline go through the host's
+:class:`node.visits.conversation.Conversation` like every visit message. Once a guest is
+welcome, :class:`node.visits.session.VisitSession` runs the visit itself.
 """
 
 from __future__ import annotations
@@ -21,7 +23,8 @@ from node.events import EventLog
 from node.storage.memory import Memory, Relation, Role, VisitIdTaken, VisitStart
 from node.visits.admission import KnockDecision, KnockRateLimiter, decide_knock
 from node.visits.contracts import Partner, Reject, VisitResult, Voice
-from node.visits.protocol import Decline, Knock, VisitProtocolError, cap_line
+from node.visits.conversation import Conversation, VisitProtocolError
+from node.visits.messages import Decline, Knock, cap_line
 from node.visits.wire import VANISHED, VisitChannel
 from registry_crdt import Status
 
@@ -34,7 +37,7 @@ RECORDED_DECLINES_PER_HOUR: Final = 200
 
 
 class Door:
-    """One character's door, for both :meth:`VisitRunner.host` and :meth:`VisitRunner.guest`."""
+    """One character's door, for both :meth:`VisitSession.host` and :meth:`VisitSession.guest`."""
 
     def __init__(
         self,
@@ -66,19 +69,17 @@ class Door:
         self.machine_rate = KnockRateLimiter(ANSWERING_MACHINE_PER_HOUR)
         self.decline_rate = KnockRateLimiter(RECORDED_DECLINES_PER_HOUR)
 
-    async def await_knock(self, channel: VisitChannel) -> Knock | None:
+    async def await_knock(self, channel: VisitChannel, conv: Conversation) -> Knock | None:
+        """The knock that opens ``conv``; None (the partner reported) if none came."""
         try:
             _, first = await channel.receive(KNOCK_TIMEOUT_S)
-            if not isinstance(first, Knock):
-                raise VisitProtocolError(
-                    f"a visit starts with a knock, not a {type(first).__name__}"
-                )
+            conv.receive(first, self.clock_ms())
         except RemoteError as exc:
             if exc.reason not in VANISHED:
                 self.reject(channel.partner, PROTO_VISIT, exc)
             logger.info("no knock from %s: %s", channel.partner_id, exc)
             return None
-        return first
+        return conv.knock
 
     def decide(
         self,
@@ -103,6 +104,7 @@ class Door:
     async def open(
         self,
         channel: VisitChannel,
+        conv: Conversation,
         knock: Knock,
         partner: Partner,
         private: bool,
@@ -115,13 +117,14 @@ class Door:
             )
         except VisitIdTaken:
             self.reject(channel.partner, PROTO_VISIT, VisitProtocolError("a reused visit id"))
-            await channel.send(Decline(knock.visit, "error"))
+            await self._send(channel, conv, Decline(knock.visit, "error"))
             return False
         return True
 
     async def decline(
         self,
         channel: VisitChannel,
+        conv: Conversation,
         knock: Knock,
         partner: Partner,
         decision: KnockDecision,
@@ -130,14 +133,14 @@ class Door:
         result = VisitResult(knock.visit, partner, "host", f"declined:{decision.reason}")
         if decision.reason == "rate_limited":
             # Not recorded: a visitor knocking too often must not fill the database.
-            await channel.send(Decline(knock.visit, decision.reason))
+            await self._send(channel, conv, Decline(knock.visit, decision.reason))
             self.events.emit(
                 "visit_declined", visit=knock.visit, partner=partner.peer_id, reason=decision.reason
             )
             return result
         now_s = now / 1000
         if not self.decline_rate.allow(b"", now_s):
-            await channel.send(Decline(knock.visit, decision.reason))
+            await self._send(channel, conv, Decline(knock.visit, decision.reason))
             return result
         if decision.answering_machine and self.machine_rate.allow(b"", now_s):
             try:
@@ -152,13 +155,13 @@ class Door:
             result.message = (
                 f"{self.name} is resting today and cannot chat. Please come back tomorrow."
             )
-        if not await self.open(channel, knock, partner, True, now):
+        if not await self.open(channel, conv, knock, partner, True, now):
             return None
         await self.memory.add_message(knock.visit, 0, partner.peer_id, knock.first_line, now)
         if result.message:
             await self.memory.add_message(knock.visit, 1, self.me_str, result.message, now)
-        await self.memory.close_visit(knock.visit, result.outcome, self.clock_ms(), 0, None, None)
-        await channel.send(Decline(knock.visit, decision.reason, result.message))
+        await close_visit(self.memory, result, self.clock_ms())
+        await self._send(channel, conv, Decline(knock.visit, decision.reason, result.message))
         self.events.emit(
             "message_left" if result.outcome == "left_message" else "visit_declined",
             visit=knock.visit,
@@ -179,7 +182,7 @@ class Door:
             await self.memory.add_message(
                 result.visit, 1, result.partner.peer_id, decline.message, self.clock_ms()
             )
-        await self.memory.close_visit(result.visit, result.outcome, self.clock_ms(), 0, None, None)
+        await close_visit(self.memory, result, self.clock_ms())
         self.events.emit(
             "visit_declined",
             visit=result.visit,
@@ -189,10 +192,26 @@ class Door:
         )
         return result
 
+    async def _send(self, channel: VisitChannel, conv: Conversation, decline: Decline) -> None:
+        conv.send(decline, self.clock_ms())
+        await channel.send(decline)
+
 
 def visit_start(
     visit: str, partner: Partner, role: Role, private: bool, now: int, first_line: str
 ) -> VisitStart:
     return VisitStart(
         visit, partner.peer_id, partner.name, role, partner.addr, private, now, first_line
+    )
+
+
+async def close_visit(memory: Memory, result: VisitResult, ended_ms: int) -> None:
+    """Record how ``result``'s visit ended: its outcome, turns, transcript and receipt."""
+    await memory.close_visit(
+        result.visit,
+        result.outcome,
+        ended_ms,
+        len(result.lines),
+        result.transcript,
+        result.receipt,
     )

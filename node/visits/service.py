@@ -1,7 +1,7 @@
 """Visits on a running node: the ``/roomverse/visit/1.0.0`` handler and ``visit(target)``.
 
 Finds the host in the directory (by PeerID or name), dials it if needed, opens the visit
-stream and runs :class:`node.visits.session.VisitRunner`. Our own lines are published as
+stream and runs :class:`node.visits.session.VisitSession`. Our own lines are published as
 ``speak`` actions (the firehose shows them) unless the visit is private; a guest also
 publishes a ``move`` to the host, which is all the public sees of a private visit.
 """
@@ -17,8 +17,9 @@ from keys.errors import InvalidPeerId, LocalError, RemoteError, RoomverseError
 from node import _libp2p
 from node.directory.replica import DirectoryService
 from node.visits.contracts import Partner, VisitResult
-from node.visits.protocol import MAX_NAME, Line
-from node.visits.session import VisitRunner
+from node.visits.conversation import Line
+from node.visits.messages import MAX_NAME
+from node.visits.session import VisitSession
 from node.visits.wire import Seal, VisitChannel
 from node.wire.inbound import InboundLimit
 from registry_crdt import Entry, Presence
@@ -42,14 +43,14 @@ class VisitService:
     def __init__(
         self,
         *,
-        runner: VisitRunner,
+        session: VisitSession,
         host: _libp2p.P2PHost,
         directory: DirectoryService,
         seal: Seal,
         publish: Publish,
         clock_ms: Callable[[], int],
     ) -> None:
-        self.runner = runner
+        self.session = session
         self.host = host
         self._directory = directory
         self._seal = seal
@@ -67,12 +68,12 @@ class VisitService:
                 return
             result = await self._host(stream)
         if result is not None:
-            await self.runner.remember(result)
+            await self.session.remember(result)
 
     async def _host(self, stream: _libp2p.P2PStream) -> VisitResult | None:
         channel = VisitChannel(stream, stream.peer_id, self._seal, self._clock_ms)
         try:
-            return await self.runner.host(channel, self.describe)
+            return await self.session.host(channel, self.describe)
         except RemoteError as exc:  # the guest left while we declined
             logger.info("visit from %s ended early: %s", stream.peer_id, exc)
             return None
@@ -104,7 +105,7 @@ class VisitService:
             entry = found[0] if found else None
         if entry is None:
             raise VisitTargetError(f"nobody called {target!r} is in the directory")
-        if entry.peer == self.runner.me:
+        if entry.peer == self.session.me:
             raise VisitTargetError("a character cannot visit itself")
         if entry.presence(now) in _GONE:
             raise VisitTargetError(
@@ -123,7 +124,7 @@ class VisitService:
         entry = self.resolve(target)
         peer_id = entry.peer_str
         partner = Partner(peer_id, entry.card.name, entry.card.description, _first(entry.addrs))
-        first_line = await self.runner.opening(partner)
+        first_line = await self.session.opening(partner)
         await self._connect(peer_id, entry.addrs)
         stream = await self.host.open_stream(peer_id, PROTO_VISIT, timeout=OPEN_TIMEOUT_S)
         channel = VisitChannel(stream, peer_id, self._seal, self._clock_ms)
@@ -134,7 +135,7 @@ class VisitService:
                 await on_start(visit)
 
         try:
-            return await self.runner.guest(
+            return await self.session.guest(
                 channel, partner, first_line, turns=turns, private=private, on_start=started
             )
         finally:
@@ -152,8 +153,8 @@ class VisitService:
 
     async def line_said(self, visit: str, partner: Partner, line: Line, mine: bool) -> None:
         """After each stored line: an event, and our own speech published if public."""
-        speaker = self.runner.me_str if mine else partner.peer_id
-        self.runner.events.emit(
+        speaker = self.session.me_str if mine else partner.peer_id
+        self.session.events.emit(
             "visit_line",
             visit=visit,
             turn=line.turn,
@@ -163,7 +164,7 @@ class VisitService:
             partner_name=partner.name,
             text=line.text,
         )
-        if mine and visit not in self.runner.private_visits:
+        if mine and visit not in self.session.private_visits:
             await self._announce(
                 {"type": "speak", "text": line.text, "visit": visit, "to": partner.peer_id}
             )

@@ -1,12 +1,14 @@
 """One visit, from either side: the trio loop that feeds :class:`Conversation`.
 
-:class:`VisitRunner` holds what both sides need (our identity, the voice that speaks for
-the character, memory, publishing); :meth:`VisitRunner.host` answers a knock and
-:meth:`VisitRunner.guest` pays a visit. Who gets in is the business of
-:class:`node.visits.door.Door`; this module runs the visit once the door is open. Every
-line is stored (durably) before the next message goes out, so a line the other side has
-seen answered is never lost, even if this process is killed right after. A partner that
-goes silent or away ends the visit on our side with the outcome ``partner_vanished``.
+:class:`VisitSession` holds what both sides need (our identity, the voice that speaks for
+the character, memory, publishing); :meth:`VisitSession.host` answers a knock and
+:meth:`VisitSession.guest` pays a visit. Who gets in is the business of
+:class:`node.visits.door.Door`; this module runs the visit once the door is open. What
+may come when is the conversation's (:mod:`node.visits.conversation`): every message we
+send or receive goes through it first, and what it refuses ends the visit. Every line is
+stored (durably) before the next message goes out, so a line the other side has seen
+answered is never lost, even if this process is killed right after. A partner that goes
+silent or away ends the visit on our side with the outcome ``partner_vanished``.
 """
 
 from __future__ import annotations
@@ -14,11 +16,11 @@ from __future__ import annotations
 import logging
 import secrets
 from collections.abc import Awaitable, Callable
-from typing import Final
+from typing import Any, Final
 
 import trio
 
-from keys import PROTO_VISIT, peer_id_from_str, peer_id_to_str
+from keys import PROTO_VISIT, Verified, peer_id_from_str, peer_id_to_str
 from keys.errors import RemoteError
 from node.config import VisitSettings
 from node.engine.errors import EngineError, EngineResting
@@ -32,18 +34,10 @@ from node.visits.contracts import (
     VisitResult,
     Voice,
 )
-from node.visits.door import Door, visit_start
-from node.visits.protocol import (
-    Conversation,
-    Decline,
-    Farewell,
-    Knock,
-    Line,
-    Say,
-    VisitProtocolError,
-    Welcome,
-    cap_line,
-)
+from node.visits.conversation import Conversation, Line, Phase
+from node.visits.door import Door, close_visit, visit_start
+from node.visits.messages import Decline, Farewell, Knock, Say, VisitMessage, Welcome, cap_line
+from node.visits.receipts import check_guest_receipt, check_host_receipt, receipt
 from node.visits.wire import VANISHED, VisitChannel
 from registry_crdt import Status
 
@@ -52,7 +46,7 @@ logger = logging.getLogger(__name__)
 RECEIPT_TIMEOUT_S: Final = 30.0
 
 
-class VisitRunner:
+class VisitSession:
     def __init__(
         self,
         *,
@@ -106,7 +100,8 @@ class VisitRunner:
         self, channel: VisitChannel, describe: Callable[[str, str], Partner]
     ) -> VisitResult | None:
         """Answer the knock on ``channel``; None if no acceptable knock came."""
-        knock = await self.door.await_knock(channel)
+        conv = Conversation("host", me=self.me, partner=channel.partner)
+        knock = await self.door.await_knock(channel, conv)
         if knock is None:
             return None
         partner = describe(channel.partner_id, knock.name)
@@ -114,29 +109,14 @@ class VisitRunner:
         relation = await self.memory.relation(partner.peer_id)
         decision = self.door.decide(channel, knock, relation, busy=bool(self.hosting), now=now)
         if not decision.welcome:
-            return await self.door.decline(channel, knock, partner, decision, now)
+            return await self.door.decline(channel, conv, knock, partner, decision, now)
         self.hosting.add(knock.visit)  # before any await: one guest at a time
         private = knock.private or self.settings.private
         try:
-            if not await self.door.open(channel, knock, partner, private, now):
+            if not await self.door.open(channel, conv, knock, partner, private, now):
                 return None
-            conv = Conversation(
-                knock.visit,
-                host=self.me,
-                guest=channel.partner,
-                max_turns=decision.max_turns,
-                started_ms=now,
-                max_ms=decision.max_ms,
-            )
-
-            async def begin() -> None:
-                line = conv.add(channel.partner, 0, knock.first_line, now)
-                await self._record(conv.visit, partner, line)
-                await channel.send(
-                    Welcome(knock.visit, decision.max_turns, decision.max_ms, private)
-                )
-
-            result = await self._run(channel, conv, partner, relation, "host", private, begin)
+            welcome = Welcome(knock.visit, decision.max_turns, decision.max_ms, private)
+            result = await self._run(channel, conv, partner, relation, private, welcome)
         finally:
             self.hosting.discard(knock.visit)
         result.relation = relation
@@ -170,54 +150,28 @@ class VisitRunner:
         await self.memory.open_visit(visit_start(visit, partner, "guest", private, now, first_line))
         if on_start is not None:
             await on_start(visit)
+        # The host sets the budget, but never beyond what we came for: a host cannot make
+        # us spend more turns or time than our own settings (or --turns) allow.
+        conv = Conversation(
+            "guest",
+            me=self.me,
+            partner=channel.partner,
+            turns=turns or self.settings.max_turns,
+            max_ms=int(self.settings.max_minutes * 60_000),
+        )
+        knock = Knock(visit, self.name, self.card(), first_line, context, private, turns)
         result = VisitResult(visit, partner, "guest", "partner_vanished")
         try:
-            await channel.send(
-                Knock(visit, self.name, self.card(), first_line, context, private, turns)
-            )
-            _, answer = await channel.receive(self.turn_timeout_s)
-            if answer.visit != visit or not isinstance(answer, Decline | Welcome):
-                raise VisitProtocolError("expected a welcome or decline for our visit")
+            await self._send(channel, conv, partner, knock)
+            _, answer = await self._receive(channel, conv, partner, self.turn_timeout_s)
         except RemoteError as exc:
             result = await self._abandon(result, exc)
         else:
             if isinstance(answer, Decline):
                 return await self.door.declined(result, answer, first_line, now)
-            result = await self._welcomed(
-                channel, partner, relation, answer, first_line, now, turns, private
-            )
+            result = await self._run(channel, conv, partner, relation, conv.private)
         await self._remember(partner, relation, result)
         return result
-
-    async def _welcomed(
-        self,
-        channel: VisitChannel,
-        partner: Partner,
-        relation: Relation | None,
-        welcome: Welcome,
-        first_line: str,
-        now: int,
-        turns: int,
-        private: bool,
-    ) -> VisitResult:
-        # The host sets the budget, but never beyond what we came for: a host cannot make
-        # us spend more turns or time than our own settings (or --turns) allow.
-        conv = Conversation(
-            welcome.visit,
-            host=channel.partner,
-            guest=self.me,
-            max_turns=welcome.max_turns,
-            started_ms=now,
-            max_ms=min(welcome.max_ms, int(self.settings.max_minutes * 60_000)),
-            stop_at=min(welcome.max_turns, turns or self.settings.max_turns),
-        )
-
-        async def begin() -> None:
-            await self._record(conv.visit, partner, conv.add(self.me, 0, first_line, now), True)
-
-        return await self._run(
-            channel, conv, partner, relation, "guest", private or welcome.private, begin
-        )
 
     # -- both ---------------------------------------------------------------------------
 
@@ -227,63 +181,43 @@ class VisitRunner:
         conv: Conversation,
         partner: Partner,
         relation: Relation | None,
-        role: str,
         private: bool,
-        begin: Callable[[], Awaitable[None]],
+        welcome: Welcome | None = None,
     ) -> VisitResult:
-        """Talk, exchange receipts, record the end. A visit never stays ``open``: if
-        anything but the partner stops it (a local error, cancellation), it is closed as
+        """Record the first line (the host then sends its ``welcome``), talk, exchange
+        receipts, record the end. A visit never stays ``open``: if anything but the
+        partner stops it (a local error, cancellation), it is closed as
         ``failed:<error>`` before the error goes on."""
-        result = VisitResult(conv.visit, partner, role, "partner_vanished", conv.lines)
+        result = VisitResult(conv.visit, partner, conv.role, "partner_vanished", conv.lines)
         if private:
             self.private_visits.add(conv.visit)
         try:
-            await begin()
+            await self._record(conv.visit, partner, conv.lines[0])
+            if welcome is not None:
+                await self._send(channel, conv, partner, welcome)
             self.events.emit(
                 "visit_started",
                 visit=conv.visit,
-                role=role,
+                role=conv.role,
                 partner=partner.peer_id,
                 partner_name=partner.name,
                 private=private,
             )
-            ended_by = await self._talk(channel, conv, partner, relation, role)
-            result.outcome = "ended_by_partner" if ended_by == "partner" else "completed"
-            result.receipt = await self._exchange_receipts(channel, conv, role)
+            await self._talk(channel, conv, partner, relation)
+            result.outcome = "ended_by_partner" if conv.ended_by == "partner" else "completed"
+            result.receipt = await self._exchange_receipts(channel, conv, partner)
             result.transcript = conv.transcript_hash()
         except RemoteError as exc:
             return await self._abandon(result, exc)
         except BaseException as exc:
+            result.outcome = f"failed:{type(exc).__name__}"
             with trio.CancelScope(shield=True):
-                await self.memory.close_visit(
-                    conv.visit,
-                    f"failed:{type(exc).__name__}",
-                    self.clock_ms(),
-                    len(conv.lines),
-                    None,
-                    None,
-                )
+                await close_visit(self.memory, result, self.clock_ms())
             raise
         finally:
             self.private_visits.discard(conv.visit)
-        await self.memory.close_visit(
-            conv.visit,
-            result.outcome,
-            self.clock_ms(),
-            len(conv.lines),
-            result.transcript,
-            result.receipt,
-        )
-        self.events.emit(
-            "visit_ended",
-            visit=conv.visit,
-            role=role,
-            partner=partner.peer_id,
-            outcome=result.outcome,
-            turns=len(conv.lines),
-            transcript=result.transcript.hex() if result.transcript else None,
-        )
-        return result
+        transcript = result.transcript.hex() if result.transcript else None
+        return await self._end(result, transcript=transcript)
 
     async def _talk(
         self,
@@ -291,74 +225,92 @@ class VisitRunner:
         conv: Conversation,
         partner: Partner,
         relation: Relation | None,
-        role: str,
-    ) -> str:
-        """Alternate lines until someone says farewell: ``me``, ``partner`` (early), or
-        ``budget`` (the partner, because the turns or time ran out)."""
-        for _ in range(conv.max_turns + 1):
-            if conv.speaker_of(conv.next_turn) == self.me:
-                reason = conv.over(self.clock_ms())
-                text = ""
-                if reason is None:
-                    try:
-                        text = cap_line(await self.voice.reply(partner, relation, conv.lines, role))
-                    except EngineResting:
-                        reason = "resting"
-                    except EngineError as exc:
-                        logger.warning("visit %s: no engine answered: %s", conv.visit, exc)
-                        reason = "engine_unavailable"
-                if reason is not None or not text:
-                    await channel.send(Farewell(conv.visit, len(conv.lines), reason or "goodbye"))
-                    return "me"
-                line = conv.add(self.me, conv.next_turn, text, self.clock_ms())
-                await self._store(conv.visit, line)
-                await channel.send(Say(conv.visit, line.turn, line.text))
-                # Publishing and events after the send: the partner need not wait for them.
-                await self.on_line(conv.visit, partner, line, True)
+    ) -> None:
+        """Alternate lines until one side says farewell (``conv.ended_by`` says who)."""
+        while conv.phase is Phase.TALK:
+            if not conv.our_turn:
+                await self._receive(channel, conv, partner, self.turn_timeout_s)
                 continue
-            _, message = await channel.receive(self.turn_timeout_s)
-            if isinstance(message, Farewell) and message.visit == conv.visit:
-                # A farewell because the budget ran out is the visit completing.
-                return "budget" if message.reason in ("max_turns", "time_up") else "partner"
-            if not isinstance(message, Say) or message.visit != conv.visit:
-                raise VisitProtocolError(
-                    f"expected a say or farewell, got {type(message).__name__}"
-                )
-            line = conv.add(channel.partner, message.turn, message.text, self.clock_ms())
-            await self._record(conv.visit, partner, line)
-        raise VisitProtocolError("the conversation ran past its turn budget")
+            reason = conv.over(self.clock_ms())
+            text = ""
+            if reason is None:
+                try:
+                    text = cap_line(
+                        await self.voice.reply(partner, relation, conv.lines, conv.role)
+                    )
+                except EngineResting:
+                    reason = "resting"
+                except EngineError as exc:
+                    logger.warning("visit %s: no engine answered: %s", conv.visit, exc)
+                    reason = "engine_unavailable"
+            message: VisitMessage
+            if reason is not None or not text:
+                message = Farewell(conv.visit, len(conv.lines), reason or "goodbye")
+            else:
+                message = Say(conv.visit, conv.next_turn, text)
+            await self._send(channel, conv, partner, message)
 
     async def _exchange_receipts(
-        self, channel: VisitChannel, conv: Conversation, role: str
+        self, channel: VisitChannel, conv: Conversation, partner: Partner
     ) -> bytes:
         """Host signs first, the guest countersigns; both keep the guest's envelope."""
-        if role == "host":
-            host_raw = await channel.send(conv.receipt(self.clock_ms()))
-            envelope, _ = await channel.receive(RECEIPT_TIMEOUT_S)
-            conv.check_guest_receipt(envelope, host_raw)
+        if conv.role == "host":
+            host_raw = await self._send(channel, conv, partner, receipt(conv, self.clock_ms()))
+            envelope, _ = await self._receive(channel, conv, partner, RECEIPT_TIMEOUT_S)
+            check_guest_receipt(conv, envelope, host_raw)
             return envelope.raw
-        envelope, _ = await channel.receive(RECEIPT_TIMEOUT_S)
-        conv.check_host_receipt(envelope)
-        return await channel.send(conv.receipt(self.clock_ms(), host_receipt=envelope.raw))
+        envelope, _ = await self._receive(channel, conv, partner, RECEIPT_TIMEOUT_S)
+        check_host_receipt(conv, envelope)
+        countersigned = receipt(conv, self.clock_ms(), host_receipt=envelope.raw)
+        return await self._send(channel, conv, partner, countersigned)
 
-    async def _record(self, visit: str, partner: Partner, line: Line, mine: bool = False) -> None:
+    async def _send(
+        self, channel: VisitChannel, conv: Conversation, partner: Partner, message: VisitMessage
+    ) -> bytes:
+        """Send ``message`` once ``conv`` takes it as ours to send now; returns its envelope.
+
+        A line it adds is stored before it goes out and reported (published, an event)
+        after: the partner need not wait for those."""
+        line = conv.send(message, self.clock_ms())
+        if line is not None:
+            await self._store(conv.visit, line)
+        raw = await channel.send(message)
+        if line is not None:
+            await self.on_line(conv.visit, partner, line, True)
+        return raw
+
+    async def _receive(
+        self, channel: VisitChannel, conv: Conversation, partner: Partner, timeout_s: float
+    ) -> tuple[Verified, VisitMessage]:
+        """The partner's next message, once ``conv`` takes it as one that may come now (it
+        raises a :class:`RemoteError` if not); a line it adds is recorded."""
+        envelope, message = await channel.receive(timeout_s)
+        line = conv.receive(message, self.clock_ms())
+        if line is not None:
+            await self._record(conv.visit, partner, line)
+        return envelope, message
+
+    async def _record(self, visit: str, partner: Partner, line: Line) -> None:
         await self._store(visit, line)
-        await self.on_line(visit, partner, line, mine)
+        await self.on_line(visit, partner, line, line.speaker == self.me)
 
     async def _store(self, visit: str, line: Line) -> None:
         await self.memory.add_message(
             visit, line.turn, peer_id_to_str(line.speaker), line.text, line.ts_ms
         )
 
-    async def _abandon(self, result: VisitResult, exc: Exception) -> VisitResult:
-        why = exc.reason if isinstance(exc, RemoteError) else type(exc).__name__
+    async def _abandon(self, result: VisitResult, exc: RemoteError) -> VisitResult:
+        """The partner stopped the visit (went away, or sent what we refuse)."""
+        why = exc.reason
         logger.info("visit %s with %s ended: %s", result.visit, result.partner.peer_id, exc)
-        if isinstance(exc, RemoteError) and why not in VANISHED:
+        if why not in VANISHED:
             self.reject(peer_id_from_str(result.partner.peer_id), PROTO_VISIT, exc)
         result.outcome = "partner_vanished" if why in VANISHED else f"failed:{why}"
-        await self.memory.close_visit(
-            result.visit, result.outcome, self.clock_ms(), len(result.lines), None, None
-        )
+        return await self._end(result, reason=why)
+
+    async def _end(self, result: VisitResult, **detail: Any) -> VisitResult:
+        """Close the visit in memory and say how it ended (``visit_ended``)."""
+        await close_visit(self.memory, result, self.clock_ms())
         self.events.emit(
             "visit_ended",
             visit=result.visit,
@@ -366,7 +318,7 @@ class VisitRunner:
             partner=result.partner.peer_id,
             outcome=result.outcome,
             turns=len(result.lines),
-            reason=why,
+            **detail,
         )
         return result
 
@@ -391,4 +343,4 @@ class VisitRunner:
         )
 
 
-__all__ = ["VisitRunner"]
+__all__ = ["VisitSession"]

@@ -2,8 +2,10 @@
 
 Envelopes are checked like gossip (signature, the Noise-authenticated sender, the
 timestamp window) but not against the replay window: every message names the visit and
-turn it belongs to, and :class:`node.visits.protocol.Conversation` refuses anything out
-of place, so a replayed envelope cannot enter a visit.
+turn it belongs to, and :class:`node.visits.conversation.Conversation` refuses anything
+out of place, so a replayed envelope cannot enter a visit. The channel itself polices
+nothing about order: the session feeds what it sends and receives through its
+conversation.
 """
 
 from __future__ import annotations
@@ -17,7 +19,8 @@ import trio
 from keys import PROTO_VISIT, Verified, peer_id_from_str, verify
 from keys.errors import RemoteError
 from keys.kinds import KIND_VISIT, SIZE_CAPS
-from node.visits.protocol import VisitMessage, VisitProtocolError, from_body, to_body
+from node.visits.conversation import VisitProtocolError
+from node.visits.messages import VISIT_BODIES, VisitMessage, from_body, to_body
 from node.wire.frames import ByteStream, FrameReader, StreamFailed, frame
 
 Seal = Callable[[str, str, Mapping[str, Any]], Awaitable[bytes]]
@@ -81,7 +84,11 @@ class VisitChannel:
             if not raw:
                 raise VisitProtocolError("an empty frame on the visit stream")
             envelope = verify(
-                raw, channel=PROTO_VISIT, now_ms=self._clock_ms(), transport_peer=self.partner
+                raw,
+                channel=PROTO_VISIT,
+                now_ms=self._clock_ms(),
+                transport_peer=self.partner,
+                bodies=VISIT_BODIES,
             )
             return envelope, from_body(envelope.body)
         raise PartnerSilent(f"{self.partner_id} said nothing for {timeout_s:.0f}s")

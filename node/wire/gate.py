@@ -3,7 +3,9 @@
 py-libp2p runs our topic validator on every message before it relays or delivers it;
 the subscriber then sees the same bytes. :class:`EnvelopeGate` verifies in the
 validator, remembers the result, and on delivery re-checks only the replay window (a
-duplicate may have been accepted in between) before accepting the envelope.
+duplicate may have been accepted in between) before accepting the envelope. Which bodies
+it accepts is given to it (``bodies``, see :mod:`keys.bodies`): the character passes the
+validators of every kind its topics carry.
 """
 
 from __future__ import annotations
@@ -11,7 +13,7 @@ from __future__ import annotations
 from collections import OrderedDict
 from collections.abc import Callable
 
-from keys import ReplayWindow, Verified, verify
+from keys import BODIES, Bodies, ReplayWindow, Verified, verify
 
 VALIDATED_CACHE = 4096
 """Verified envelopes kept between validator and consumer; past this, verify again."""
@@ -19,20 +21,24 @@ VALIDATED_CACHE = 4096
 
 class EnvelopeGate:
     def __init__(
-        self, own_peer_id: bytes, replay: ReplayWindow, clock_ms: Callable[[], int]
+        self,
+        own_peer_id: bytes,
+        replay: ReplayWindow,
+        clock_ms: Callable[[], int],
+        *,
+        bodies: Bodies = BODIES,
     ) -> None:
         self.own_peer_id = own_peer_id
         self.replay = replay
         self._clock_ms = clock_ms
+        self._bodies = bodies
         self._validated: OrderedDict[tuple[str, bytes], Verified] = OrderedDict()
 
     def validate(self, topic: str, origin: bytes, data: bytes) -> None:
         """The gossipsub validator's check; raises :class:`keys.EnvelopeError`."""
         if origin == self.own_peer_id:
             return  # our own publish: sealed and checked before it was sent
-        envelope = verify(
-            data, channel=topic, now_ms=self._clock_ms(), transport_peer=origin, replay=self.replay
-        )
+        envelope = self._verify(topic, origin, data)
         self._validated[(topic, data)] = envelope
         while len(self._validated) > VALIDATED_CACHE:
             self._validated.popitem(last=False)
@@ -46,12 +52,16 @@ class EnvelopeGate:
         if envelope is not None and envelope.sender == origin:
             self.replay.check(envelope.sender, envelope.seq)
         else:
-            envelope = verify(
-                data,
-                channel=topic,
-                now_ms=self._clock_ms(),
-                transport_peer=origin,
-                replay=self.replay,
-            )
+            envelope = self._verify(topic, origin, data)
         self.replay.accept(envelope.sender, envelope.seq)
         return envelope
+
+    def _verify(self, topic: str, origin: bytes, data: bytes) -> Verified:
+        return verify(
+            data,
+            channel=topic,
+            now_ms=self._clock_ms(),
+            transport_peer=origin,
+            replay=self.replay,
+            bodies=self._bodies,
+        )

@@ -1,25 +1,27 @@
-"""Body schemas per kind, and the validator registry."""
+"""Body schemas per kind, and how a caller says which kinds it accepts."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping
+from collections.abc import Mapping
 from typing import Any
 
 import pytest
 
 from keys import (
+    BODIES,
     PROTO_VISIT,
     Identity,
     KeyUsageError,
     SchemaError,
     SealError,
-    register_body_validator,
+    join_bodies,
     seal,
     validate_body,
     verify,
 )
+from tests.support.bodies import free_form
 
-pytestmark = pytest.mark.usefixtures("free_form_bodies")
+FREE = free_form("directory", "visit", "mcp")
 
 
 VALID: list[tuple[str, dict[str, Any]]] = [
@@ -69,7 +71,7 @@ INVALID: list[tuple[str, dict[str, Any], str]] = [
 
 @pytest.mark.parametrize(("kind", "body"), VALID)
 def test_valid_bodies(kind: str, body: dict[str, Any]) -> None:
-    validate_body(kind, body)
+    validate_body(kind, body, FREE)
 
 
 @pytest.mark.parametrize(("kind", "body", "field"), INVALID)
@@ -80,42 +82,87 @@ def test_invalid_bodies_name_the_field(kind: str, body: dict[str, Any], field: s
 
 def test_unknown_kind_has_no_schema() -> None:
     with pytest.raises(SchemaError):
-        validate_body("chat", {})
+        validate_body("chat", {}, FREE)
 
 
-@pytest.fixture
-def restore_visit_validator() -> Iterator[None]:
-    previous = register_body_validator("visit", lambda body: None)
-    yield
-    register_body_validator("visit", previous)
+@pytest.mark.parametrize("kind", ["directory", "visit", "mcp"])
+def test_a_kind_without_a_validator_is_refused(kind: str) -> None:
+    with pytest.raises(SchemaError, match=f"{kind} bodies are not accepted"):
+        validate_body(kind, {})
+    with pytest.raises(SchemaError, match="action bodies are not accepted"):
+        validate_body("action", {"type": "speak", "text": "hi"}, {})
 
 
-@pytest.mark.usefixtures("restore_visit_validator")
-def test_registered_validator_runs_in_seal_and_verify() -> None:
+def test_the_validator_passed_runs_in_seal_and_verify() -> None:
     def knock_only(body: Mapping[str, Any]) -> None:
         if body.get("t") != "knock":
             raise SchemaError("body.t: must be knock")
 
-    register_body_validator("visit", knock_only)
+    knocks = join_bodies({"visit": knock_only})
     identity = Identity.generate()
-    good = seal(identity, kind="visit", channel=PROTO_VISIT, seq=1, ts_ms=5, body={"t": "knock"})
-    assert verify(good, channel=PROTO_VISIT, now_ms=5).body["t"] == "knock"
+    good = seal(
+        identity,
+        kind="visit",
+        channel=PROTO_VISIT,
+        seq=1,
+        ts_ms=5,
+        body={"t": "knock"},
+        bodies=knocks,
+    )
+    assert verify(good, channel=PROTO_VISIT, now_ms=5, bodies=knocks).body["t"] == "knock"
     with pytest.raises(SealError, match=r"body\.t") as caught:
-        seal(identity, kind="visit", channel=PROTO_VISIT, seq=1, ts_ms=5, body={"t": "x"})
+        seal(
+            identity,
+            kind="visit",
+            channel=PROTO_VISIT,
+            seq=1,
+            ts_ms=5,
+            body={"t": "x"},
+            bodies=knocks,
+        )
+    assert caught.value.reason == "schema"
+    # The same envelope, verified by a path that takes no visit bodies.
+    with pytest.raises(SchemaError, match="visit bodies are not accepted"):
+        verify(good, channel=PROTO_VISIT, now_ms=5)
+    with pytest.raises(SealError) as caught:
+        seal(identity, kind="visit", channel=PROTO_VISIT, seq=1, ts_ms=5, body={"t": "knock"})
     assert caught.value.reason == "schema"
 
 
-@pytest.mark.usefixtures("restore_visit_validator")
 def test_buggy_validator_becomes_schema_error() -> None:
     def buggy(body: Mapping[str, Any]) -> None:
         raise KeyError("oops")
 
-    register_body_validator("visit", buggy)
     with pytest.raises(SchemaError, match="validator failed"):
-        validate_body("visit", {})
+        validate_body("visit", {}, {"visit": buggy})
 
 
-@pytest.mark.parametrize("kind", ["action", "context", "chat"])
-def test_builtin_and_unknown_kinds_cannot_be_replaced(kind: str) -> None:
-    with pytest.raises(KeyUsageError):
-        register_body_validator(kind, lambda body: None)
+def test_join_bodies_is_frozen_and_refuses_unknown_or_clashing_kinds() -> None:
+    joined = join_bodies(BODIES, {"visit": validate_nothing}, {"visit": validate_nothing})
+    assert set(joined) == {"action", "context", "visit"}
+    with pytest.raises(TypeError):
+        joined["mcp"] = validate_nothing  # type: ignore[index]
+    with pytest.raises(TypeError):
+        BODIES["visit"] = validate_nothing  # type: ignore[index]
+    with pytest.raises(KeyUsageError, match="chat"):
+        join_bodies({"chat": validate_nothing})
+    with pytest.raises(KeyUsageError, match="two validators"):
+        join_bodies(BODIES, {"action": validate_nothing})
+
+
+def validate_nothing(body: Mapping[str, Any]) -> None:
+    """Accept any map."""
+
+
+def test_importing_the_owners_of_other_kinds_changes_nothing() -> None:
+    # They used to register their validators with keys on import: what verify() accepted
+    # depended on what happened to be imported.
+    import node.visits.messages
+    import registry_crdt
+
+    assert "directory" in registry_crdt.DIRECTORY_BODIES
+    assert "visit" in node.visits.messages.VISIT_BODIES
+    assert set(BODIES) == {"action", "context"}
+    for kind in ("directory", "visit"):
+        with pytest.raises(SchemaError):
+            validate_body(kind, {})

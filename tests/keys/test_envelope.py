@@ -41,8 +41,10 @@ from keys import (
     seal,
     verify,
 )
+from tests.support.bodies import free_form
 
-pytestmark = pytest.mark.usefixtures("free_form_bodies")
+FREE = free_form("directory", "visit", "mcp")
+"""Kinds whose bodies belong to other packages carry any map in these tests."""
 
 
 LAWS = settings(
@@ -137,7 +139,7 @@ def sign_raw(identity: Identity, fields: dict[str, Any], channel: str) -> bytes:
 
 
 def verify_now(data: bytes, channel: str = TOPIC_ACTIONS, **kwargs: Any) -> Verified:
-    return verify(data, channel=channel, now_ms=NOW, **kwargs)
+    return verify(data, channel=channel, now_ms=NOW, bodies=FREE, **kwargs)
 
 
 # --- laws -------------------------------------------------------------------------
@@ -147,8 +149,10 @@ def verify_now(data: bytes, channel: str = TOPIC_ACTIONS, **kwargs: Any) -> Veri
 @given(envelopes())
 def test_seal_then_verify_round_trips(case: tuple[Identity, str, str, int, int, Any]) -> None:
     identity, kind, channel, seq, ts, body = case
-    wire = seal(identity, kind=kind, channel=channel, seq=seq, ts_ms=ts, body=body)
-    verified = verify(wire, channel=channel, now_ms=ts, transport_peer=identity.peer_id)
+    wire = seal(identity, kind=kind, channel=channel, seq=seq, ts_ms=ts, body=body, bodies=FREE)
+    verified = verify(
+        wire, channel=channel, now_ms=ts, transport_peer=identity.peer_id, bodies=FREE
+    )
     assert (verified.v, verified.kind, verified.sender, verified.seq, verified.ts_ms) == (
         1,
         kind,
@@ -170,13 +174,13 @@ def test_any_flipped_bit_fails(
     case: tuple[Identity, str, str, int, int, Any], data: st.DataObject
 ) -> None:
     identity, kind, channel, seq, ts, body = case
-    wire = seal(identity, kind=kind, channel=channel, seq=seq, ts_ms=ts, body=body)
+    wire = seal(identity, kind=kind, channel=channel, seq=seq, ts_ms=ts, body=body, bodies=FREE)
     index = data.draw(st.integers(min_value=0, max_value=len(wire) - 1))
     bit = data.draw(st.integers(min_value=0, max_value=7))
     tampered = bytearray(wire)
     tampered[index] ^= 1 << bit
     with pytest.raises(EnvelopeError):
-        verify(bytes(tampered), channel=channel, now_ms=ts)
+        verify(bytes(tampered), channel=channel, now_ms=ts, bodies=FREE)
 
 
 @LAWS
@@ -185,7 +189,7 @@ def test_any_replaced_inserted_or_deleted_bytes_fail(
     case: tuple[Identity, str, str, int, int, Any], data: st.DataObject
 ) -> None:
     identity, kind, channel, seq, ts, body = case
-    wire = seal(identity, kind=kind, channel=channel, seq=seq, ts_ms=ts, body=body)
+    wire = seal(identity, kind=kind, channel=channel, seq=seq, ts_ms=ts, body=body, bodies=FREE)
     start = data.draw(st.integers(min_value=0, max_value=len(wire)))
     end = data.draw(st.integers(min_value=start, max_value=min(len(wire), start + 8)))
     patch = data.draw(st.binary(max_size=8))
@@ -193,14 +197,14 @@ def test_any_replaced_inserted_or_deleted_bytes_fail(
     if tampered == wire:
         return
     with pytest.raises(EnvelopeError):
-        verify(tampered, channel=channel, now_ms=ts)
+        verify(tampered, channel=channel, now_ms=ts, bodies=FREE)
 
 
 @settings(max_examples=2000, deadline=None, database=None)
 @given(st.binary(max_size=512), st.sampled_from([*sorted(KINDS_BY_CHANNEL), "other/channel"]))
 def test_arbitrary_bytes_raise_only_envelope_errors(data: bytes, channel: str) -> None:
     with pytest.raises(EnvelopeError):
-        verify(data, channel=channel, now_ms=NOW)
+        verify(data, channel=channel, now_ms=NOW, bodies=FREE)
 
 
 envelope_like = st.fixed_dictionaries(
@@ -280,7 +284,9 @@ def test_other_map_order_is_refused() -> None:
 
 def test_float32_is_refused() -> None:
     body = {"n": 0.5}
-    wire = seal(ALICE, kind="directory", channel=TOPIC_DIRECTORY, seq=1, ts_ms=NOW, body=body)
+    wire = seal(
+        ALICE, kind="directory", channel=TOPIC_DIRECTORY, seq=1, ts_ms=NOW, body=body, bodies=FREE
+    )
     narrow = wire.replace(b"\xcb" + msgpack.packb(0.5)[1:], b"\xca\x3f\x00\x00\x00")
     assert narrow != wire
     with pytest.raises(Malformed, match="non-canonical"):
@@ -391,7 +397,9 @@ def test_wrong_channel_for_kind() -> None:
 
 
 def test_channel_is_signed() -> None:
-    wire = seal(ALICE, kind="directory", channel=TOPIC_DIRECTORY, seq=1, ts_ms=NOW, body={})
+    wire = seal(
+        ALICE, kind="directory", channel=TOPIC_DIRECTORY, seq=1, ts_ms=NOW, body={}, bodies=FREE
+    )
     verify_now(wire, TOPIC_DIRECTORY)
     with pytest.raises(BadSignature):
         verify_now(wire, PROTO_SYNC)
@@ -402,7 +410,9 @@ def test_channel_is_signed() -> None:
     [("visit", PROTO_VISIT), ("mcp", PROTO_MCP), ("directory", PROTO_SYNC)],
 )
 def test_stream_protocol_kinds(kind: str, channel: str) -> None:
-    wire = seal(ALICE, kind=kind, channel=channel, seq=3, ts_ms=NOW, body={"t": "knock"})
+    wire = seal(
+        ALICE, kind=kind, channel=channel, seq=3, ts_ms=NOW, body={"t": "knock"}, bodies=FREE
+    )
     assert verify_now(wire, channel).body == {"t": "knock"}
 
 
@@ -479,7 +489,7 @@ def test_per_channel_cap(channel: str, cap: int) -> None:
 def test_seal_refuses_oversize(kind: str, channel: str, cap: int) -> None:
     body = {"blob": bytes(cap)}
     with pytest.raises(SealError) as caught:
-        seal(ALICE, kind=kind, channel=channel, seq=1, ts_ms=NOW, body=body)
+        seal(ALICE, kind=kind, channel=channel, seq=1, ts_ms=NOW, body=body, bodies=FREE)
     assert caught.value.reason == "oversize"
     fields = {"v": 1, "kind": kind, "seq": 1, "ts": NOW, "body": body}
     with pytest.raises(Oversize):
@@ -526,7 +536,7 @@ def test_seal_refuses(overrides: dict[str, Any], reason: str) -> None:
 )
 def test_seal_refuses_unencodable_values(value: Any) -> None:
     with pytest.raises(SealError):
-        seal(ALICE, kind="mcp", channel=PROTO_MCP, seq=1, ts_ms=NOW, body={"x": value})
+        seal(ALICE, kind="mcp", channel=PROTO_MCP, seq=1, ts_ms=NOW, body={"x": value}, bodies=FREE)
 
 
 def test_seal_accepts_subclasses_and_tuples() -> None:
@@ -540,7 +550,15 @@ def test_seal_accepts_subclasses_and_tuples() -> None:
 
     wire = seal_speak(body={"type": Action.SPEAK, "text": "hi"})
     assert verify_now(wire).body == {"type": "speak", "text": "hi"}
-    wire = seal(ALICE, kind="mcp", channel=PROTO_MCP, seq=1, ts_ms=NOW, body={"a": (1, Level.HIGH)})
+    wire = seal(
+        ALICE,
+        kind="mcp",
+        channel=PROTO_MCP,
+        seq=1,
+        ts_ms=NOW,
+        body={"a": (1, Level.HIGH)},
+        bodies=FREE,
+    )
     body = verify_now(wire, PROTO_MCP).body
     assert body == {"a": [1, 3]}
     assert type(body["a"][1]) is int

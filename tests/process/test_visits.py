@@ -13,7 +13,7 @@ import trio
 from node.agent.affinity import AffinityTier
 from node.agent.prompts import TIER_WORDING
 from node.testing.fake_openai import FakeReply
-from node.visits.protocol import verify_receipt
+from node.visits.receipts import verify_receipt
 from tests.support.visit_party import in_thread, is_summary, open_party
 
 pytestmark = pytest.mark.timeout(300)
@@ -173,9 +173,9 @@ async def test_host_killed_mid_visit_loses_no_acknowledged_line(tmp_path: Path) 
         assert len(said) == 3
 
         kai = await party.restart("Kai")
-        (visit,) = (await kai.memory("visits"))["visits"]
-        assert visit["outcome"] == "interrupted"
-        kept = (await kai.memory("conversation", visit["visit_id"]))["conversation"]
+        (stored,) = (await kai.memory("visits"))["visits"]
+        assert stored["outcome"] == "interrupted"
+        kept = (await kai.memory("conversation", stored["visit_id"]))["conversation"]
         assert [m["text"] for m in kept["messages"]] == said
         (ours,) = (await mina.memory("visits"))["visits"]
         assert ours["outcome"] == "partner_vanished"

@@ -22,6 +22,7 @@ from keys import (
     verify,
 )
 from registry_crdt import (
+    DIRECTORY_BODIES,
     Clock,
     Delta,
     Diff,
@@ -100,9 +101,17 @@ def test_large_messages_split_into_envelopes_that_fit() -> None:
     assert tuple(i for p in parts if isinstance(p, Digest) for i in p.items) == items
     owner = PEOPLE[0]
     for i, body in enumerate(bodies + to_bodies(Delta(tuple(e.raw for e in ENTRIES)))):
-        wire = seal(owner, kind="directory", channel=PROTO_SYNC, seq=i, ts_ms=NOW, body=body)
+        wire = seal(
+            owner,
+            kind="directory",
+            channel=PROTO_SYNC,
+            seq=i,
+            ts_ms=NOW,
+            body=body,
+            bodies=DIRECTORY_BODIES,
+        )
         assert len(wire) <= 64 * 1024
-        verify(wire, channel=PROTO_SYNC, now_ms=NOW)
+        verify(wire, channel=PROTO_SYNC, now_ms=NOW, bodies=DIRECTORY_BODIES)
     assert len(big) == len(PEOPLE)
 
 
@@ -154,13 +163,27 @@ def test_delta_and_diff_splitting() -> None:
 def test_keys_verify_checks_directory_bodies() -> None:
     owner = PEOPLE[0]
     body = to_bodies(Delta((ENTRIES[0].raw,)))[0]
-    wire = seal(owner, kind="directory", channel=TOPIC_DIRECTORY, seq=1, ts_ms=NOW, body=body)
-    assert from_body(verify(wire, channel=TOPIC_DIRECTORY, now_ms=NOW).body) == Delta(
-        (ENTRIES[0].raw,)
-    )
+    wire = seal_directory(owner, body)
+    verified = verify(wire, channel=TOPIC_DIRECTORY, now_ms=NOW, bodies=DIRECTORY_BODIES)
+    assert from_body(verified.body) == Delta((ENTRIES[0].raw,))
     with pytest.raises(SealError) as caught:
-        seal(owner, kind="directory", channel=TOPIC_DIRECTORY, seq=2, ts_ms=NOW, body={"x": 1})
+        seal_directory(owner, {"x": 1})
     assert caught.value.reason == "schema"
+    # Without the directory's validator, keys takes no directory body at all.
+    with pytest.raises(SchemaError):
+        verify(wire, channel=TOPIC_DIRECTORY, now_ms=NOW)
+
+
+def seal_directory(owner: Identity, body: dict[str, Any]) -> bytes:
+    return seal(
+        owner,
+        kind="directory",
+        channel=TOPIC_DIRECTORY,
+        seq=1,
+        ts_ms=NOW,
+        body=body,
+        bodies=DIRECTORY_BODIES,
+    )
 
 
 @pytest.mark.parametrize(
@@ -203,7 +226,12 @@ def test_entry_schema_is_checked_inside_envelopes() -> None:
     fields["note"] = "smuggled"
     body = {"type": "delta", "entries": [canonical.packb(fields)]}
     with pytest.raises(SchemaError, match=r"body\.entries\[0\]\.note.*unknown_field"):
-        verify(sign_raw(PEOPLE[0], body, TOPIC_DIRECTORY), channel=TOPIC_DIRECTORY, now_ms=NOW)
+        verify(
+            sign_raw(PEOPLE[0], body, TOPIC_DIRECTORY),
+            channel=TOPIC_DIRECTORY,
+            now_ms=NOW,
+            bodies=DIRECTORY_BODIES,
+        )
 
 
 def test_digest_items_must_be_sorted_and_inside_the_ranges() -> None:

@@ -27,7 +27,7 @@ from node.events import EventLog
 from node.storage.store import Store
 from node.wire.frames import END_OF_MESSAGE, ByteStream, frame
 from node.wire.rejections import RejectionLog
-from registry_crdt import Clock, Delta, Digest, Status, make_entry, to_bodies
+from registry_crdt import DIRECTORY_BODIES, Clock, Delta, Digest, Status, make_entry, to_bodies
 from registry_crdt.testing import identities, sample_card
 
 LEASE_MS = 60_000
@@ -47,6 +47,7 @@ class Side:
             seq=next(self._seq),
             ts_ms=int(time.time() * 1000),
             body=body,
+            bodies=DIRECTORY_BODIES,
         )
 
     def events(self) -> str:
@@ -172,6 +173,7 @@ def envelope(identity: Identity, body: dict[str, Any], channel: str = PROTO_SYNC
         seq=1,
         ts_ms=int(time.time() * 1000),
         body=body,
+        bodies=DIRECTORY_BODIES,
     )
 
 

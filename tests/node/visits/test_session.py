@@ -1,4 +1,4 @@
-"""One visit between two :class:`VisitRunner` s over an in-memory stream pair: real
+"""One visit between two :class:`VisitSession` s over an in-memory stream pair: real
 signed envelopes and frames, real SQLite memory with redaction, trio's fake clock for the
 timeouts. The voice is a scripted stand-in (the engine path is tested with real HTTP in
 test_visits.py); what is tested here is the session: silence, disappearance, busy
@@ -30,8 +30,9 @@ from node.privacy.redact import redact
 from node.storage.memory import Memory, Relation
 from node.storage.store import Store
 from node.visits.contracts import Partner, VisitResult
-from node.visits.protocol import Farewell, Knock, Line, Say, Welcome
-from node.visits.session import VisitRunner
+from node.visits.conversation import Line
+from node.visits.messages import VISIT_BODIES, Farewell, Knock, Say, Welcome
+from node.visits.session import VisitSession
 from node.visits.wire import VisitChannel
 from registry_crdt import Status
 from tests.support.pii_corpus import leaks, pii_items
@@ -81,7 +82,7 @@ class Side:
         self.voice = ScriptedVoice(name)
         self.rejected: list[RemoteError] = []
         self.published: list[tuple[str, Line]] = []
-        self.runner = VisitRunner(
+        self.session = VisitSession(
             me=self.identity.peer_id,
             name=name,
             card=lambda: bytes(32),
@@ -99,7 +100,7 @@ class Side:
         )
 
     async def _on_line(self, visit: str, partner: Partner, line: Line, mine: bool) -> None:
-        if mine and visit not in self.runner.private_visits:
+        if mine and visit not in self.session.private_visits:
             self.published.append((visit, line))
 
     def partner(self) -> Partner:
@@ -119,7 +120,15 @@ def channels(a: Side, b: Side) -> tuple[VisitChannel, VisitChannel]:
 
 def sealer(identity: Identity) -> Any:
     async def seal_it(kind: str, channel: str, body: Mapping[str, Any]) -> bytes:
-        return seal(identity, kind=kind, channel=channel, seq=next(_seq), ts_ms=now_ms(), body=body)
+        return seal(
+            identity,
+            kind=kind,
+            channel=channel,
+            seq=next(_seq),
+            ts_ms=now_ms(),
+            body=body,
+            bodies=VISIT_BODIES,
+        )
 
     return seal_it
 
@@ -141,15 +150,17 @@ async def visit(
     hosted: list[VisitResult | None] = []
 
     async def serve() -> None:
-        result = await host.runner.host(to_guest, host.describe)
+        result = await host.session.host(to_guest, host.describe)
         if result is not None:
-            await host.runner.remember(result)
+            await host.session.remember(result)
         hosted.append(result)
 
     async with trio.open_nursery() as nursery:
         nursery.start_soon(serve)
-        line = await guest.runner.opening(host.partner())
-        ours = await guest.runner.guest(to_host, host.partner(), line, turns=turns, private=private)
+        line = await guest.session.opening(host.partner())
+        ours = await guest.session.guest(
+            to_host, host.partner(), line, turns=turns, private=private
+        )
     return ours, hosted[0]
 
 
@@ -200,7 +211,7 @@ async def test_a_silent_host_ends_the_visit_after_the_turn_timeout(
 
             nursery.start_soon(welcome_then_silence)
             started = trio.current_time()
-            result = await guest.runner.guest(to_host, host.partner(), "hello there")
+            result = await guest.session.guest(to_host, host.partner(), "hello there")
             waited = trio.current_time() - started
             nursery.cancel_scope.cancel()
         assert result.outcome == "partner_vanished"
@@ -222,7 +233,7 @@ async def test_a_guest_that_leaves_mid_visit_is_recorded_as_vanished(tmp_path: P
                 await to_host.close()
 
             nursery.start_soon(knock_then_leave)
-            result = await host.runner.host(to_guest, host.describe)
+            result = await host.session.host(to_guest, host.describe)
         assert result is not None and result.outcome == "partner_vanished"
         (row,) = await host.memory.visits()
         assert (row.outcome, row.turns) == ("partner_vanished", 2)
@@ -249,7 +260,7 @@ async def test_a_knock_reusing_a_visit_id_is_refused(tmp_path: Path) -> None:
         ours, _ = await visit(guest, host, turns=2)
         to_host, to_guest = channels(mallory, host)
         await to_host.send(Knock(ours.visit, "Mallory", bytes(32), "me again"))
-        assert await host.runner.host(to_guest, host.describe) is None
+        assert await host.session.host(to_guest, host.describe) is None
         _, answer = await to_host.receive(5)
         assert getattr(answer, "reason", None) == "error"
         assert [exc.reason for exc in host.rejected] == ["visit_protocol"]
@@ -271,7 +282,7 @@ async def test_a_host_cannot_stretch_the_guests_budget_or_privacy(tmp_path: Path
                 await to_guest.close()
 
             nursery.start_soon(greedy_host)
-            result = await guest.runner.guest(
+            result = await guest.session.guest(
                 to_host, host.partner(), "hello", turns=2, private=True
             )
             nursery.cancel_scope.cancel()
@@ -316,7 +327,7 @@ async def test_pii_from_a_raw_guest_never_reaches_the_database_or_the_logs(
                 await to_host.close()
 
             nursery.start_soon(say_everything)
-            result = await host.runner.host(to_guest, host.describe)
+            result = await host.session.host(to_guest, host.describe)
         assert result is not None and len(result.lines) == 2 * len(texts)
         raw_guest.store.close()
         host.store.close()
@@ -336,7 +347,7 @@ async def test_raw_messages_from_the_partner_are_refused_with_a_reason(tmp_path:
     async with sides(tmp_path, "Guest", "Host") as (guest, host):
         to_host, to_guest = channels(guest, host)
         await to_host.send(Say("ab" * 16, 1, "no knock first"))
-        assert await host.runner.host(to_guest, host.describe) is None
+        assert await host.session.host(to_guest, host.describe) is None
         assert [exc.reason for exc in host.rejected] == ["visit_protocol"]
         other = Identity.generate()
         forged = seal(
@@ -354,8 +365,9 @@ async def test_raw_messages_from_the_partner_are_refused_with_a_reason(tmp_path:
                 "private": False,
                 "turns": 0,
             },
+            bodies=VISIT_BODIES,
         )
         to_host, to_guest = channels(guest, host)
         await to_host.stream.send_all(len(forged).to_bytes(4, "big") + forged)
-        assert await host.runner.host(to_guest, host.describe) is None
+        assert await host.session.host(to_guest, host.describe) is None
         assert host.rejected[-1].reason == "sender_mismatch"
