@@ -19,12 +19,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from tests.node.dashboard.test_dashboard import (
-    TOKEN_HEADER,
-    dashboard_url_of,
-    split_url,
-    visited_party,
-)
+from tests.support.dashboard import TOKEN_HEADER, dashboard_url_of, split_url, visited_party
 from tests.support.procs import NodeProcess
 from tests.support.visit_party import in_thread
 
@@ -34,10 +29,13 @@ HOSTILE = '<b id="bold">bold</b><img src=x onerror="window.__owned=1">'
 """What Bo's engine appends to every line: it must show up as text, never as markup."""
 NOTE = "Bo likes trains; ask about the 9:15 to Lyon"
 
-pytestmark = pytest.mark.skipif(
-    not CHROMIUM.exists(),
-    reason="needs Debian's chromium at /usr/bin/chromium (apt-get install chromium)",
-)
+pytestmark = [
+    pytest.mark.browser,
+    pytest.mark.skipif(
+        not CHROMIUM.exists(),
+        reason="needs Debian's chromium at /usr/bin/chromium (apt-get install chromium)",
+    ),
+]
 sync_api = pytest.importorskip(
     "playwright.sync_api",
     reason="needs Playwright's Python package (pip install playwright; no browser download)",

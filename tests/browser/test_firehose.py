@@ -18,24 +18,24 @@ import os
 import struct
 import sys
 import threading
-import time
-import urllib.request
 import zlib
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import pytest
 
+from tests.support.firehose_process import READY_S, FirehoseProcess
 from tests.support.procs import (
-    POLL_INTERVAL_S,
     JsonLinesProcess,
     NodeProcess,
     run_cli,
     start_character,
     write_character,
 )
+
+pytestmark = pytest.mark.browser  # before the module-level skips below (tests/support/ci_gate.py)
 
 try:
     from playwright.sync_api import (
@@ -53,8 +53,6 @@ CHROMIUM = Path("/usr/bin/chromium")
 if not CHROMIUM.exists():  # pragma: no cover - depends on the machine
     pytest.skip(f"{CHROMIUM} is missing (apt-get install chromium)", allow_module_level=True)
 
-READY_S = 60.0
-"""Process start-up (imports, libp2p host, first peering) on a loaded 2-core CI machine."""
 SEEN_S = 30.0
 """From `roomverse act` returning to the row in the page: gossip, store, fan-out."""
 DIRECTORY_S = 45.0
@@ -68,64 +66,6 @@ Want = list[tuple[str, int]]
 
 
 # ---------------------------------------------------------------------- processes --
-
-
-class FirehoseProcess(JsonLinesProcess):
-    """`python -m firehose ... --log-format json`, followed through its event lines."""
-
-    def __init__(
-        self,
-        data_dir: Path,
-        http: str = "127.0.0.1:0",
-        listen: str = "/ip4/127.0.0.1/tcp/0",
-        extra: Sequence[str] = (),
-    ) -> None:
-        argv = [sys.executable, "-m", "firehose", "--http", http, "--listen", listen]
-        argv += ["--no-mdns", "--log-format", "json", "--data-dir", str(data_dir), *extra]
-        super().__init__(argv, name="firehose")
-        self.data_dir = data_dir
-        self.ready: dict[str, Any] = {}
-
-    def wait_ready(self) -> None:
-        self.ready = self.wait_for(
-            lambda e: e.get("event") == "firehose_ready", READY_S, "firehose_ready"
-        )
-
-    @property
-    def url(self) -> str:
-        url = str(self.ready["url"])
-        return url if url.endswith("/") else url + "/"
-
-    @property
-    def peer_id(self) -> str:
-        return str(self.ready["peer_id"])
-
-    @property
-    def bootstrap(self) -> str:
-        """A dialable ``/p2p/`` multiaddr of the firehose, from its ready event."""
-        for addr in self.ready.get("addrs", []):
-            if str(addr).startswith("/ip4/127.0.0.1/") and "/p2p/" in str(addr):
-                return str(addr)
-        raise AssertionError(f"firehose_ready has no loopback /p2p/ address: {self.ready}")
-
-    def again(self, data_dir: Path | None = None, extra: Sequence[str] = ()) -> FirehoseProcess:
-        """A new firehose on the same HTTP and libp2p addresses (so the page and the
-        bootstrapped nodes find it where it was), on the same data dir unless told."""
-        http = self.url.removeprefix("http://").rstrip("/")
-        listen = self.bootstrap.split("/p2p/")[0]
-        return FirehoseProcess(data_dir or self.data_dir, http, listen, extra)
-
-    def stats(self) -> dict[str, Any]:
-        with urllib.request.urlopen(self.url + "api/stats", timeout=10) as reply:
-            return dict(json.load(reply))
-
-    def wait_latest(self, cursor: int) -> None:
-        """Poll ``/api/stats`` until the firehose has stored ``cursor``."""
-        deadline = time.monotonic() + SEEN_S
-        while (latest := int(self.stats()["latest"])) < cursor:
-            if time.monotonic() > deadline:
-                raise AssertionError(f"firehose latest {latest} < {cursor} after {SEEN_S}s")
-            time.sleep(POLL_INTERVAL_S)
 
 
 class FakeEngineProcess(JsonLinesProcess):
@@ -171,7 +111,7 @@ def network(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Network]:
             node = NodeProcess(
                 write_character(root, name, engine=engine.engine()),
                 root / f"data-{name.lower()}",
-                bootstrap=[firehose.bootstrap],
+                bootstrap=[firehose.dial_addr],
             )
             started.append(node)
             characters.append(node)
@@ -274,9 +214,9 @@ class Reference:
     """A bare WebSocket viewer, opened from the firehose's own origin (so its Origin is
     accepted), that keeps every event cursor it receives: the ground truth."""
 
-    def __init__(self, context: BrowserContext, url: str) -> None:
+    def __init__(self, context: BrowserContext, firehose: FirehoseProcess) -> None:
         self.page = context.new_page()
-        self.page.goto(url + "api/directory")
+        self.page.goto(firehose.url + "/api/directory")
         hello = self.page.evaluate(
             """(url) => new Promise((resolve, reject) => {
                 const ref = window.__ref = {hello: null, cursors: [], keys: [], other: []};
@@ -296,7 +236,7 @@ class Reference:
                 };
                 ws.onclose = () => reject(new Error("reference socket closed"));
             })""",
-            url.replace("http://", "ws://", 1) + "ws",
+            firehose.ws_url,
         )
         self.after = int(hello["latest"])
         """The reference sees every event with a cursor above this."""
@@ -404,7 +344,7 @@ def test_reload_resumes_from_the_cursor_without_gaps(
     network: Network, context: BrowserContext
 ) -> None:
     alice, bob = network.alice, network.bob
-    reference = Reference(context, network.firehose.url)
+    reference = Reference(context, network.firehose)
     page, errors = open_viewer(context, network.firehose.url)
 
     want = [act(alice, "speak", "before the reload, Alice"), act(bob, "speak", "before, Bob")]
@@ -552,7 +492,7 @@ def test_reconnects_and_resumes_when_the_firehose_restarts(
     firehoses = [firehose]
     try:
         firehose.wait_ready()
-        carol = start_character(tmp_path, nodes, "Carol", bootstrap=[firehose.bootstrap])
+        carol = start_character(tmp_path, nodes, "Carol", bootstrap=[firehose.dial_addr])
         carol.wait_topic_peers([firehose.peer_id], timeout=READY_S)
         page, errors = open_viewer(context, firehose.url)
         first = [act(carol, "speak", "Carol before the restart")]

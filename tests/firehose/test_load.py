@@ -29,8 +29,8 @@ import trio
 from trio_websocket import ConnectionClosed, wrap_client_stream
 
 from firehose.hub import Departure
-from tests.firehose.test_hub import ALICE
-from tests.firehose.test_ws import (
+from tests.support.firehose_net import ALICE
+from tests.support.firehose_server import (
     Server,
     open_server,
     refuse_chatty_viewer,
@@ -38,12 +38,12 @@ from tests.firehose.test_ws import (
     refuse_foreign_origin,
     refuse_oversized_frame,
     refuse_too_many_filters,
-    wait_for,
 )
-from tests.support.firehose_wire import LineClient, close_of, open_lines
+from tests.support.firehose_wire import WAIT_S, LineClient, close_of, open_lines
+from tests.support.waiting import wait_until_async
 
 if TYPE_CHECKING:
-    # As in node.runner: trio-typing's stubs shadow trio's own annotations.
+    # As in node.process: trio-typing's stubs shadow trio's own annotations.
     from trio_typing import TaskStatus
 
 pytestmark = pytest.mark.timeout(180)
@@ -146,9 +146,14 @@ async def slow_pause(reading: Reading) -> None:
 
 async def watch_connections(server: Server, below: int, seen: dict[str, float]) -> None:
     """Note when the open connections first fall below ``below`` (the stalled socket
-    cut); nothing signals that from outside the server, so poll, until cancelled."""
-    while server.web.connections.total >= below:  # noqa: ASYNC110
-        await trio.sleep(0.01)
+    cut); nothing signals that from outside the server, so poll (every 10 ms: the time
+    is reported), until cancelled or the whole run's bound."""
+    await wait_until_async(
+        lambda: server.web.connections.total < below,
+        DURATION_S + 60,
+        "the stalled socket cut",
+        poll=0.01,
+    )
     seen["cut_at"] = trio.current_time()
 
 
@@ -165,7 +170,9 @@ async def test_twenty_viewers_one_stalled_one_slow_200_events_per_second() -> No
             for _ in range(VIEWERS):
                 opened.append(await clients.start(hold_viewer, server, VIEWERS - len(opened) == 1))
             readers = opened[:-1]
-            await wait_for(lambda: server.hub.viewers == VIEWERS, "every viewer attached")
+            await wait_until_async(
+                lambda: server.hub.viewers == VIEWERS, WAIT_S, "every viewer attached"
+            )
             with trio.fail_after(DURATION_S + 60):
                 async with trio.open_nursery() as run:
                     run.start_soon(watch_connections, server, VIEWERS, cut)
@@ -173,11 +180,14 @@ async def test_twenty_viewers_one_stalled_one_slow_200_events_per_second() -> No
                         pause = slow_pause if reading is slow else None
                         run.start_soon(read_events, client, reading, publisher, got_all, pause)
                     await publisher.run()
-                    await wait_for(
+                    await wait_until_async(
                         lambda: all(got_all(r) or r.closed for r in readings),
+                        WAIT_S,
                         "every reader has every event",
                     )
-                    await wait_for(lambda: "cut_at" in cut, "the stalled socket cut")
+                    await wait_until_async(
+                        lambda: "cut_at" in cut, WAIT_S, "the stalled socket cut"
+                    )
                     run.cancel_scope.cancel()
             stats = server.hub.stats()
             (gone,) = server.hub.departures
@@ -313,7 +323,9 @@ async def test_abuse_is_refused_while_a_healthy_viewer_keeps_every_event() -> No
                 trio.open_nursery() as nursery,
             ):
                 assert (await client.next())["type"] == "hello"
-                await wait_for(lambda: server.hub.viewers == 1, "the healthy viewer attached")
+                await wait_until_async(
+                    lambda: server.hub.viewers == 1, WAIT_S, "the healthy viewer attached"
+                )
                 nursery.start_soon(publisher.run)
                 nursery.start_soon(
                     read_events,
@@ -333,7 +345,9 @@ async def test_abuse_is_refused_while_a_healthy_viewer_keeps_every_event() -> No
                 publisher.stop.set()
                 await publisher.done.wait()
                 last = publisher.last
-                await wait_for(lambda: healthy.cursors[-1:] == [last], "healthy has all")
+                await wait_until_async(
+                    lambda: healthy.cursors[-1:] == [last], WAIT_S, "healthy has all"
+                )
                 nursery.cancel_scope.cancel()
         assert healthy.closed is None
         assert healthy.cursors == list(range(1, last + 1))

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import base64
 import io
-import sys
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -19,31 +18,14 @@ from firehose.service import Firehose, FirehoseSettings, run_firehose
 from keys import peer_id_from_str, verify
 from node.config import NetworkSettings
 from node.events import EventLog
+from tests.support.firehose_process import FirehoseProcess
 from tests.support.firehose_wire import LineClient, open_lines
-from tests.support.procs import JsonLinesProcess, NodeProcess, start_character
+from tests.support.procs import NodeProcess, start_character
 from tests.support.visit_party import in_thread
+from tests.support.waiting import wait_until_async
 
 pytestmark = pytest.mark.timeout(240)
 WAIT_S = 30.0
-
-
-class FirehoseProcess(JsonLinesProcess):
-    def __init__(self, data_dir: Path, bootstrap: list[str]) -> None:
-        argv = [sys.executable, "-m", "firehose", "--http", "127.0.0.1:0"]
-        argv += ["--listen", "/ip4/127.0.0.1/tcp/0", "--no-mdns", "--log-format", "json"]
-        argv += ["--data-dir", str(data_dir)]
-        for addr in bootstrap:
-            argv += ["--bootstrap", addr]
-        super().__init__(argv, name="firehose")
-        self.ready = self.wait_for(lambda e: e.get("event") == "firehose_ready", WAIT_S, "ready")
-
-    @property
-    def url(self) -> str:
-        return str(self.ready["url"])
-
-    @property
-    def peer_id(self) -> str:
-        return str(self.ready["peer_id"])
 
 
 @pytest.fixture
@@ -57,24 +39,21 @@ def firehoses() -> Iterator[list[FirehoseProcess]]:
 async def start_firehose(
     started: list[FirehoseProcess], data_dir: Path, bootstrap: list[str]
 ) -> FirehoseProcess:
-    process = await in_thread(FirehoseProcess, data_dir, bootstrap)
+    process = FirehoseProcess(data_dir, bootstrap=bootstrap)
     started.append(process)
+    await in_thread(process.wait_ready, WAIT_S)
     return process
-
-
-def ws_of(firehose: FirehoseProcess) -> str:
-    return firehose.url.replace("http://", "ws://") + "/ws"
 
 
 async def wait_names(url: str, names: set[str]) -> None:
     """Until the firehose's directory lists ``names`` online (it names events by it)."""
     async with httpx.AsyncClient(base_url=url) as http:
-        with trio.fail_after(WAIT_S):
-            while True:
-                rows = (await http.get("/api/directory")).json()["entries"]
-                if names <= {r["name"] for r in rows if r["status"] == "online"}:
-                    return
-                await trio.sleep(0.2)
+
+        async def listed() -> bool:
+            rows = (await http.get("/api/directory")).json()["entries"]
+            return names <= {r["name"] for r in rows if r["status"] == "online"}
+
+        await wait_until_async(listed, WAIT_S, f"{sorted(names)} online in the directory", poll=0.2)
 
 
 async def speeches(ws: LineClient, count: int) -> list[dict[str, Any]]:
@@ -113,7 +92,7 @@ async def test_viewer_sees_verified_named_actions_and_resumes_across_restart(
         await in_thread(node.wait_topic_peers, [firehose.peer_id], WAIT_S)
     await wait_names(firehose.url, {"Mina", "Kai"})
 
-    async with open_lines(ws_of(firehose)) as ws:
+    async with open_lines(firehose.ws_url) as ws:
         hello = await ws.next(WAIT_S)
         assert hello["type"] == "hello"
         await in_thread(mina.act, "speak", "hello from Mina")
@@ -135,7 +114,7 @@ async def test_viewer_sees_verified_named_actions_and_resumes_across_restart(
     for node in (mina, kai):
         await in_thread(node.wait_topic_peers, [firehose.peer_id], WAIT_S)
 
-    async with open_lines(ws_of(firehose) + f"?cursor={last}") as ws:
+    async with open_lines(firehose.ws_url + f"?cursor={last}") as ws:
         hello = await ws.next(WAIT_S)
         assert hello["latest"] >= last
         await in_thread(mina.act, "speak", "Mina again, after the restart")
@@ -173,10 +152,13 @@ async def test_in_process_firehose_prunes_its_backlog_and_says_goodbye(
             for i in range(4):
                 await in_thread(mina.act, "speak", f"line {i}")
             first = (await speeches(ws, 4))[0]["cursor"]
-        with trio.fail_after(WAIT_S):
-            # The pruner runs every 0.1 s; nothing signals it from outside.
-            while (await firehose.node.store.envelope_id_range())[0] <= first:  # noqa: ASYNC110
-                await trio.sleep(0.05)
+
+        async def pruned() -> bool:
+            oldest, _ = await firehose.node.store.envelope_id_range()
+            return oldest > int(first)
+
+        # The pruner runs every 0.1 s; nothing signals it from outside.
+        await wait_until_async(pruned, WAIT_S, f"the pruner to drop cursor {first}")
         async with open_lines(f"{ws_url}?cursor={first}") as ws:
             hello = await ws.next(WAIT_S)
             too_old = await ws.next(WAIT_S)

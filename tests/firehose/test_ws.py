@@ -2,25 +2,18 @@
 protocol with real clients (trio-websocket, frames read as JSON lines), HTTP with httpx,
 and every refusal; after each abuse the firehose keeps serving.
 
-The ``refuse_*`` helpers are the abuses as specified; ``test_firehose_load`` runs them
-again while a healthy viewer takes a steady stream."""
+The server and the abuses as specified (``refuse_*``) are in
+``tests/support/firehose_server.py``; ``tests/firehose/test_load.py`` runs the abuses again
+while a healthy viewer takes a steady stream."""
 
 from __future__ import annotations
 
-import json
-from collections.abc import AsyncIterator, Callable
-from contextlib import AsyncExitStack, asynccontextmanager
-from dataclasses import dataclass, replace
-from functools import partial
-from typing import Any
+from dataclasses import replace
 
 import httpx
 import pytest
 import trio
-from trio_websocket import ConnectionRejected, open_websocket_url
 
-from firehose.app import FirehoseApp, serve_app
-from firehose.hub import Hub, MemoryBacklog
 from firehose.limits import (
     ConnectionCounter,
     Filters,
@@ -29,127 +22,35 @@ from firehose.limits import (
     check_origin,
     parse_request,
 )
-from tests.firehose.test_hub import ALICE, BOB, Net
+from tests.support.firehose_net import ALICE, BOB
+from tests.support.firehose_server import (
+    DIRECTORY_ROW,
+    Server,
+    assert_refused,
+    open_server,
+    refuse_chatty_viewer,
+    refuse_extra_connections,
+    refuse_foreign_origin,
+    refuse_oversized_frame,
+    refuse_too_many_filters,
+)
 from tests.support.firehose_wire import WAIT_S, LineClient, open_lines
+from tests.support.waiting import wait_until_async
 
 pytestmark = pytest.mark.timeout(120)
-
-
-@dataclass
-class Server:
-    url: str
-    hub: Hub
-    web: FirehoseApp
-    net: Net
-
-    @property
-    def ws(self) -> str:
-        return self.url.replace("http://", "ws://") + "/ws"
-
-    @property
-    def host(self) -> str:
-        return self.url.removeprefix("http://")
-
-
-@asynccontextmanager
-async def open_server(send_timeout_s: float = 5.0, **limits: Any) -> AsyncIterator[Server]:
-    backlog = MemoryBacklog()
-    hub = Hub(backlog, ViewerLimits(**limits))
-    web = FirehoseApp(hub, hub.limits, directory=lambda: [DIRECTORY_ROW], stats=lambda: {"x": 1})
-    async with trio.open_nursery() as nursery:
-        url = await nursery.start(
-            partial(serve_app, web, "127.0.0.1", 0, send_timeout_s=send_timeout_s)
-        )
-        yield Server(url, hub, web, Net(hub, backlog))
-        nursery.cancel_scope.cancel()
-
-
-DIRECTORY_ROW = {
-    "peer_id": BOB.peer_id_str,
-    "name": "Bob",
-    "description": "a test character",
-    "tags": ["t"],
-    "status": "online",
-    "last_seen_ms": 1,
-    "addrs": ["/ip4/10.0.0.1/tcp/1"],
-    "self": False,
-}
-
-
-async def wait_for(check: Callable[[], object], what: str) -> None:
-    """Poll a counter the server keeps (no event exists to wait on from outside)."""
-    try:
-        with trio.fail_after(WAIT_S):
-            while not check():  # noqa: ASYNC110
-                await trio.sleep(0.01)
-    except trio.TooSlowError:
-        raise AssertionError(f"{what}: not within {WAIT_S}s") from None
 
 
 async def still_serving(server: Server, *watchers: LineClient) -> None:
     """A new viewer is accepted and every watcher gets the next event."""
     async with open_lines(server.ws) as fresh:
         assert (await fresh.next())["type"] == "hello"
-        await wait_for(lambda: server.hub.viewers >= 1 + len(watchers), "viewer attached")
+        await wait_until_async(
+            lambda: server.hub.viewers >= 1 + len(watchers), WAIT_S, "viewer attached"
+        )
         event = server.net.send()
         for ws in (fresh, *watchers):
             got = await ws.next()
             assert (got["type"], got["cursor"]) == ("event", event.cursor)
-
-
-async def assert_refused(url: str, status: int, reason: str, **kwargs: Any) -> None:
-    """The upgrade is answered with HTTP ``status`` and a JSON ``error`` of ``reason``."""
-    with pytest.raises(ConnectionRejected) as refused:
-        async with open_websocket_url(url, **kwargs):
-            pass
-    assert refused.value.status_code == status
-    assert json.loads(refused.value.body or b"{}")["error"] == reason
-
-
-# -- the abuses, as specified (also run under load by test_firehose_load) ---------------
-
-
-async def refuse_chatty_viewer(server: Server) -> None:
-    """A viewer that sends anything is told ``closing read_only`` and closed with 1008."""
-    async with open_lines(server.ws) as chatty:
-        assert (await chatty.next())["type"] == "hello"
-        await chatty.ws.send_message("let me publish")
-        assert await chatty.closed_with() == (1008, "read_only")
-        assert chatty.rest()[-1] == {"type": "closing", "reason": "read_only"}
-
-
-async def refuse_extra_connections(server: Server) -> None:
-    """Up to ``max_per_ip`` viewers from this address are served; the next gets 429."""
-    limit = server.web.limits.max_per_ip
-    async with AsyncExitStack() as stack:
-        for _ in range(limit):
-            if server.web.connections.open_for("127.0.0.1") >= limit:
-                break
-            viewer = await stack.enter_async_context(open_lines(server.ws))
-            assert (await viewer.next())["type"] == "hello"
-        assert server.web.connections.open_for("127.0.0.1") == limit
-        await assert_refused(server.ws, 429, "too_many_connections")
-
-
-async def refuse_oversized_frame(server: Server) -> None:
-    """A frame above ``max_frame_bytes`` closes the viewer with 1009 (message too big)."""
-    async with open_lines(server.ws) as big:
-        assert (await big.next())["type"] == "hello"
-        await big.ws.send_message("x" * (server.web.limits.max_frame_bytes * 4))
-        code, _ = await big.closed_with()
-        assert code == 1009
-
-
-async def refuse_foreign_origin(server: Server) -> None:
-    """A browser page from another origin is refused before the upgrade (403)."""
-    evil = [(b"origin", b"https://evil.example")]
-    await assert_refused(server.ws, 403, "origin", extra_headers=evil)
-
-
-async def refuse_too_many_filters(server: Server) -> None:
-    """More filter values than ``max_filters`` are refused before the upgrade (400)."""
-    query = "&".join(["kind=action"] * (server.web.limits.max_filters + 1))
-    await assert_refused(f"{server.ws}?{query}", 400, "too_many_filters")
 
 
 # -- the protocol ------------------------------------------------------------------------
@@ -167,7 +68,7 @@ async def test_hello_then_filtered_events() -> None:
                 "filters": {"character": [BOB.peer_id_str], "kind": ["context"]},
             }
             assert (await all_.next())["type"] == "hello"
-            await wait_for(lambda: server.hub.viewers == 2, "two viewers")
+            await wait_until_async(lambda: server.hub.viewers == 2, WAIT_S, "two viewers")
             sent = [server.net.send(k, s) for k in ("action", "context") for s in (ALICE, BOB)]
             assert [(await all_.next())["cursor"] for _ in sent] == [e.cursor for e in sent]
             (wanted,) = [e for e in sent if e.kind == "context" and e.sender == BOB.peer_id_str]
@@ -185,7 +86,7 @@ async def test_queued_events_share_a_frame_within_bounds() -> None:
     most ``frame_objects`` to a frame; the order is the cursor order."""
     async with open_server(frame_objects=8) as server, open_lines(server.ws) as ws:
         assert (await ws.next())["type"] == "hello"
-        await wait_for(lambda: server.hub.viewers == 1, "attached")
+        await wait_until_async(lambda: server.hub.viewers == 1, WAIT_S, "attached")
         sent = [server.net.send().cursor for _ in range(50)]  # synchronous: all queued
         assert [(await ws.next())["cursor"] for _ in sent] == sent
         assert ws.max_lines == 8 and ws.frames <= 1 + 50 // 8 + 1
@@ -199,7 +100,7 @@ async def test_resume_with_cursor_is_inclusive_then_live() -> None:
             hello = await ws.next()
             assert (hello["oldest"], hello["latest"]) == (1, 10)
             assert [(await ws.next())["cursor"] for _ in range(6)] == [5, 6, 7, 8, 9, 10]
-            await wait_for(lambda: server.hub.viewers == 1, "viewer attached")
+            await wait_until_async(lambda: server.hub.viewers == 1, WAIT_S, "viewer attached")
             server.net.send()
             assert (await ws.next())["cursor"] == 11
 
@@ -219,7 +120,7 @@ async def test_a_viewer_that_sends_data_is_closed_read_only() -> None:
     async with open_server() as server, open_lines(server.ws) as healthy:
         assert (await healthy.next())["type"] == "hello"
         await refuse_chatty_viewer(server)
-        await wait_for(lambda: server.hub.viewers == 1, "chatty viewer gone")
+        await wait_until_async(lambda: server.hub.viewers == 1, WAIT_S, "chatty viewer gone")
         await still_serving(server, healthy)
         assert server.hub.closed["read_only"] == 1
 
@@ -228,7 +129,9 @@ async def test_connections_per_ip_are_capped() -> None:
     async with open_server(max_per_ip=3) as server, open_lines(server.ws) as healthy:
         assert (await healthy.next())["type"] == "hello"
         await refuse_extra_connections(server)
-        await wait_for(lambda: server.web.connections.total == 1, "the extra ones gone")
+        await wait_until_async(
+            lambda: server.web.connections.total == 1, WAIT_S, "the extra ones gone"
+        )
         await still_serving(server, healthy)
         assert server.hub.refused["too_many_connections"] == 1
 
@@ -237,7 +140,7 @@ async def test_an_oversized_frame_closes_the_viewer() -> None:
     async with open_server(max_frame_bytes=1024) as server, open_lines(server.ws) as ok:
         assert (await ok.next())["type"] == "hello"
         await refuse_oversized_frame(server)
-        await wait_for(lambda: server.web.connections.total == 1, "big viewer gone")
+        await wait_until_async(lambda: server.web.connections.total == 1, WAIT_S, "big viewer gone")
         await still_serving(server, ok)
 
 
@@ -276,7 +179,7 @@ async def test_a_stalled_viewer_is_dropped_and_cut_off() -> None:
         ):
             for ws in (healthy, stalled):
                 assert (await ws.next())["type"] == "hello"
-            await wait_for(lambda: hub.viewers == 2, "both attached")
+            await wait_until_async(lambda: hub.viewers == 2, WAIT_S, "both attached")
             text = "x" * 8000  # big events fill the socket buffers quickly
             for cursor in range(1, 2000):
                 server.net.send("context", ALICE, {"type": "text", "text": text})
@@ -287,7 +190,7 @@ async def test_a_stalled_viewer_is_dropped_and_cut_off() -> None:
             (gone,) = hub.departures
             assert gone.reason == "slow_consumer" and gone.filled_at is not None
             assert gone.closed_at >= gone.filled_at
-            await wait_for(lambda: web.connections.total == 1, "stalled socket cut")
+            await wait_until_async(lambda: web.connections.total == 1, WAIT_S, "stalled socket cut")
             await still_serving(server, healthy)
 
 
@@ -312,7 +215,7 @@ async def test_http_pages_and_api() -> None:
 async def test_shutdown_tells_viewers_why() -> None:
     async with open_server() as server, open_lines(server.ws) as ws:
         assert (await ws.next())["type"] == "hello"
-        await wait_for(lambda: server.hub.viewers == 1, "attached")
+        await wait_until_async(lambda: server.hub.viewers == 1, WAIT_S, "attached")
         server.hub.close_all("server_shutdown")
         assert await ws.closed_with() == (1001, "server_shutdown")
         assert ws.rest() == [{"type": "closing", "reason": "server_shutdown"}]

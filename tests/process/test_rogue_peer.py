@@ -53,7 +53,7 @@ from keys import (
 )
 from keys.errors import EnvelopeError
 from node.wire.frames import END_OF_MESSAGE, frame
-from tests.conftest import free_form
+from tests.support.bodies import free_form
 from tests.support.procs import (
     POLL_INTERVAL_S,
     REPO,
@@ -67,6 +67,8 @@ from tests.support.procs import (
 pytestmark = pytest.mark.timeout(120)
 
 ROGUE_SCRIPT = REPO / "tests" / "support" / "rogue.py"
+ROGUE_BODIES = free_form("visit", "directory")
+"""What the rogue seals: any map as a visit or directory body."""
 START_S = 30.0
 STEP_S = 15.0
 DAY_MS = 86_400_000
@@ -528,8 +530,7 @@ def test_garbage_on_the_visit_protocol_is_refused_and_the_node_goes_on(tmp_path:
         rogue.dial(node.addrs[0])
         say = {"type": "say", "visit": "ab" * 16, "turn": 1, "text": "hi"}
         knock_without_line = {"type": "knock", "visit": "ab" * 16, "name": "R", "card": bytes(32)}
-        with free_form("visit"):
-            knock_refused_by_schema = visit_envelope(rogue_key, knock_without_line)
+        knock_refused_by_schema = visit_envelope(rogue_key, knock_without_line)
         garbage = {
             "malformed": frame(b"\x81\xa1v\x01"),
             "visit_protocol": frame(visit_envelope(rogue_key, say)),
@@ -560,7 +561,16 @@ def test_garbage_on_the_visit_protocol_is_refused_and_the_node_goes_on(tmp_path:
 
 
 def visit_envelope(identity: Identity, body: dict[str, object]) -> bytes:
-    return seal(identity, kind="visit", channel=PROTO_VISIT, seq=1, ts_ms=now_ms(), body=body)
+    """A visit envelope with any body: the rogue seals what the node's schema refuses."""
+    return seal(
+        identity,
+        kind="visit",
+        channel=PROTO_VISIT,
+        seq=1,
+        ts_ms=now_ms(),
+        body=body,
+        bodies=ROGUE_BODIES,
+    )
 
 
 def summary_envelope(identity: Identity) -> bytes:
@@ -571,4 +581,5 @@ def summary_envelope(identity: Identity) -> bytes:
         seq=1,
         ts_ms=now_ms(),
         body={"type": "summary", "bits": 0, "hashes": bytes(8)},
+        bodies=ROGUE_BODIES,
     )

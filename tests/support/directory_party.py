@@ -1,6 +1,6 @@
 """Real nodes in network namespaces, for directory tests and the directory benchmark.
 
-:class:`DirectoryParty` starts one ``roomverse node`` per :class:`~tests.netns.LanParty`
+:class:`DirectoryParty` starts one ``roomverse node`` per :class:`~tests.support.netns.LanParty`
 host, mDNS off: every node bootstraps to the first one and finds the others through the
 directory itself. It can cut the LAN in two with iptables and heal it, and it reads
 every node's directory at (nearly) the same moment, to tell when they agree.
@@ -18,6 +18,7 @@ from typing import Any
 from keys import TOPIC_DIRECTORY
 from tests.support.netns import LanParty, Netns, iptables
 from tests.support.procs import POLL_INTERVAL_S, NodeProcess, write_character
+from tests.support.waiting import wait_until
 
 TROUBLE_EVENTS = (
     "peer_unresponsive",
@@ -97,15 +98,21 @@ class DirectoryParty:
         """Poll until every node reports the same digest (and ``also`` holds); return the
         seconds it took and the agreeing replies. AssertionError with the last view."""
         start = time.monotonic()
-        while True:
+        replies: list[dict[str, Any]] = []
+
+        def agreed() -> bool:
+            nonlocal replies
             replies = self.read(nodes)
-            if len({r["digest"] for r in replies}) == 1 and also(replies):
-                return time.monotonic() - start, replies
-            if time.monotonic() - start > timeout:
-                raise AssertionError(
-                    f"no agreement within {timeout}s\n{self.diagnosis(nodes, replies)}"
-                )
-            time.sleep(POLL_INTERVAL_S)
+            return len({r["digest"] for r in replies}) == 1 and also(replies)
+
+        wait_until(
+            agreed,
+            timeout,
+            "every node to report the same digest",
+            poll=POLL_INTERVAL_S,
+            detail=lambda: self.diagnosis(nodes, replies),
+        )
+        return time.monotonic() - start, replies
 
     def diagnosis(self, nodes: Sequence[NodeProcess], replies: list[dict[str, Any]]) -> str:
         """Who lags behind whom: a row per node, how many seconds older its copy of each

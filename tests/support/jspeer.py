@@ -19,15 +19,16 @@ from __future__ import annotations
 import base64
 import json
 import os
-import queue
 import shutil
 import subprocess
 import threading
-import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from types import TracebackType
 from typing import Any
+
+from tests.support.ci_gate import in_ci
+from tests.support.line_reader import Event, LineReader, json_event, plain_line
 
 JS_DIR = Path(__file__).resolve().parent.parent / "interop" / "js"
 
@@ -37,8 +38,18 @@ JS_SKIP_REASON: str | None = None
 _deps_lock = threading.Lock()
 _deps_result: Path | None = None
 _deps_done = False
+_npm_failed = False
 
-Event = dict[str, Any]
+
+class JsDepsError(RuntimeError):
+    """``npm ci`` failed with ``CI=true``: there that is a failure, never a skip."""
+
+
+def _fail_in_ci() -> None:
+    if _npm_failed and in_ci():
+        raise JsDepsError(JS_SKIP_REASON or "npm ci failed")
+
+
 Predicate = Callable[[Event], bool]
 
 
@@ -46,11 +57,13 @@ def ensure_js_deps(js_dir: Path = JS_DIR, timeout: float = 300.0) -> Path | None
     """Install the js peer's npm dependencies once (``npm ci``) if missing.
 
     Returns the folder holding ``peer.mjs``, or None when node/npm are missing
-    or the install failed; the reason is then in ``JS_SKIP_REASON``.
+    or the install failed; the reason is then in ``JS_SKIP_REASON``. With ``CI=true``
+    a failed install raises :class:`JsDepsError` (every call) instead.
     """
-    global JS_SKIP_REASON, _deps_result, _deps_done
+    global JS_SKIP_REASON, _deps_result, _deps_done, _npm_failed
     with _deps_lock:
         if _deps_done:
+            _fail_in_ci()
             return _deps_result
         _deps_done = True
         node = shutil.which("node")
@@ -81,10 +94,14 @@ def ensure_js_deps(js_dir: Path = JS_DIR, timeout: float = 300.0) -> Path | None
                 )
             except (OSError, subprocess.SubprocessError) as exc:
                 JS_SKIP_REASON = f"npm ci failed: {exc}"
+                _npm_failed = True
+                _fail_in_ci()
                 return None
             if res.returncode != 0 or not marker.exists():
                 tail = (res.stderr or res.stdout).strip()[-2000:]
                 JS_SKIP_REASON = f"npm ci failed (exit {res.returncode}): {tail}"
+                _npm_failed = True
+                _fail_in_ci()
                 return None
         JS_SKIP_REASON = None
         _deps_result = js_dir
@@ -97,15 +114,15 @@ def js_skip_reason() -> str:
 
 
 class JsPeerError(RuntimeError):
-    """The js peer exited, timed out or reported an error."""
+    """The js peer is not running when sent a command."""
 
 
 class JsPeer:
-    """A ``node peer.mjs`` subprocess with a JSON-lines event queue.
+    """A ``node peer.mjs`` subprocess whose stdout events are taken one by one.
 
-    Every event read from stdout is appended to ``events`` (full history) and
-    put on an internal queue consumed by ``wait_for``. Stderr is kept in
-    ``stderr_lines`` (last 500 lines) for failure messages.
+    Both streams are read by :class:`~tests.support.line_reader.LineReader`: every event
+    is in ``events`` (full history); ``wait_for`` takes each at most once. Stderr is kept
+    in ``stderr_lines`` for failure messages.
     """
 
     def __init__(
@@ -139,11 +156,8 @@ class JsPeer:
             args.append("--no-autodial")
         args += list(extra_args)
         self.args = args
-        self.events: list[Event] = []
-        self.stderr_lines: list[str] = []
-        self._queue: queue.Queue[Event | None] = queue.Queue()
-        self._pending: list[Event] = []
-        self._eof = False
+        self._taken: set[int] = set()
+        """Indexes in ``events`` already returned by ``wait_for``."""
         self._send_lock = threading.Lock()
         self.proc = subprocess.Popen(
             args,
@@ -155,77 +169,43 @@ class JsPeer:
             bufsize=1,
             env={**os.environ, **(env or {})},
         )
-        self._reader = threading.Thread(target=self._read_stdout, daemon=True)
-        self._reader.start()
-        self._err_reader = threading.Thread(target=self._read_stderr, daemon=True)
-        self._err_reader.start()
+        assert self.proc.stdout is not None and self.proc.stderr is not None
+        self.out = LineReader(self.proc.stdout, json_event, label="js peer")
+        self.err = LineReader(self.proc.stderr, plain_line, label="js peer (stderr)")
+        self.events: list[Event] = self.out.items
+        self.stderr_lines: list[str] = self.err.items
         try:
-            self.ready: Event = self.wait_for(lambda e: e["event"] == "ready", ready_timeout)
+            self.ready: Event = self.wait_for(
+                lambda e: e["event"] == "ready", ready_timeout, "ready"
+            )
         except BaseException:
             self.stop()
             raise
         self.peer_id: str = self.ready["peer_id"]
         self.addrs: list[str] = list(self.ready["addrs"])
 
-    # -- readers ---------------------------------------------------------------
+    def wait_for(self, predicate: Predicate, timeout: float = 10.0, what: str = "event") -> Event:
+        """Return the first not-yet-taken event matching ``predicate``, and take it.
 
-    def _read_stdout(self) -> None:
-        assert self.proc.stdout is not None
-        for line in self.proc.stdout:
-            line = line.strip()
-            if not line:
-                continue
-            try:
-                event = json.loads(line)
-            except json.JSONDecodeError:
-                event = {"event": "bad_line", "line": line}
-            if not isinstance(event, dict):
-                event = {"event": "bad_line", "line": line}
-            self.events.append(event)
-            self._queue.put(event)
-        self._queue.put(None)
-
-    def _read_stderr(self) -> None:
-        assert self.proc.stderr is not None
-        for line in self.proc.stderr:
-            self.stderr_lines.append(line.rstrip("\n"))
-            if len(self.stderr_lines) > 500:
-                del self.stderr_lines[:100]
-
-    # -- API -------------------------------------------------------------------
-
-    def wait_for(self, predicate: Predicate, timeout: float = 10.0) -> Event:
-        """Return the first not-yet-consumed event matching ``predicate``.
-
-        Events that do not match stay pending for later ``wait_for`` calls.
-        Raises ``JsPeerError`` on timeout or when the process exits first.
+        Events that do not match stay for later ``wait_for`` calls (a command's answer is
+        taken once, so the next command of the same kind waits for its own). Fails
+        (AssertionError) on timeout, or as soon as the peer's output ends without one.
         """
-        for i, event in enumerate(self._pending):
-            if predicate(event):
-                del self._pending[i]
-                return event
-        deadline = time.monotonic() + timeout
-        while True:
-            remaining = deadline - time.monotonic()
-            if remaining <= 0:
-                raise JsPeerError(f"timed out after {timeout}s waiting for event{self._diag()}")
-            if self._eof:
-                raise JsPeerError(f"js peer exited before the awaited event{self._diag()}")
-            try:
-                item = self._queue.get(timeout=remaining)
-            except queue.Empty:
-                continue
-            if item is None:
-                self._eof = True
-                continue
-            if predicate(item):
-                return item
-            self._pending.append(item)
+
+        def first_untaken(events: list[Event]) -> tuple[int, Event] | None:
+            for i, event in enumerate(events):
+                if i not in self._taken and predicate(event):
+                    return i, event
+            return None
+
+        index, event = self.out.wait_until(first_untaken, timeout, what, detail=self._diag)
+        self._taken.add(index)
+        return event
 
     def send(self, cmd: dict[str, Any]) -> None:
         """Write one JSON command line to the peer's stdin."""
         if self.proc.stdin is None or self.proc.poll() is not None:
-            raise JsPeerError(f"js peer is not running{self._diag()}")
+            raise JsPeerError(f"js peer is not running: {self._diag()}")
         with self._send_lock:
             self.proc.stdin.write(json.dumps(cmd) + "\n")
             self.proc.stdin.flush()
@@ -292,8 +272,8 @@ class JsPeer:
                 except subprocess.TimeoutExpired:
                     self.proc.kill()
                     self.proc.wait(timeout=5)
-        self._reader.join(timeout=5)
-        self._err_reader.join(timeout=5)
+        self.out.join()
+        self.err.join()
         return self.proc.returncode
 
     def __enter__(self) -> JsPeer:
@@ -308,7 +288,6 @@ class JsPeer:
         self.stop()
 
     def _diag(self) -> str:
-        rc = self.proc.poll()
-        tail = "\n".join(self.stderr_lines[-30:])
-        last = self.events[-5:]
-        return f" (exit={rc}, last events={last}, stderr tail:\n{tail})"
+        tail = "\n".join(self.err.snapshot()[-30:])
+        last = self.out.snapshot()[-5:]
+        return f"exit={self.proc.poll()}, last events={last}, stderr tail:\n{tail}"

@@ -34,8 +34,10 @@ import signal
 import subprocess
 import threading
 import time
-from collections.abc import Callable, Sequence
-from typing import Any, TypeVar
+from collections.abc import Sequence
+from typing import Any
+
+from tests.support.waiting import wait_until
 
 PREFIX = "rvt-"
 SUBNET_FIRST_OCTETS = "10.213"
@@ -46,7 +48,6 @@ _READY_TIMEOUT_S = 10.0
 _STOP_TIMEOUT_S = 3.0
 _POLL_S = 0.02
 
-_T = TypeVar("_T")
 _live: set[str] = set()  # namespaces made by this process and not yet deleted
 _live_lock = threading.Lock()
 
@@ -70,20 +71,6 @@ def netns_skip_reason(*tools: str) -> str | None:
     if missing:
         return f"needs {', '.join(missing)} (not installed)"
     return None
-
-
-def wait_for(
-    predicate: Callable[[], _T | None], *, timeout: float, what: str, poll: float = _POLL_S
-) -> _T:
-    """Poll ``predicate`` until it returns something truthy; TimeoutError names ``what``."""
-    deadline = time.monotonic() + timeout
-    while True:
-        result = predicate()
-        if result:
-            return result
-        if time.monotonic() >= deadline:
-            raise TimeoutError(f"timed out after {timeout:g} s waiting for {what}")
-        time.sleep(poll)
 
 
 def _run(argv: Sequence[str], *, timeout: float = _CMD_TIMEOUT_S) -> str:
@@ -271,7 +258,9 @@ class LanParty:
             # like a real LAN host: programs that send multicast without choosing an
             # interface (js's multicast-dns) need a route; nothing here leaves the bridge
             host.ip("route", "add", "default", "dev", "eth0")
-        wait_for(self._all_ready, timeout=_READY_TIMEOUT_S, what="links up and bridge forwarding")
+        wait_until(
+            self._all_ready, _READY_TIMEOUT_S, "links up and bridge forwarding", poll=_POLL_S
+        )
 
     def _all_ready(self) -> bool:
         for host in self.hosts:
@@ -293,60 +282,9 @@ class LanParty:
                 _delete_namespace(ns.name)
 
 
-class LineCollector:
-    """Collects a process's stdout lines on a thread; wait on them with a deadline."""
-
-    def __init__(self, proc: subprocess.Popen[str], *, label: str = "") -> None:
-        if proc.stdout is None:
-            raise ValueError("start the process with stdout=subprocess.PIPE, text=True")
-        self.label = label
-        self.lines: list[str] = []
-        self._cond = threading.Condition()
-        self._eof = False
-        self._thread = threading.Thread(
-            target=self._pump, args=(proc.stdout,), name=f"lines {label}", daemon=True
-        )
-        self._thread.start()
-
-    def _pump(self, stream: Any) -> None:
-        try:
-            for line in stream:
-                with self._cond:
-                    self.lines.append(line.rstrip("\n"))
-                    self._cond.notify_all()
-        except (OSError, ValueError):
-            pass
-        finally:
-            with self._cond:
-                self._eof = True
-                self._cond.notify_all()
-
-    def wait_for(
-        self, predicate: Callable[[list[str]], _T | None], *, timeout: float, what: str
-    ) -> _T:
-        """Wait until ``predicate(lines)`` is truthy; TimeoutError (with the lines) if not."""
-        deadline = time.monotonic() + timeout
-        with self._cond:
-            while True:
-                result = predicate(self.lines)
-                if result:
-                    return result
-                left = deadline - time.monotonic()
-                if left <= 0 or self._eof:
-                    state = "output ended" if self._eof else f"timed out after {timeout:g} s"
-                    raise TimeoutError(
-                        f"{self.label}: {state} waiting for {what}; lines: {self.lines!r}"
-                    )
-                self._cond.wait(left)
-
-    def join(self, timeout: float = _STOP_TIMEOUT_S) -> None:
-        self._thread.join(timeout)
-
-
 __all__ = [
     "PREFIX",
     "LanParty",
-    "LineCollector",
     "Netns",
     "NetnsError",
     "iptables",
@@ -354,5 +292,4 @@ __all__ = [
     "list_namespaces",
     "netns_skip_reason",
     "reap_stale_namespaces",
-    "wait_for",
 ]

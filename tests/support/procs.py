@@ -7,15 +7,15 @@ import os
 import signal
 import subprocess
 import sys
-import threading
 import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
 from node.control.socket import control_request
+from tests.support.line_reader import Event, LineReader, json_event, plain_line
+from tests.support.waiting import wait_until
 
-Event = dict[str, Any]
 Predicate = Callable[[Event], bool]
 
 REPO = Path(__file__).resolve().parents[2]
@@ -24,7 +24,11 @@ POLL_INTERVAL_S = 0.1
 
 
 class JsonLinesProcess:
-    """A subprocess whose stdout is one JSON object per line; events are kept in order."""
+    """A subprocess whose stdout is one JSON object per line; events are kept in order.
+
+    Both streams are read by :class:`~tests.support.line_reader.LineReader`: :attr:`out`
+    (stdout, parsed as events) and :attr:`err` (stderr, as text).
+    """
 
     def __init__(self, argv: Sequence[str], *, prefix: Sequence[str] = (), name: str = "") -> None:
         self.name = name or Path(argv[0]).name
@@ -38,69 +42,40 @@ class JsonLinesProcess:
             env=env,
             cwd=REPO,
         )
-        self.events: list[Event] = []
-        self.stderr_lines: list[str] = []
-        self._cond = threading.Condition()
-        self._threads = [
-            threading.Thread(target=self._read_stdout, daemon=True),
-            threading.Thread(target=self._read_stderr, daemon=True),
-        ]
-        for thread in self._threads:
-            thread.start()
-
-    def _read_stdout(self) -> None:
-        assert self.proc.stdout is not None
-        for line in self.proc.stdout:
-            try:
-                event = json.loads(line)
-            except json.JSONDecodeError:
-                event = {"event": "_unparsed", "line": line.decode(errors="replace")}
-            with self._cond:
-                self.events.append(event)
-                self._cond.notify_all()
-        with self._cond:
-            self._cond.notify_all()
-
-    def _read_stderr(self) -> None:
-        assert self.proc.stderr is not None
-        for line in self.proc.stderr:
-            self.stderr_lines.append(line.decode(errors="replace").rstrip())
+        assert self.proc.stdout is not None and self.proc.stderr is not None
+        self.out = LineReader(self.proc.stdout, json_event, label=self.name)
+        self.err = LineReader(self.proc.stderr, plain_line, label=f"{self.name} (stderr)")
+        self.events: list[Event] = self.out.items
+        self.stderr_lines: list[str] = self.err.items
 
     def wait_for(self, predicate: Predicate, timeout: float, what: str = "event") -> Event:
-        """The first event (old or new) matching ``predicate``; AssertionError on timeout."""
-        deadline = time.monotonic() + timeout
-        seen = 0
-        with self._cond:
-            while True:
-                for event in self.events[seen:]:
-                    if predicate(event):
-                        return event
-                seen = len(self.events)
-                remaining = deadline - time.monotonic()
-                if remaining <= 0 or (self.proc.poll() is not None and seen == len(self.events)):
-                    break
-                self._cond.wait(min(remaining, 0.5))
-        raise AssertionError(
-            f"{self.name}: no {what} within {timeout}s (exit={self.proc.poll()}); "
-            f"last events: {self.events[-5:]}; stderr tail: {self.stderr_lines[-10:]}"
-        )
+        """The first event (old or new) matching ``predicate``; AssertionError on timeout,
+        or at once when the process's output ends without one."""
+        scanned = 0  # events before this index did not match: each is tried once
+
+        def first_match(events: list[Event]) -> Event | None:
+            nonlocal scanned
+            for event in events[scanned:]:
+                if predicate(event):
+                    return event
+                scanned += 1
+            return None
+
+        return self.out.wait_until(first_match, timeout, what, detail=self.diagnosis)
 
     def wait_until(self, check: Callable[[list[Event]], bool], timeout: float, what: str) -> None:
         """Wait until ``check(all events so far)`` holds."""
-        deadline = time.monotonic() + timeout
-        with self._cond:
-            while not check(self.events):
-                remaining = deadline - time.monotonic()
-                if remaining <= 0 or self.proc.poll() is not None:
-                    raise AssertionError(
-                        f"{self.name}: {what} not reached within {timeout}s "
-                        f"(exit={self.proc.poll()}); stderr tail: {self.stderr_lines[-10:]}"
-                    )
-                self._cond.wait(min(remaining, 0.5))
+        self.out.wait_until(check, timeout, what, detail=self.diagnosis)
+
+    def diagnosis(self) -> str:
+        """For failures: the exit code, the last events, the end of stderr."""
+        return (
+            f"{self.name}: exit={self.proc.poll()}; last events: {self.out.snapshot()[-5:]}; "
+            f"stderr tail: {self.err.snapshot()[-10:]}"
+        )
 
     def of(self, event: str) -> list[Event]:
-        with self._cond:
-            return [e for e in self.events if e.get("event") == event]
+        return [e for e in self.out.snapshot() if e.get("event") == event]
 
     def signal(self, signum: int) -> None:
         if self.proc.poll() is None:
@@ -115,16 +90,16 @@ class JsonLinesProcess:
             except subprocess.TimeoutExpired:
                 self.proc.kill()
                 self.proc.wait(5)
-        for thread in self._threads:
-            thread.join(5)
+        self.out.join()
+        self.err.join()
         return self.proc.returncode
 
     def kill(self) -> None:
         if self.proc.poll() is None:
             self.proc.kill()
             self.proc.wait(10)
-        for thread in self._threads:
-            thread.join(5)
+        self.out.join()
+        self.err.join()
 
 
 def roomverse_argv(*args: str) -> list[str]:
@@ -196,34 +171,57 @@ class NodeProcess(JsonLinesProcess):
     ) -> float:
         """Poll :meth:`presence` until ``check`` holds; return the seconds it took."""
         start = time.monotonic()
-        while True:
+        seen: dict[str, str] = {}
+
+        def holds() -> bool:
+            nonlocal seen
             seen = self.presence()
-            if check(seen):
-                return time.monotonic() - start
-            if time.monotonic() - start > timeout:
-                raise AssertionError(f"{self.name}: {what} not within {timeout}s; saw {seen}")
-            time.sleep(POLL_INTERVAL_S)
+            return check(seen)
+
+        wait_until(
+            holds,
+            timeout,
+            f"{self.name}: {what}",
+            poll=POLL_INTERVAL_S,
+            detail=lambda: f"saw {seen}",
+        )
+        return time.monotonic() - start
 
     def wait_directory_summary(
         self, check: Callable[[dict[str, Any]], bool], timeout: float, what: str
     ) -> None:
         """Poll the ``directory`` reply (counts, digest, own clock) until ``check`` holds."""
-        deadline = time.monotonic() + timeout
-        while not check(reply := self.directory()):
-            if time.monotonic() > deadline:
-                raise AssertionError(f"{self.name}: {what} not within {timeout}s; saw {reply}")
-            time.sleep(POLL_INTERVAL_S)
+        reply: dict[str, Any] = {}
+
+        def holds() -> bool:
+            nonlocal reply
+            reply = self.directory()
+            return check(reply)
+
+        wait_until(
+            holds,
+            timeout,
+            f"{self.name}: {what}",
+            poll=POLL_INTERVAL_S,
+            detail=lambda: f"saw {reply}",
+        )
 
     def wait_topic_peers(self, peer_ids: Sequence[str], timeout: float = 20.0) -> None:
         """Wait until all ``peer_ids`` listen on the actions topic, as this node sees it."""
-        deadline = time.monotonic() + timeout
-        while True:
+        listening: set[str] = set()
+
+        def all_listen() -> bool:
+            nonlocal listening
             listening = set(self.status()["topic_peers"]["roomverse/1/actions"])
-            if set(peer_ids) <= listening:
-                return
-            if time.monotonic() > deadline:
-                raise AssertionError(f"{self.name}: topic peers {listening} lack {peer_ids}")
-            time.sleep(POLL_INTERVAL_S)
+            return set(peer_ids) <= listening
+
+        wait_until(
+            all_listen,
+            timeout,
+            f"{self.name}: {sorted(peer_ids)} on the actions topic",
+            poll=POLL_INTERVAL_S,
+            detail=lambda: f"listening: {sorted(listening)}",
+        )
 
     def received_from(self, peer_id: str) -> list[Event]:
         return [e for e in self.of("action_received") if e.get("from") == peer_id]

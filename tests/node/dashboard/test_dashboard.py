@@ -37,20 +37,13 @@ from node.events import EventLog
 from node.process import NodeOptions, run_node
 from node.storage.memory import VisitStart
 from registry_crdt import Status
+from tests.support.dashboard import TOKEN_HEADER, dashboard_url_of, split_url, visited_party
 from tests.support.procs import REPO, NodeProcess, roomverse_argv, write_character
-from tests.support.visit_party import Member, Party, in_thread, open_party
+from tests.support.visit_party import in_thread
 
-TOKEN_HEADER = "X-Roomverse-Token"
 NO_VISIT = "0" * 32
 WAIT_S = 30.0
 PII_EMAIL = "mina.private@example.com"
-
-
-def split_url(url: str) -> tuple[str, str]:
-    """``http://127.0.0.1:PORT/?token=T`` → (``http://127.0.0.1:PORT``, ``T``)."""
-    base, _, token = url.partition("/?token=")
-    assert base.startswith("http://127.0.0.1:") and token, url
-    return base, token
 
 
 # -- pure -------------------------------------------------------------------------------------
@@ -377,11 +370,6 @@ async def test_in_process_live_log_streams_scrubbed_events(tmp_path: Path) -> No
 # -- real node processes ----------------------------------------------------------------------
 
 
-def dashboard_url_of(node: NodeProcess) -> str:
-    event = node.wait_for(lambda e: e.get("event") == "dashboard_ready", WAIT_S, "dashboard")
-    return str(event["url"])
-
-
 @pytest.fixture
 def dashboard_node(tmp_path: Path) -> Iterator[NodeProcess]:
     node = NodeProcess(
@@ -434,22 +422,6 @@ def test_cli_dashboard_access_and_status_switch(dashboard_node: NodeProcess) -> 
         assert client.get("/api/directory", params={"search": "nobody"}).json()["entries"] == []
 
 
-@asynccontextmanager
-async def visited_party(
-    tmp_path: Path, *, bo_token: str = ""
-) -> AsyncIterator[tuple[Party, Member, Member]]:
-    """Mina (with a dashboard) and Bo; Bo has visited Mina, so she has a relation with Bo,
-    a visit and its conversation in memory. ``bo_token`` ends every line Bo says."""
-    async with open_party(tmp_path) as party:
-        mina = await party.add("Mina", node_args=["--dashboard", "127.0.0.1:0"])
-        bo = await party.add("Bo", token=bo_token)
-        await party.everyone_online()
-        replies = await party.visit("Bo", "Mina", turns=2)
-        assert replies[-1]["outcome"] == "completed", replies
-        await mina.relation_updates(1)
-        yield party, mina, bo
-
-
 async def test_cli_dashboard_memory_after_a_real_visit(tmp_path: Path) -> None:
     async with visited_party(tmp_path) as (_, mina, bo):
         base, token = split_url(await in_thread(dashboard_url_of, mina.node))
@@ -480,11 +452,3 @@ async def test_cli_dashboard_memory_after_a_real_visit(tmp_path: Path) -> None:
             assert (await client.get(f"/api/visits/{visit}")).status_code == 404
             assert (await client.delete(relation_path)).status_code == 200
             assert (await mina.memory("relations"))["relations"] == []
-
-
-__all__ = [
-    "TOKEN_HEADER",
-    "dashboard_url_of",
-    "split_url",
-    "visited_party",
-]
