@@ -27,16 +27,19 @@ what this module does about each:
 * a failed stream request is cleaned up in a *shielded* reset that, on a dead link,
   blocks until TCP gives up: we stop waiting for it and reset late streams;
 * closing a connection first writes a GO_AWAY, which waits behind a full socket
-  buffer on a dead link: we close the TCP sockets under it first.
+  buffer on a dead link: we close the TCP sockets under it first;
+* with ``LIBP2P_DEBUG`` set it logs (payloads in hex included) through handlers of its
+  own, past ours and their PII filter: :func:`route_logging_to_root` takes them over.
 
 Modules: :mod:`.host` (P2PHost, open_p2p_host), :mod:`.routers` (the Pubsub and
 GossipSub subclasses), :mod:`.streams` (P2PStream), :mod:`.sockets` (the TCP sockets
 under a connection and ``TCP_INFO``), :mod:`.peer_events` (delivered messages, peers
-coming and going), :mod:`.addrs` (multiaddr parsing).
+coming and going), :mod:`.addrs` (multiaddr parsing), :mod:`.logs` (py-libp2p's logging).
 """
 
 from node._libp2p.addrs import DialError, split_peer_addr, validate_listen_addr
 from node._libp2p.host import MESHSUB_PROTOCOLS, P2PHost, Validator, open_p2p_host
+from node._libp2p.logs import route_logging_to_root
 from node._libp2p.peer_events import PeerEvent, PubsubMessage
 from node._libp2p.routers import DropCounters
 from node._libp2p.streams import (
@@ -61,6 +64,7 @@ __all__ = [
     "StreamOpenTimeout",
     "Validator",
     "open_p2p_host",
+    "route_logging_to_root",
     "split_peer_addr",
     "validate_listen_addr",
 ]

@@ -31,7 +31,8 @@ def check_network_addrs(
 
 
 def setup_logging(verbosity: int) -> None:
-    """stderr logging at WARNING (-v INFO, -vv DEBUG), every record PII-scrubbed."""
+    """stderr logging at WARNING (-v INFO, -vv DEBUG), every record PII-scrubbed,
+    py-libp2p's included (at the level ``LIBP2P_DEBUG`` sets, WARNING without it)."""
     from node.privacy.log_scrub import RedactingFilter
 
     level = logging.WARNING if verbosity == 0 else logging.INFO if verbosity == 1 else logging.DEBUG
@@ -41,3 +42,6 @@ def setup_logging(verbosity: int) -> None:
     # at DEBUG) are redacted before they are written.
     handler.addFilter(RedactingFilter())
     logging.basicConfig(level=level, handlers=[handler])
+    # py-libp2p logs through handlers of its own when LIBP2P_DEBUG is set: bring its
+    # records to this handler instead (its levels stay as LIBP2P_DEBUG set them).
+    _libp2p.route_logging_to_root()

@@ -6,6 +6,7 @@ Heartbeat 1 s, lease 3 s, sync every second, so lease behaviour shows in seconds
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -15,9 +16,11 @@ from tests.support.procs import NodeProcess, run_cli, start_character
 
 FAST = ("--heartbeat", "1", "--lease", "3", "--sync-interval", "1")
 LEASE_S, HEARTBEAT_S = 3.0, 1.0
+LEFT_S = 20.0
+"""Generous: on a loaded runner the goodbye can take seconds; `left` itself is the proof."""
 
 
-def all_present(*peers: NodeProcess, status: str = "online") -> object:
+def all_present(*peers: NodeProcess, status: str = "online") -> Callable[[dict[str, str]], bool]:
     ids = {p.peer_id for p in peers}
     return lambda seen: all(seen.get(pid) == status for pid in ids)
 
@@ -28,7 +31,7 @@ def test_directory_lifecycle_on_three_nodes(tmp_path: Path, nodes: list[NodeProc
     c = start_character(tmp_path, nodes, "Cat", bootstrap=a.addrs, extra=FAST)
     everyone = (a, b, c)
     for node in everyone:
-        node.wait_directory(all_present(*everyone), 20, "everyone online")  # type: ignore[arg-type]
+        node.wait_directory(all_present(*everyone), 20, "everyone online")
 
     # Ben and Cat only know Ann's address; they find each other through the directory.
     c.wait_for(
@@ -63,10 +66,11 @@ def test_directory_lifecycle_on_three_nodes(tmp_path: Path, nodes: list[NodeProc
     assert [row["name"] for row in found["entries"]] == ["Cat"]
     assert found["entries"][0]["addrs"][0].endswith(f"/p2p/{c.peer_id}")
 
-    # A clean stop says `left` at once: no waiting for the lease.
+    # A clean stop says `left`: only its goodbye can (without it, Cat would read as
+    # offline once its lease lapsed, never as left), so the wait need not be tight.
     c.stop()
     for node in (a, b):
-        node.wait_directory(all_present(c, status="left"), HEARTBEAT_S * 2, "Cat left")
+        node.wait_directory(all_present(c, status="left"), LEFT_S, "Cat left")
 
     # kill -9 says nothing: the lease lapses, and Ben reads as offline.
     b.kill()

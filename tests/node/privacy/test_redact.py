@@ -257,11 +257,12 @@ ADVERSARIAL = {
 @pytest.mark.parametrize("unit", ADVERSARIAL.values(), ids=list(ADVERSARIAL))
 def test_adversarial_input_scans_in_linear_time(unit: str) -> None:
     """40k characters shaped to make a careless pattern backtrack: linear scanning takes
-    tens of milliseconds, a quadratic one tens of seconds."""
+    tens of milliseconds, a quadratic one tens of seconds. Measured in this thread's CPU
+    time, which other work on a loaded runner does not inflate as it does wall time."""
     text = "12 rue " + unit * (40_000 // len(unit))
-    started = time.perf_counter()
+    started = time.thread_time()
     scrub_log_text(text)
-    assert time.perf_counter() - started < 2.0
+    assert time.thread_time() - started < 5.0
 
 
 # --- laws ------------------------------------------------------------------------------
