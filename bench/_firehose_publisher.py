@@ -5,7 +5,7 @@ Run by ``bench/firehose.py``, never by hand (``python bench/_firehose_publisher.
 --help``). Talks to its parent through stdout, one JSON object per line; reads ``go`` on
 stdin to start publishing; stdin closing stops it. Every wait is bounded.
 
-The node is a plain :func:`node.runner.run_node` (SQLite, validators, the directory),
+The node is a plain :func:`node.process.run_node` (SQLite, validators, the directory),
 with no engine, bootstrapped to the firehose only. Publish time is taken with
 ``time.time_ns()`` just before ``CharacterNode.publish`` (seq, seal, store, gossip), so a
 viewer's latency includes the whole node path; the seal's own ``ts`` is milliseconds.

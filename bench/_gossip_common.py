@@ -24,7 +24,7 @@ from node import (
 )
 
 if TYPE_CHECKING:
-    # As in node.runner: trio-typing's stubs shadow trio's own annotations.
+    # As in node.process: trio-typing's stubs shadow trio's own annotations.
     from trio_typing import TaskStatus
 
 VARIANTS = ("raw", "signed", "node")

@@ -9,7 +9,7 @@ import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import trio
 from _gossip_common import (
@@ -28,7 +28,6 @@ from _gossip_common import (
     devnull,
     emit,
     node_config,
-    now_ms,
     process_cpu_s,
     run_node_until_stopped,
     unpack_acks,
@@ -36,11 +35,15 @@ from _gossip_common import (
 from _gossip_receiver import AckingEventLog, ReceiverStats, drop_counts, signed_validator
 
 from keys import TOPIC_ACTIONS, Identity, ReplayWindow, seal
-from node import CharacterNode, EnvelopeGate, P2PHost, PublishError, PubsubMessage, open_p2p_host
-
-if TYPE_CHECKING:
-    # As in node.runner: trio-typing's stubs shadow trio's own annotations.
-    pass
+from node import (
+    CharacterNode,
+    EnvelopeGate,
+    P2PHost,
+    PublishError,
+    PubsubMessage,
+    now_ms,
+    open_p2p_host,
+)
 
 
 class Window:

@@ -9,7 +9,7 @@ import tempfile
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import trio
 from _gossip_common import (
@@ -26,7 +26,6 @@ from _gossip_common import (
     emit,
     index_of_body,
     node_config,
-    now_ms,
     pack_acks,
     run_node_until_stopped,
 )
@@ -40,13 +39,10 @@ from node import (
     PublishError,
     PubsubMessage,
     Validator,
+    now_ms,
     open_p2p_host,
     receive_batch,
 )
-
-if TYPE_CHECKING:
-    # As in node.runner: trio-typing's stubs shadow trio's own annotations.
-    pass
 
 
 async def wait_for_stdin_eof() -> None:

@@ -9,10 +9,10 @@ Variants (both hosts subscribe to the topic, as nodes do):
 * ``raw``: ``P2PHost.publish`` of a 256-byte payload, no validator, no envelope;
 * ``signed``: ``keys.seal`` per message; both hosts run the node's topic validator
   (``keys.verify`` with transport peer and replay window, through the node's own
-  :class:`node.gate.EnvelopeGate`), the consumer admits it through the same gate, as
-  :class:`node.runtime.CharacterNode`
+  :class:`node.wire.gate.EnvelopeGate`), the consumer admits it through the same gate, as
+  :class:`node.character.CharacterNode`
   does;
-* ``node``: two real nodes (``node.runner.run_node``, SQLite in a temporary data dir):
+* ``node``: two real nodes (``node.process.run_node``, SQLite in a temporary data dir):
   ``CharacterNode.publish`` (seq, seal, self-verify, store, publish) on one side, the
   node's own validator + consumer (verify, store, ``action_received`` event) on the other.
 

@@ -1,6 +1,6 @@
 """Two real nodes in one process, each with its own fake engine, and the guest's visits.
 
-Used by ``bench/visit.py``. Each node is :func:`node.runner.run_node` with SQLite in its
+Used by ``bench/visit.py``. Each node is :func:`node.process.run_node` with SQLite in its
 own temporary data dir, listening on loopback port 0, mDNS off; the guest bootstraps to the
 host and finds it through the directory. Each node's engine is a
 :func:`node.testing.fake_openai.serve_fake_openai` over real HTTP that answers at once.

@@ -6,7 +6,7 @@
 Each run (one per ``--viewers`` value) starts fresh processes, all on 127.0.0.1:
 
 * the firehose, ``python -m firehose`` (its own process, so its RSS and CPU are its own);
-* a character node (``bench/_firehose_publisher.py``, ``node.runner.run_node``, no
+* a character node (``bench/_firehose_publisher.py``, ``node.process.run_node``, no
   engine) bootstrapped to the firehose, publishing 256-character ``speak`` actions at
   ``--rate``/s over libp2p gossipsub: the events come from the network, through the
   firehose's validator, SQLite store and hub;

@@ -14,7 +14,7 @@ topic instead). Variants, each in fresh processes:
 * ``signed``  ``keys.seal`` per message (a speak action with 256 characters of text); a
   topic validator running ``keys.verify`` (transport peer + replay window) on both hosts,
   as nodes have, and the receiver's consumer verifies again and records the replay window;
-* ``node``    two real nodes (``node.runner.run_node``, SQLite in a temporary dir):
+* ``node``    two real nodes (``node.process.run_node``, SQLite in a temporary dir):
   ``CharacterNode.publish`` → the receiving node's validator, consumer, SQLite batch and
   ``action_received`` event (JSON lines to /dev/null).
 

@@ -1,8 +1,8 @@
 """A running character's behaviour: what it publishes, what it accepts, which peers it wants.
 
 :class:`CharacterNode` is handed its identity, store, host and event log already open (see
-:mod:`node.runner` for how a process opens them and starts its tasks). Protocol decisions
-live in the pure modules (``keys``, :mod:`node.peering`); this class is the trio glue that
+:mod:`node.process` for how a process opens them and starts its tasks). Protocol decisions
+live in the pure modules (``keys``, :mod:`node.net.dialing`); this class is the trio glue that
 feeds them.
 """
 

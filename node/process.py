@@ -1,7 +1,7 @@
 """One character as a process: from its config to a running node, and back out cleanly.
 
 :func:`open_character` locks the data dir and opens the key, store and host a
-:class:`~node.runtime.CharacterNode` is built from; :func:`run_node` subscribes it, starts
+:class:`~node.character.CharacterNode` is built from; :func:`run_node` subscribes it, starts
 its tasks (dialer, mDNS, directory, agent, control socket, dashboard) and runs until
 cancelled (Ctrl-C, SIGTERM), then says `left` before it goes.
 """

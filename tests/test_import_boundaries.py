@@ -30,7 +30,7 @@ LIBP2P_ADAPTER = REPO / "node" / "_libp2p"
 
 def imported_roots(path: Path) -> set[str]:
     tree = ast.parse(path.read_text(), filename=str(path))
-    roots = set()
+    roots: set[str] = set()
     for node in ast.walk(tree):
         if isinstance(node, ast.Import):
             roots.update(alias.name.split(".")[0] for alias in node.names)
@@ -62,7 +62,7 @@ def test_only_the_adapter_package_imports_libp2p() -> None:
 
 def imported_modules(path: Path) -> set[str]:
     tree = ast.parse(path.read_text(), filename=str(path))
-    names = set()
+    names: set[str] = set()
     for node in ast.walk(tree):
         if isinstance(node, ast.Import):
             names.update(alias.name for alias in node.names)

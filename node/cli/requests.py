@@ -1,4 +1,4 @@
-"""The commands that ask a running node over its control socket (:mod:`node.control`):
+"""The commands that ask a running node over its control socket (:mod:`node.control.socket`):
 ``roomverse act``, ``status``, ``directory``, ``online|away|asleep``, ``visit`` and
 ``memory``. Each sends one request, prints the reply (``--json``: as it came) and returns
 the exit code; what others wrote goes through :mod:`node.cli.terminal` first.

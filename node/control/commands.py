@@ -1,4 +1,4 @@
-"""The control-socket commands a running node answers (see :mod:`node.control`).
+"""The control-socket commands a running node answers (see :mod:`node.control.socket`).
 
 One JSON request in, one JSON reply out: ``publish`` (``roomverse act``), ``status``,
 ``directory`` (``roomverse directory``), ``set_status`` (``roomverse away|asleep|online``),

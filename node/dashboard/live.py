@@ -27,7 +27,7 @@ from typing import TYPE_CHECKING, Any
 import trio
 
 if TYPE_CHECKING:
-    # As in node.runner: trio-typing's stubs shadow trio's own annotations.
+    # As in node.process: trio-typing's stubs shadow trio's own annotations.
     from trio_typing import TaskStatus
 
     from node.events import EventLog

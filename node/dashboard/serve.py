@@ -27,7 +27,7 @@ from hypercorn.config import Config
 from hypercorn.trio import serve
 
 if TYPE_CHECKING:
-    # As in node.runner: trio-typing's stubs shadow trio's own annotations.
+    # As in node.process: trio-typing's stubs shadow trio's own annotations.
     from trio_typing import TaskStatus
 
     from node.character import CharacterNode

@@ -1,4 +1,4 @@
-"""When and with whom the directory runs anti-entropy (:mod:`node.directory_sync`).
+"""When and with whom the directory runs anti-entropy (:mod:`node.directory.sync`).
 
 On every new connection to a peer that holds a directory (it subscribes to the
 directory topic), and every ``sync_interval`` (±25 %) with one random such peer. At most

@@ -2,7 +2,7 @@
 
 Every message is one or more signed ``directory`` envelopes (channel
 ``/roomverse/sync/1.0.0``), each in a length-prefixed frame, closed by an empty frame
-(:mod:`node.frames`). A sync is at most four messages; A opens, B serves::
+(:mod:`node.wire.frames`). A sync is at most four messages; A opens, B serves::
 
     A ──summary──▶ B        (A's XOR per bucket; one in FULL_DIGEST_EVERY syncs sends a
     A ◀──digest─── B         full digest instead, since a summary can be balanced out)

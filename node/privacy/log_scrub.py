@@ -1,6 +1,6 @@
 """PII in log lines, encoded or not: py-libp2p logs whole payloads in hex at DEBUG, and
 other libraries print base64, so runs of either are decoded and replaced if they hold
-PII; then the line is redacted like any text (:func:`node.agent.redact.redact`).
+PII; then the line is redacted like any text (:func:`node.privacy.redact.redact`).
 :class:`RedactingFilter` applies it to every log record, :func:`scrub_log_text` to the
 node's event lines."""
 

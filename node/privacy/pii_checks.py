@@ -1,4 +1,4 @@
-"""Whether a candidate the PII patterns found really is PII (see :mod:`node.agent.redact`):
+"""Whether a candidate the PII patterns found really is PII (see :mod:`node.privacy.redact`):
 the Luhn check and issuer prefixes of card numbers, the length and mod-97 check of IBANs,
 the entropy of would-be secrets, and whether an IP address is public. Plain functions of
 a string, kept apart from the patterns so each check reads and tests on its own."""

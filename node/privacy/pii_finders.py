@@ -1,7 +1,7 @@
-"""The PII finders :func:`node.agent.redact.find_pii` runs, one list per kind: the
+"""The PII finders :func:`node.privacy.redact.find_pii` runs, one list per kind: the
 patterns for secrets, e-mails, IBANs, cards, phone numbers, IP addresses and street
-addresses, each paired with the check (:mod:`node.agent.pii_checks`) that keeps its false
-positives low. Why each pattern is shaped as it is: :mod:`node.agent.redact`."""
+addresses, each paired with the check (:mod:`node.privacy.pii_checks`) that keeps its false
+positives low. Why each pattern is shaped as it is: :mod:`node.privacy.redact`."""
 
 from __future__ import annotations
 

@@ -5,8 +5,8 @@
 database, and :class:`~node.agent.log_scrub.RedactingFilter` does the same to every log
 record, after also decoding hex and base64 runs (py-libp2p logs whole payloads as hex at
 DEBUG) and replacing a run with ``[redacted-encoded]`` when what it decodes to holds PII.
-The patterns are in :mod:`node.agent.pii_finders`, the checks that validate what they
-find in :mod:`node.agent.pii_checks`; this module scans with them and replaces.
+The patterns are in :mod:`node.privacy.pii_finders`, the checks that validate what they
+find in :mod:`node.privacy.pii_checks`; this module scans with them and replaces.
 
 Choices, and why:
 

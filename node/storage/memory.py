@@ -1,5 +1,5 @@
 """The character's memory: visits, their conversations and messages, and one relation
-per partner, in the node's SQLite database (tables of migration 3 in :mod:`node.store`).
+per partner, in the node's SQLite database (tables of migration 3 in :mod:`node.storage.store`).
 
 Tables::
 
@@ -37,7 +37,7 @@ table, and returns :class:`RelationStats`, which has no summary and no notes; so
 can put several partners' memories into one prompt.
 
 The visit log (visits, conversations, messages) is written here; the relations are kept
-by :mod:`node.agent.memory_relations`, which :class:`Memory` builds on, so callers still
+by :mod:`node.storage.memory_relations`, which :class:`Memory` builds on, so callers still
 hold one object.
 
 Durability: each write is one SQLite transaction on the node's connection (WAL,

@@ -1,7 +1,7 @@
 """The relations half of the character's memory: one row per partner in ``relations``
-(columns in :mod:`node.agent.memory`), written after each visit and edited by the owner.
+(columns in :mod:`node.storage.memory`), written after each visit and edited by the owner.
 
-:class:`node.agent.memory.Memory` builds on :class:`RelationMemory`, so the memory is
+:class:`node.storage.memory.Memory` builds on :class:`RelationMemory`, so the memory is
 still one object; this module exists so the relation keeping reads apart from the visit
 log. As for the whole memory, every free text (partner names, summaries, owner notes)
 passes through the injected ``redact`` function before it is written, and only

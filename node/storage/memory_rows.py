@@ -1,4 +1,4 @@
-"""The rows of the character's memory (see :mod:`node.agent.memory`): what a visit,
+"""The rows of the character's memory (see :mod:`node.storage.memory`): what a visit,
 a message, a conversation and a relation look like outside the database, the visit
 outcomes, and the memory's errors."""
 

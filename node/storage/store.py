@@ -1,6 +1,6 @@
 """The character's SQLite database: sequence counter, replay marks, received actions,
 the last directory snapshot; the agent's memory tables live here too (migration 3) and
-are read and written by :mod:`node.agent.memory` through :attr:`Store.db`.
+are read and written by :mod:`node.storage.memory` through :attr:`Store.db`.
 
 Schema changes go through :data:`MIGRATIONS` (``PRAGMA user_version`` is the version).
 Only :class:`keys.Verified` envelopes are ever stored.
@@ -55,7 +55,7 @@ MIGRATIONS: tuple[str, ...] = (
         saved_ms INTEGER NOT NULL
     );
     """,
-    # 3: the agent's memory (node/agent/memory.py explains every table and column)
+    # 3: the agent's memory (node/storage/memory.py explains every table and column)
     """
     CREATE TABLE visits (
         id TEXT PRIMARY KEY CHECK (length(id) = 32),

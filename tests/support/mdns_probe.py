@@ -1,6 +1,6 @@
 """mDNS probes run inside test namespaces; they talk JSON lines on stdout.
 
-``discover``  runs :func:`node.mdns.open_mdns_discovery` and prints ``ready``,
+``discover``  runs :func:`node.net.mdns.discovery.open_mdns_discovery` and prints ``ready``,
               ``advertised``, one ``peer`` line per report and, on exit, ``stopped`` with
               the threads still alive and the worst trio-loop lag seen (``max_lag_ms``).
               Reads commands on stdin: ``update ADDR...`` and ``stop`` (EOF also stops).

@@ -29,8 +29,8 @@ covering 224.0.0.251 (any default route does).
 For py-libp2p's built-in mDNS we also publish SRV and A records (it waits for them) and
 read its ``dnsaddr2=``, ``dnsaddr3=``... keys.
 
-The pure parts live beside it: :mod:`node.lan_addrs` (which addresses to advertise) and
-:mod:`node.mdns_records` (TXT encoding and parsing, the table that decides what to
+The pure parts live beside it: :mod:`node.net.lan_addrs` (which addresses to advertise) and
+:mod:`node.net.mdns.records` (TXT encoding and parsing, the table that decides what to
 report). This module is the thin adapter, :func:`open_mdns_discovery`. Zeroconf
 runs on its own thread and asyncio loop; the trio side only hands it work and drains a
 bounded, coalescing inbox, so the trio loop never blocks on it.
