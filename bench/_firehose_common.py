@@ -1,4 +1,4 @@
-"""What the firehose benchmarks (``bench/firehose.py``, ``bench/ws_send_path.py``) and
+"""What the firehose benchmarks (``bench/firehose_load.py``, ``bench/ws_send_path.py``) and
 their processes share: commands to and from child processes, viewers over processes,
 percentiles."""
 

@@ -1,7 +1,7 @@
-"""The network side of ``bench/firehose.py``: one real character node that publishes
+"""The network side of ``bench/firehose_load.py``: one real character node that publishes
 actions to the firehose over libp2p, paced, and says when it published each.
 
-Run by ``bench/firehose.py``, never by hand (``python bench/_firehose_publisher.py
+Run by ``bench/firehose_load.py``, never by hand (``python bench/_firehose_publisher.py
 --help``). Talks to its parent through stdout, one JSON object per line; reads ``go`` on
 stdin to start publishing; stdin closing stops it. Every wait is bounded.
 
@@ -99,7 +99,7 @@ async def _paced(node: CharacterNode, rate: float, count: int) -> dict[str, obje
 
 
 def main() -> int:
-    parser = argparse.ArgumentParser(description="the publishing node of bench/firehose.py")
+    parser = argparse.ArgumentParser(description="the publishing node of bench/firehose_load.py")
     parser.add_argument("--bootstrap", required=True, help="the firehose's /p2p/ multiaddr")
     parser.add_argument("--firehose", required=True, help="the firehose's PeerID")
     parser.add_argument("--rate", type=float, default=100.0, help="actions per second")

@@ -1,9 +1,9 @@
-"""The viewers of ``bench/firehose.py``: N WebSocket viewers in one process (the lean
+"""The viewers of ``bench/firehose_load.py``: N WebSocket viewers in one process (the lean
 clients of ``_ws_lean_client``: plain sockets and one epoll, so that on a small machine
 the viewers leave as much CPU as they can to the firehose), each recording every event
 it receives and when.
 
-Run by ``bench/firehose.py``, never by hand (``python bench/_firehose_viewers.py
+Run by ``bench/firehose_load.py``, never by hand (``python bench/_firehose_viewers.py
 --help``). Talks to its parent through stdout, one JSON object per line: ``ready`` once
 every viewer is connected, ``done`` with the per-viewer tallies at the end. Reads
 ``expect N`` on stdin (N events were published: stop once every viewer has them, or
@@ -187,7 +187,7 @@ def report(tally: Tally, out: Path) -> None:
 
 
 def main() -> int:
-    parser = argparse.ArgumentParser(description="the viewers of bench/firehose.py")
+    parser = argparse.ArgumentParser(description="the viewers of bench/firehose_load.py")
     parser.add_argument("--url", required=True, help="ws://host:port/ws")
     parser.add_argument("--viewers", type=int, required=True)
     parser.add_argument("--out", required=True, help="where the deliveries go (binary)")

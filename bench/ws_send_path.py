@@ -4,7 +4,7 @@
                                   [--rate 100] [--duration 20] [--interval-ms 50]
                                   [--client-procs 2] [--pin]
 
-``bench/firehose.py`` measures the whole firehose; this isolates its send path. For each
+``bench/firehose_load.py`` measures the whole firehose; this isolates its send path. For each
 path (see ``bench/_ws_send_server.py``: quart-trio on hypercorn as the firehose serves
 ``/ws``, a bare ASGI app on hypercorn, trio streams, one non-blocking write loop), a
 server process fans ``--rate`` events/s out to ``--viewers`` lean clients

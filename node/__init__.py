@@ -25,8 +25,9 @@ parses every import and enforces it, and that there is no cycle)::
 
 from __future__ import annotations
 
-import importlib
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
+
+from node.lazy import lazy_getattr
 
 if TYPE_CHECKING:
     from node._libp2p import (
@@ -158,13 +159,7 @@ __all__ = [
 ]
 
 
-def __getattr__(name: str) -> Any:
-    module = _WHERE.get(name)
-    if module is None:
-        raise AttributeError(f"module 'node' has no attribute {name!r}")
-    value = getattr(importlib.import_module(module), name)
-    globals()[name] = value
-    return value
+__getattr__ = lazy_getattr("node", _WHERE, globals())
 
 
 def __dir__() -> list[str]:

@@ -73,7 +73,7 @@ def imported_modules(path: Path) -> set[str]:
 
 
 NODE_LAYERS: tuple[tuple[str, ...], ...] = (
-    ("node.config", "node.clock", "node.errors", "node.privacy", "node.events"),
+    ("node.config", "node.clock", "node.errors", "node.lazy", "node.privacy", "node.events"),
     ("node.wire", "node._libp2p", "node.storage"),
     ("node.net", "node.engine"),
     ("node.directory",),

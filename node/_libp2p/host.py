@@ -5,7 +5,6 @@ from __future__ import annotations
 import contextlib
 import logging
 import math
-import secrets
 import time
 from collections.abc import AsyncIterator, Callable, Sequence
 from contextlib import asynccontextmanager
@@ -36,12 +35,13 @@ from node._libp2p.peer_events import ConnectionNotifee, PeerEvent, PubsubMessage
 from node._libp2p.routers import DropCounters, DropLogFilter, FrugalGossipSub, GuardedPubsub
 from node._libp2p.sockets import close_sockets, dead_connections
 from node._libp2p.streams import (
+    PING_PROTOCOL,
     STREAM_CLOSE_TIMEOUT_S,
     P2PStream,
-    PingTimeout,
     StreamHandler,
     StreamOpenFailed,
     open_abandonable,
+    ping_over,
 )
 from node.clock import poll_until
 from node.errors import PublishError
@@ -50,8 +50,6 @@ from node.wire.frames import StreamFailed
 logger = logging.getLogger(__name__)
 
 MESHSUB_PROTOCOLS = (PROTOCOL_ID_V12, PROTOCOL_ID_V11, PROTOCOL_ID)
-PING_PROTOCOL = "/ipfs/ping/1.0.0"
-PING_BYTES = 32
 
 # Our own buffer behind each subscription; py-libp2p's 32-deep channel is drained into it.
 SUBSCRIPTION_BUFFER = 65_536
@@ -195,23 +193,7 @@ class P2PHost:
         """
         started = trio.current_time()
         stream = await self.open_stream(peer_id, PING_PROTOCOL, timeout=timeout)
-        try:
-            payload = secrets.token_bytes(PING_BYTES)
-            with trio.fail_after(max(0.0, timeout - (trio.current_time() - started))):
-                await stream.send_all(payload)
-                echoed = b""
-                while len(echoed) < PING_BYTES:
-                    chunk = await stream.receive_some(PING_BYTES - len(echoed))
-                    if not chunk:
-                        raise StreamFailed(f"{peer_id} closed the ping stream")
-                    echoed += chunk
-        except trio.TooSlowError:
-            raise PingTimeout(f"{peer_id} did not answer a ping in {timeout:g}s") from None
-        finally:
-            await stream.reset()
-        if echoed != payload:
-            raise StreamFailed(f"{peer_id} answered a ping with other bytes")
-        return trio.current_time() - started
+        return await ping_over(stream, peer_id, started=started, timeout=timeout)
 
     def close_all_sockets(self) -> None:
         """Close the TCP socket under every connection (shutdown: no goodbyes)."""

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import secrets
 from collections.abc import Awaitable, Callable
+from typing import Protocol
 
 import outcome
 import trio
@@ -113,3 +115,40 @@ async def open_abandonable(
         return P2PStream(box[0].unwrap())
     except Exception as exc:
         raise StreamOpenFailed(f"{what} failed: {exc}") from exc
+
+
+PING_PROTOCOL = "/ipfs/ping/1.0.0"
+PING_BYTES = 32
+
+
+class _ByteStream(Protocol):
+    async def send_all(self, data: bytes) -> None: ...
+
+    async def receive_some(self, max_bytes: int | None = None) -> bytes: ...
+
+    async def reset(self) -> None: ...
+
+
+async def ping_over(stream: _ByteStream, peer_id: str, *, started: float, timeout: float) -> float:
+    """Echo 32 random bytes over an open ``/ipfs/ping/1.0.0`` stream, reset it, and return
+    the seconds since ``started`` (trio's clock), all within ``timeout`` of ``started``.
+
+    Raises :class:`StreamFailed` (:class:`PingTimeout` when the peer is silent).
+    """
+    try:
+        payload = secrets.token_bytes(PING_BYTES)
+        with trio.fail_after(max(0.0, timeout - (trio.current_time() - started))):
+            await stream.send_all(payload)
+            echoed = b""
+            while len(echoed) < PING_BYTES:
+                chunk = await stream.receive_some(PING_BYTES - len(echoed))
+                if not chunk:
+                    raise StreamFailed(f"{peer_id} closed the ping stream")
+                echoed += chunk
+    except trio.TooSlowError:
+        raise PingTimeout(f"{peer_id} did not answer a ping in {timeout:g}s") from None
+    finally:
+        await stream.reset()
+    if echoed != payload:
+        raise StreamFailed(f"{peer_id} answered a ping with other bytes")
+    return trio.current_time() - started

@@ -44,7 +44,6 @@ What it leaves out, on purpose:
 from __future__ import annotations
 
 import logging
-import secrets
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from contextlib import asynccontextmanager
 from typing import TYPE_CHECKING
@@ -57,15 +56,15 @@ from node._libp2p import (
     DropCounters,
     P2PHost,
     PeerEvent,
-    PingTimeout,
     PubsubMessage,
     StreamOpenFailed,
     Validator,
     split_peer_addr,
     validate_listen_addr,
 )
-from node._libp2p.host import PING_BYTES, PING_PROTOCOL, SUBSCRIPTION_BUFFER
+from node._libp2p.host import SUBSCRIPTION_BUFFER
 from node._libp2p.interface import Host
+from node._libp2p.streams import PING_BYTES, PING_PROTOCOL, ping_over
 from node.errors import PublishError
 from node.wire.frames import StreamFailed
 
@@ -411,23 +410,7 @@ class MemoryHost:
         """Round-trip ``/ipfs/ping/1.0.0``, as the real host does; return seconds."""
         started = trio.current_time()
         stream = await self.open_stream(peer_id, PING_PROTOCOL, timeout=timeout)
-        try:
-            payload = secrets.token_bytes(PING_BYTES)
-            with trio.fail_after(max(0.0, timeout - (trio.current_time() - started))):
-                await stream.send_all(payload)
-                echoed = b""
-                while len(echoed) < PING_BYTES:
-                    chunk = await stream.receive_some(PING_BYTES - len(echoed))
-                    if not chunk:
-                        raise StreamFailed(f"{peer_id} closed the ping stream")
-                    echoed += chunk
-        except trio.TooSlowError:
-            raise PingTimeout(f"{peer_id} did not answer a ping in {timeout:g}s") from None
-        finally:
-            await stream.reset()
-        if echoed != payload:
-            raise StreamFailed(f"{peer_id} answered a ping with other bytes")
-        return trio.current_time() - started
+        return await ping_over(stream, peer_id, started=started, timeout=timeout)
 
     # -- pubsub ----------------------------------------------------------------------
 

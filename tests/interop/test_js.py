@@ -17,7 +17,6 @@ anyone's address: everything below starts from multicast DNS.
 from __future__ import annotations
 
 import base64
-import time
 from collections.abc import Callable
 from contextlib import ExitStack
 from pathlib import Path
@@ -25,7 +24,9 @@ from pathlib import Path
 import pytest
 
 from keys import TOPIC_ACTIONS, EnvelopeError, peer_id_from_str, verify
-from tests.support.jspeer import Event, JsPeer, ensure_js_deps, js_skip_reason
+from node.clock import now_ms
+from tests.support.jspeer import JsPeer, ensure_js_deps, js_skip_reason
+from tests.support.line_reader import Event
 from tests.support.netns import LanParty, netns_skip_reason
 from tests.support.procs import NodeProcess, write_character
 
@@ -39,10 +40,6 @@ STEP_S = 15.0
 """One message across the party, or one subscription announced."""
 
 NOT_AN_ENVELOPE = b"hi from js"
-
-
-def now_ms() -> int:
-    return int(time.time() * 1000)
 
 
 def start_node(stack: ExitStack, tmp_path: Path, name: str, prefix: list[str]) -> NodeProcess:

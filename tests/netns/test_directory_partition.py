@@ -110,7 +110,12 @@ def change_entries_for(
         # the load is a busy network's, not a flood.
         for node in (n for half in halves for n in half):
             clock = acked[node.peer_id][0]
-            node.wait_directory_summary(lambda s, c=clock: s["own_clock"] > c, 10, "a heartbeat")
+
+            def renewed(summary: dict[str, Any], c: list[int] = clock) -> bool:
+                own_clock: list[int] = summary["own_clock"]
+                return own_clock > c
+
+            node.wait_directory_summary(renewed, 10, "a heartbeat")
         rounds += 1
 
     return acked, history

@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 
+from tests.support.line_reader import Event
 from tests.support.netns import LanParty, list_namespaces, netns_skip_reason
 from tests.support.procs import NodeProcess, write_character
 
@@ -44,11 +45,14 @@ def test_four_nodes_find_each_other_by_mdns_and_exchange_actions(tmp_path: Path)
                 # Advertised addresses are the namespace's real address, never 0.0.0.0.
                 assert node.addrs and all(f"/ip4/{host.addr}/" in a for a in node.addrs)
                 others = ids - {node.peer_id}
+
+                def discovered_all(events: list[Event], others: set[str] = others) -> bool:
+                    return others <= {
+                        e["peer_id"] for e in events if e.get("event") == "peer_discovered"
+                    }
+
                 node.wait_until(
-                    lambda events, others=others: (
-                        others
-                        <= {e["peer_id"] for e in events if e.get("event") == "peer_discovered"}
-                    ),
+                    discovered_all,
                     max(0.1, deadline - time.monotonic()),
                     "discovery of all three others",
                 )
@@ -60,15 +64,18 @@ def test_four_nodes_find_each_other_by_mdns_and_exchange_actions(tmp_path: Path)
                 node.act("speak", f"hello from {node.peer_id}")
             for node in nodes:
                 expected = {(p, f"hello from {p}") for p in ids - {node.peer_id}}
+
+                def heard_all(
+                    events: list[Event], expected: set[tuple[str, str]] = expected
+                ) -> bool:
+                    return expected <= {
+                        (e["from"], e["body"].get("text"))
+                        for e in events
+                        if e.get("event") == "action_received"
+                    }
+
                 node.wait_until(
-                    lambda events, expected=expected: (
-                        expected
-                        <= {
-                            (e["from"], e["body"].get("text"))
-                            for e in events
-                            if e.get("event") == "action_received"
-                        }
-                    ),
+                    heard_all,
                     max(0.1, deadline - time.monotonic()),
                     "speech from every other node",
                 )

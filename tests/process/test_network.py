@@ -12,6 +12,7 @@ import msgpack
 
 from node.control.socket import control_request
 from node.errors import ControlError
+from tests.support.line_reader import Event
 from tests.support.procs import NodeProcess, start_character
 
 
@@ -63,11 +64,15 @@ def wait_all_heard(everyone: list[NodeProcess], sent: list[tuple[str, str]], wha
     """Each node has heard (at least) everything the others said."""
     for node in everyone:
         expected = Counter(s for s in sent if s[0] != node.peer_id)
-        node.wait_until(
-            lambda events, node=node, expected=expected: Counter(speeches(node)) >= expected,
-            20,
-            what,
-        )
+
+        def heard_all(
+            events: list[Event],
+            node: NodeProcess = node,
+            expected: Counter[tuple[str, str]] = expected,
+        ) -> bool:
+            return Counter(speeches(node)) >= expected
+
+        node.wait_until(heard_all, 20, what)
 
 
 def publish_many(node: NodeProcess, texts: list[str]) -> None:
@@ -110,12 +115,17 @@ def test_burst_across_a_four_node_line_loses_nothing(
             if end is node:
                 continue
             want = set(texts[end.peer_id])
+
+            def heard_all(
+                events: list[Event],
+                node: NodeProcess = node,
+                end: NodeProcess = end,
+                want: set[str] = want,
+            ) -> bool:
+                return want <= {t for f, t in speeches(node) if f == end.peer_id}
+
             node.wait_until(
-                lambda events, node=node, end=end, want=want: (
-                    want <= {t for f, t in speeches(node) if f == end.peer_id}
-                ),
-                60,
-                f"{count} actions from {end.data_dir.name} at {node.data_dir.name}",
+                heard_all, 60, f"{count} actions from {end.data_dir.name} at {node.data_dir.name}"
             )
             got = [t for f, t in speeches(node) if f == end.peer_id]
             assert len(got) == count + 1  # + the probe, each exactly once

@@ -52,12 +52,13 @@ from keys import (
     verify,
 )
 from keys.errors import EnvelopeError
+from node.clock import now_ms
 from node.wire.frames import END_OF_MESSAGE, frame
 from tests.support.bodies import free_form
+from tests.support.line_reader import Event
 from tests.support.procs import (
     POLL_INTERVAL_S,
     REPO,
-    Event,
     JsonLinesProcess,
     NodeProcess,
     run_cli,
@@ -75,10 +76,6 @@ DAY_MS = 86_400_000
 KIB = 1024
 MIB = 1024 * KIB
 ACCEPTED_SEQ = 5
-
-
-def now_ms() -> int:
-    return int(time.time() * 1000)
 
 
 class Rogue:
@@ -502,9 +499,12 @@ def test_garbage_on_the_sync_protocol_is_refused_and_the_node_goes_on(tmp_path: 
             rogue.command(
                 "sync_stream", peer_id=node.peer_id, data_b64=base64.b64encode(data).decode()
             )
-            node.wait_directory_summary(
-                lambda s, r=reason: s["sync"]["failed_by_reason"].get(r) == 1, STEP_S, reason
-            )
+
+            def failed_once(summary: dict[str, Any], r: str = reason) -> bool:
+                failed: dict[str, int] = summary["sync"]["failed_by_reason"]
+                return failed.get(r) == 1
+
+            node.wait_directory_summary(failed_once, STEP_S, reason)
         after = node.directory()
         assert [row["peer_id"] for row in after["entries"]] == [node.peer_id]
         assert after["held"] == before["held"] == 1
@@ -529,7 +529,12 @@ def test_garbage_on_the_visit_protocol_is_refused_and_the_node_goes_on(tmp_path:
         stack.callback(rogue.close)
         rogue.dial(node.addrs[0])
         say = {"type": "say", "visit": "ab" * 16, "turn": 1, "text": "hi"}
-        knock_without_line = {"type": "knock", "visit": "ab" * 16, "name": "R", "card": bytes(32)}
+        knock_without_line: dict[str, object] = {
+            "type": "knock",
+            "visit": "ab" * 16,
+            "name": "R",
+            "card": bytes(32),
+        }
         knock_refused_by_schema = visit_envelope(rogue_key, knock_without_line)
         garbage = {
             "malformed": frame(b"\x81\xa1v\x01"),
@@ -545,9 +550,11 @@ def test_garbage_on_the_visit_protocol_is_refused_and_the_node_goes_on(tmp_path:
                 protocol=PROTO_VISIT,
                 data_b64=base64.b64encode(data).decode(),
             )
-            node.wait_until(
-                lambda events, r=reason: r in rejected_from(node, rogue.peer_id), STEP_S, reason
-            )
+
+            def rejected(events: list[Event], r: str = reason) -> bool:
+                return r in rejected_from(node, rogue.peer_id)
+
+            node.wait_until(rejected, STEP_S, reason)
         # An oversize frame is refused before anything is decoded; the node goes on.
         rogue.command(
             "sync_stream",

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import io
 import itertools
-import time
 from collections.abc import AsyncIterator, Mapping
 from contextlib import asynccontextmanager
 from pathlib import Path
@@ -20,6 +19,7 @@ import trio
 import trio.testing
 
 from keys import PROTO_SYNC, Identity, canonical, seal
+from node.clock import now_ms
 from node.config import CharacterConfig
 from node.directory.replica import DirectoryService, DirectorySettings
 from node.directory.sync import SyncResult, run_sync
@@ -45,7 +45,7 @@ class Side:
             kind="directory",
             channel=channel,
             seq=next(self._seq),
-            ts_ms=int(time.time() * 1000),
+            ts_ms=now_ms(),
             body=body,
             bodies=DIRECTORY_BODIES,
         )
@@ -84,7 +84,7 @@ async def open_side(tmp_path: Path, name: str, seed: int) -> AsyncIterator[Side]
 
 def others(count: int, seed: int) -> list[bytes]:
     """Entries of ``count`` other characters, as their wire bytes."""
-    now = int(time.time() * 1000)
+    now = now_ms()
     entries = []
     for i, identity in enumerate(identities(count, seed=seed)):
         card = sample_card(identity.peer_id_str)
@@ -171,7 +171,7 @@ def envelope(identity: Identity, body: dict[str, Any], channel: str = PROTO_SYNC
         kind="directory",
         channel=channel,
         seq=1,
-        ts_ms=int(time.time() * 1000),
+        ts_ms=now_ms(),
         body=body,
         bodies=DIRECTORY_BODIES,
     )

@@ -31,22 +31,13 @@ from node.engine.errors import EngineResting, EnginesUnavailable
 from node.engine.key_store import KeyLookup, KeyStore
 from node.engine.messages import ChatMessage
 from node.engine.presets import display_url, resolve
+from node.testing.clock import ManualClock
 from node.testing.fake_openai import FakeOpenAI, FakeReply, serve_fake_openai
 
 DAY = "2026-11-21"
 NEXT_DAY = "2026-11-22"
 HELLO = [ChatMessage("system", "You are Mina."), ChatMessage("user", "hello")]
 SEED = bytes(range(32))
-
-
-class ManualClock:
-    """The breakers' monotonic clock, moved by the test (the cool-down is 30 s)."""
-
-    def __init__(self) -> None:
-        self.now = 1000.0
-
-    def __call__(self) -> float:
-        return self.now
 
 
 class Day:
@@ -278,7 +269,7 @@ async def test_breaker_opens_skips_the_dead_engine_then_probes_once() -> None:
         status = engines.describe()["engines"][0]
         assert (status["name"], status["breaker"], status["retry_in_s"]) == ("a", "open", 30.0)
 
-        clock.now += 29.0
+        clock.advance(29.0)
         for _ in range(3):
             assert (
                 await engines.complete(HELLO, max_tokens=20, purpose=Purpose.REPLY)
@@ -286,7 +277,7 @@ async def test_breaker_opens_skips_the_dead_engine_then_probes_once() -> None:
         assert len(a.requests) == 3  # skipped while open
 
         # Cool-down over: exactly one probe, even with a second call arriving meanwhile.
-        clock.now += 1.0
+        clock.advance(1.0)
         a.responder = lambda _request: FakeReply(text="back again", delay_s=0.5)
         results: dict[str, str] = {}
 
@@ -314,7 +305,7 @@ async def test_a_cancelled_probe_is_given_back() -> None:
         a.responder = lambda _request: FakeReply(status=500)
         for _ in range(3):
             await engines.complete(HELLO, max_tokens=20, purpose=Purpose.REPLY)
-        clock.now += 30.0
+        clock.advance(30.0)
         a.responder = lambda _request: FakeReply(text="slow", delay_s=3.0)
         with trio.CancelScope() as scope:
             async with trio.open_nursery() as nursery:

@@ -3,12 +3,11 @@ field it refuses."""
 
 from __future__ import annotations
 
-import time
-
 import pytest
 
 from keys import PROTO_VISIT, verify
 from keys.errors import SchemaError
+from node.clock import now_ms
 from node.visits.messages import (
     MAX_LINE,
     VISIT_BODIES,
@@ -39,7 +38,7 @@ MESSAGES = [
 
 @pytest.mark.parametrize("message", MESSAGES, ids=lambda m: type(m).__name__)
 def test_every_message_survives_sealing_and_verifying(message: VisitMessage) -> None:
-    now = int(time.time() * 1000)
+    now = now_ms()
     envelope = verify(
         sealed(GUEST, message, now), channel=PROTO_VISIT, now_ms=now, bodies=VISIT_BODIES
     )

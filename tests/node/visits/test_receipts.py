@@ -3,11 +3,10 @@ and the countersigned receipt verifies on its own."""
 
 from __future__ import annotations
 
-import time
-
 import pytest
 
 from keys import PROTO_VISIT, Verified, verify
+from node.clock import now_ms
 from node.storage.memory_rows import Role
 from node.visits.conversation import Conversation
 from node.visits.messages import VISIT_BODIES, Receipt
@@ -20,7 +19,7 @@ from node.visits.receipts import (
 )
 from tests.support.conversations import GUEST, HOST, say, sealed, talking
 
-NOW = int(time.time() * 1000)
+NOW = now_ms()
 
 
 def finished(role: Role, texts: tuple[str, ...] = ("welcome", "nice tea")) -> Conversation:

@@ -10,7 +10,6 @@ from __future__ import annotations
 import io
 import itertools
 import logging
-import time
 from collections.abc import AsyncIterator, Mapping
 from contextlib import asynccontextmanager
 from pathlib import Path
@@ -23,12 +22,14 @@ import trio.testing
 from keys import PROTO_VISIT, Identity, seal
 from keys.errors import RemoteError
 from node.agent.relations import RelationKeeper
+from node.clock import now_ms
 from node.config import VisitSettings
 from node.events import EventLog
 from node.privacy.log_scrub import RedactingFilter
 from node.privacy.redact import redact
-from node.storage.memory import Memory, Relation
+from node.storage.memory import Memory
 from node.storage.store import Store
+from node.testing.voice import ScriptedVoice
 from node.visits.contracts import Partner, VisitResult
 from node.visits.conversation import Line
 from node.visits.messages import VISIT_BODIES, Farewell, Knock, Say, Welcome
@@ -38,37 +39,6 @@ from registry_crdt import Status
 from tests.support.pii_corpus import leaks, pii_items
 
 _seq = itertools.count(1)
-
-
-def now_ms() -> int:
-    return int(time.time() * 1000)
-
-
-class ScriptedVoice:
-    """Speaks numbered lines (``said`` counts engine-like calls)."""
-
-    def __init__(self, name: str, *, slow_s: float = 0.0) -> None:
-        self.name = name
-        self.said = 0
-        self.slow_s = slow_s
-
-    async def opening(self, partner: Partner, relation: Relation | None) -> str:
-        return f"{self.name} says hello"
-
-    async def reply(
-        self, partner: Partner, relation: Relation | None, lines: list[Line], role: str
-    ) -> str:
-        self.said += 1
-        await trio.sleep(self.slow_s)
-        return f"{self.name} line {len(lines)}"
-
-    async def answering_machine(self, partner: Partner, message: str, status: str) -> str:
-        return f"{self.name} is {status}"
-
-    async def summary(
-        self, partner: Partner, relation: Relation | None, lines: list[Line]
-    ) -> str | None:
-        return f"{self.name} remembers {len(lines)} lines"
 
 
 class Side:

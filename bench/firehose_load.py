@@ -1,6 +1,6 @@
 """Firehose benchmark: WebSocket viewers on loopback, events from the network.
 
-    python3 bench/firehose.py [--viewers 1000,100] [--rate 100] [--duration 30]
+    python3 bench/firehose_load.py [--viewers 1000,100] [--rate 100] [--duration 30]
                               [--client-procs 2] [--pin] [--check]
 
 Each run (one per ``--viewers`` value) starts fresh processes, all on 127.0.0.1:
@@ -260,7 +260,7 @@ def print_report(runs: list[Run], args: argparse.Namespace, loads: tuple[Any, An
         f" loopback, {os.cpu_count()} CPUs, load {loads[0][0]:.2f} → {loads[1][0]:.2f}"
         f"{', pinned (firehose CPU 0, the rest CPU 1)' if args.pin else ''}"
     )
-    print(f"command: python3 bench/firehose.py {' '.join(args.argv)}".rstrip())
+    print(f"command: python3 bench/firehose_load.py {' '.join(args.argv)}".rstrip())
     print()
     print(
         "| viewers (+1 probe) | client procs | events | lost | closed by firehose |"

@@ -1,0 +1,40 @@
+"""A voice that speaks numbered lines instead of calling an engine, for visit tests."""
+
+from __future__ import annotations
+
+import trio
+
+from node.storage.memory import Relation
+from node.visits.contracts import Partner
+from node.visits.conversation import Line
+
+
+class ScriptedVoice:
+    """Speaks ``"<name> line <n>"`` (``said`` counts the engine-like calls); ``slow_s``
+    makes each reply take that long (on trio's clock, so a fake clock skips it)."""
+
+    def __init__(self, name: str, *, slow_s: float = 0.0) -> None:
+        self.name = name
+        self.said = 0
+        self.slow_s = slow_s
+
+    async def opening(self, partner: Partner, relation: Relation | None) -> str:
+        return f"{self.name} says hello"
+
+    async def reply(
+        self, partner: Partner, relation: Relation | None, lines: list[Line], role: str
+    ) -> str:
+        self.said += 1
+        await trio.sleep(self.slow_s)
+        return f"{self.name} line {len(lines)}"
+
+    async def answering_machine(self, partner: Partner, message: str, status: str) -> str:
+        return f"{self.name} is {status}"
+
+    async def summary(
+        self, partner: Partner, relation: Relation | None, lines: list[Line]
+    ) -> str | None:
+        return f"{self.name} remembers {len(lines)} lines"
+
+
+__all__ = ["ScriptedVoice"]
