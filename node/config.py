@@ -26,6 +26,9 @@ MAX_TEXT = 2000
 MAX_DESCRIPTION = 280
 MAX_TAGS = 16
 MAX_TAG_CHARS = 32
+MAX_LANGUAGES = 8
+_LANGUAGE_RE = re.compile(r"^[A-Za-z]{2,8}(-[A-Za-z0-9]{1,8}){0,3}$")
+"""A BCP 47 language tag as the name card accepts it (``en``, ``ja``, ``pt-BR``)."""
 
 _NAME_RE = re.compile(r"^[^\x00-\x1f\x7f]{1,64}$")
 
@@ -36,6 +39,8 @@ class Persona:
     background: str = ""
     greeting: str = ""
     languages: tuple[str, ...] = ("en",)
+    """BCP 47 tags, the one the character speaks first first: its lines are in that
+    language, and the guard accepts lines in any of them."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -247,19 +252,31 @@ def with_overrides(
 def _persona(raw: Any) -> Persona:
     obj = _object(raw, "persona")
     _no_unknown(obj, "persona.", {"personality", "background", "greeting", "languages"})
-    languages = obj.get("languages", ["en"])
-    if not isinstance(languages, list) or not languages:
-        raise ConfigError("persona.languages", "must be a non-empty list of language codes")
-    langs = tuple(
-        _string(lang, f"persona.languages[{i}]", required=True, limit=16)
-        for i, lang in enumerate(languages)
-    )
+    langs = _languages(obj.get("languages", ["en"]))
     return Persona(
         personality=_string(obj.get("personality"), "persona.personality", limit=MAX_TEXT),
         background=_string(obj.get("background"), "persona.background", limit=MAX_TEXT),
         greeting=_string(obj.get("greeting"), "persona.greeting", limit=500),
         languages=langs,
     )
+
+
+def _languages(raw: Any) -> tuple[str, ...]:
+    if not isinstance(raw, list) or not 1 <= len(raw) <= MAX_LANGUAGES:
+        raise ConfigError(
+            "persona.languages",
+            f"must be a list of 1 to {MAX_LANGUAGES} language codes, first the one spoken first",
+        )
+    languages: list[str] = []
+    for i, value in enumerate(raw):
+        where = f"persona.languages[{i}]"
+        tag = _string(value, where, required=True, limit=35)
+        if not _LANGUAGE_RE.match(tag):
+            raise ConfigError(where, f'not a language code like "en", "ja" or "pt-BR": {tag!r}')
+        if tag.lower() in (known.lower() for known in languages):
+            raise ConfigError(where, f"{tag!r} is listed twice")
+        languages.append(tag)
+    return tuple(languages)
 
 
 def _tags(raw: Any) -> tuple[str, ...]:

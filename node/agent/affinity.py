@@ -9,10 +9,15 @@ Pure rules, time passed in (ms since the epoch). The shape, and why:
   36 → 46 (friend, third visit) → ... → close friend at the eighth visit, and 100 only in
   the limit. A visit within :data:`QUICK_REVISIT_MS` (6 h) of the previous one earns half
   (rounded up), so an eager autonomy loop cannot farm friendship in an afternoon.
+- The tone of the visit (:class:`Tone`, judged by our own engine in the farewell summary
+  call) decides how far it counts. A friendly visit earns the gain above. A neutral one
+  (or one nobody judged) earns the same gain but never lifts the value past
+  :data:`NEUTRAL_CEILING` (74, the top of friend): bland talk makes friends, only warmth
+  makes close friends. An unfriendly visit costs :data:`UNFRIENDLY_COST` (5) whatever its
+  outcome, so a rude visitor sinks with every visit, however often it comes.
 - Declined and answering-machine visits do not move it (the host was busy, nobody's
-  fault); an aborted visit costs 1; an unfriendly visit costs :data:`UNFRIENDLY_COST` (5),
-  whatever its outcome. So the result is never lower for a friendly visit than for an
-  unfriendly one with the same inputs.
+  fault); an aborted visit costs 1. The result is never lower for a friendlier tone than
+  for a less friendly one with the same inputs.
 - Idle time decays it by 1 point per full week since the last visit, but never below a
   floor that grows with the number of visits (:func:`floor_for`: 10 + 2 per visit, at
   most 30): old friends drift back to acquaintances, never to strangers, and decay
@@ -40,6 +45,7 @@ GAIN_RATE = 0.15
 FULL_TURNS = 4
 QUICK_REVISIT_MS = 6 * 60 * 60 * 1000
 UNFRIENDLY_COST = 5
+NEUTRAL_CEILING = 74
 ABORT_COST = 1
 WEEK_MS = 7 * 24 * 60 * 60 * 1000
 FLOOR_PER_VISIT = 2
@@ -63,6 +69,14 @@ TIER_THRESHOLDS: tuple[tuple[int, AffinityTier], ...] = (
     (20, AffinityTier.ACQUAINTANCE),
     (0, AffinityTier.STRANGER),
 )
+
+
+class Tone(StrEnum):
+    """How the partner treated us during a visit, as our summary call judged it."""
+
+    FRIENDLY = "friendly"
+    NEUTRAL = "neutral"
+    UNFRIENDLY = "unfriendly"
 
 
 class VisitOutcome(StrEnum):
@@ -125,7 +139,7 @@ def after_visit(
     current: Affinity,
     outcome: VisitOutcome,
     turns: int,
-    friendly: bool,
+    tone: Tone,
     visits_before: int,
     now_ms: int,
     last_visit_ms: int | None,
@@ -134,17 +148,20 @@ def after_visit(
 
     ``current`` is the stored value; idle decay since ``last_visit_ms`` (None: first
     visit) is applied first, then the visit's effect. ``turns`` counts both sides' turns;
-    ``friendly`` is the caller's judgement of the conversation.
+    ``tone`` is how the partner treated us (:data:`Tone.NEUTRAL` when nobody judged it).
     """
     _check_value(current)
     if turns < 0:
         raise AffinityError(f"turn count {turns} is negative")
     value = decayed(current, last_visit_ms, now_ms, visits=visits_before)
-    if not friendly:
+    if tone is Tone.UNFRIENDLY:
         return _clamp(value - UNFRIENDLY_COST)
     if outcome is VisitOutcome.COMPLETED:
         quick = last_visit_ms is not None and now_ms - last_visit_ms < QUICK_REVISIT_MS
-        return _clamp(value + _gain(value, turns, quick))
+        raised = _clamp(value + _gain(value, turns, quick))
+        if tone is Tone.NEUTRAL:
+            return max(value, min(raised, NEUTRAL_CEILING))
+        return raised
     if outcome is VisitOutcome.ABORTED:
         return _clamp(value - ABORT_COST)
     return value

@@ -104,7 +104,9 @@ class Agent:
         self.memory = Memory(node.store.db, redact)
         self.engines: Engines | None = None
         self.engine_problem: str | None = "starting"
-        self.voice = EngineVoice(node.config, node.identity.peer_id, self._engines_now)
+        self.voice = EngineVoice(
+            node.config, node.identity.peer_id, self._engines_now, events=node.events
+        )
         self.session = VisitSession(
             me=node.identity.peer_id,
             name=node.config.name,

@@ -1,7 +1,10 @@
 """Untrusted text into prompts as data only: normalise, cap, neutralise, enclose.
 
 Everything another character sends us (speech, its name, its card) reaches our LLM only
-through :func:`enclose`. The design is spotlighting by *delimiting* (Hines et al. 2024,
+through :func:`speech` (a visit's turns: one capped, neutralised line in a *user* message,
+after the speaker's name) or :func:`enclose` (the memory summary, the answering machine,
+choosing whom to visit: a data slot inside a user message that also carries our own
+words). The slot design is spotlighting by *delimiting* (Hines et al. 2024,
 "Defending Against Indirect Prompt Injection Attacks With Spotlighting"), made
 unforgeable:
 
@@ -163,6 +166,17 @@ def neutralise(text: str) -> str:
             return text
         text = changed
     return text
+
+
+def speech(text: str, limit: int = UNTRUSTED_LIMIT) -> str:
+    """Untrusted speech as one line of a roleplay turn: normalised, capped, whitespace runs
+    (newlines too) as one space, neutralised.
+
+    One line because a chat line never needs more (our own lines go out on one line), and
+    a line break would let the text start a line of its own that looks like someone
+    else's turn. Neutralising comes last, so joining lines cannot rebuild a delimiter.
+    """
+    return neutralise(" ".join(cap_untrusted(text, limit).split()))
 
 
 # --- the mark and the slot -------------------------------------------------------------

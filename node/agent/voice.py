@@ -1,42 +1,82 @@
-"""Our character's voice: prompts in, one engine call, clean speech out.
+"""Our character's voice: prompts in, engine calls, clean and guarded speech out.
 
-Every line leaving here was written by an engine (never made up), had any echoed
-datamark removed, passed PII redaction and fits one turn (:data:`MAX_LINE`).
+Every line leaving here had any echoed datamark removed, passed PII redaction, fits one
+turn (:data:`MAX_LINE`) and passed the output guard (:mod:`node.agent.guard`). A line the
+guard refuses is regenerated once; if the new one fails too, the two are trimmed to the
+sentences that pass (the new one first); if nothing is left, a short in-character line
+is said instead (the greeting, for an opening), or nothing when the last line was
+already one — the visit then ends with a goodbye. Each case is counted as a
+``line_guarded`` event (``check``: what the first line failed; ``action``: regenerated,
+trimmed, replaced or skipped; never the text), so the guard cannot hide a bad model.
 """
 
 from __future__ import annotations
 
 import random
+from collections import OrderedDict
 from collections.abc import Callable, Sequence
-from typing import Final
+from dataclasses import replace
+from datetime import datetime
+from typing import Final, Literal
 
 from node.agent.autonomy import Candidate
+from node.agent.guard import LineContext, fallback, judge, tidy, trim
 from node.agent.prompts import (
+    AwayStatus,
     CandidateView,
     PartnerView,
     PersonaView,
     RelationView,
     Turn,
+    VisitRole,
     answering_machine_messages,
     choose_messages,
     parse_choice,
+    parse_summary,
+    partner_label,
+    roleplay_rules,
+    speaks_japanese_first,
     summary_messages,
     visit_messages,
 )
 from node.agent.spotlight import strip_marks
+from node.agent.topics import Topic, pick_topic
+from node.clock import now_ms
 from node.config import CharacterConfig
 from node.engine import ChatMessage
 from node.engine.engines import ANSWERING_MACHINE_MAX_TOKENS, Engines, Purpose
 from node.engine.errors import EngineError
+from node.engine.messages import Sampling
+from node.events import EventLog
 from node.privacy.redact import redact
 from node.storage.memory import Relation
-from node.visits.contracts import Partner
+from node.visits.contracts import Partner, Recollection
 from node.visits.conversation import Line
 from node.visits.messages import MAX_LINE
 
 TURN_MAX_TOKENS: Final = 160
 SUMMARY_MAX_TOKENS: Final = 200
 CHOOSE_MAX_TOKENS: Final = 16
+TOPICS_KEPT: Final = 64
+
+ROLEPLAY: Final = Sampling(temperature=0.8, top_p=0.9, min_p=0.05, repeat_penalty=1.15)
+"""Sampling for speech (issue 12's measurements on 0.5–1.5B models): varied enough to
+stay lively, min_p and the repeat penalty against loops and parroting."""
+SUMMARY: Final = Sampling(temperature=0.5, top_p=0.9)
+"""The memory and the tone verdict: steadier than speech."""
+
+Kind = Literal["opening", "reply", "answering_machine"]
+
+
+def roleplay_sampling(label: str, me: str) -> Sampling:
+    """:data:`ROLEPLAY`, stopping where the model leaves a blank line or starts a line with
+    a speaker's label (the partner's, or its own for a second line).
+
+    Only at a line start: a reply that *begins* with the partner's label would be cut to
+    nothing, and an empty reply is an engine failure to the client (failover, breaker).
+    The guard catches that one and a label in mid-line, and cuts there.
+    """
+    return replace(ROLEPLAY, stop=("\n\n", f"\n{label}:", f"\n{label}：", f"\n{me}:"))
 
 
 class EngineVoice:
@@ -46,14 +86,27 @@ class EngineVoice:
         me: bytes,
         engines: Callable[[], Engines],
         rng: random.Random | None = None,
+        *,
+        events: EventLog | None = None,
+        clock_ms: Callable[[], int] = now_ms,
     ) -> None:
         persona = config.persona
         self.me = me
         self.persona = PersonaView(
-            config.name, persona.personality, persona.background, persona.greeting
+            config.name,
+            persona.personality,
+            persona.background,
+            persona.greeting,
+            persona.languages,
+            config.tags,
         )
+        self.events = events
         self._engines = engines
+        # ``rng`` None: datamarks come from the OS; topics and fallbacks need no secrecy.
         self._rng = rng
+        self._choices = rng if rng is not None else random.Random()
+        self._clock_ms = clock_ms
+        self._topics: OrderedDict[tuple[str, str], Topic] = OrderedDict()
 
     async def opening(self, partner: Partner, relation: Relation | None) -> str:
         return await self.reply(partner, relation, [], "guest")
@@ -61,29 +114,73 @@ class EngineVoice:
     async def reply(
         self, partner: Partner, relation: Relation | None, lines: list[Line], role: str
     ) -> str:
+        """Our next line; "" when nothing fit to say came (the session says goodbye)."""
+        visit_role: VisitRole = "host" if role == "host" else "guest"
+        view = _partner(partner)
+        turns = self._turns(lines)
         messages = visit_messages(
             me=self.persona,
-            partner=_partner(partner),
+            partner=view,
             relation=_relation(relation),
-            role="host" if role == "host" else "guest",
-            turns=self._turns(lines),
-            rng=self._rng,
+            role=visit_role,
+            turns=turns,
+            topic=self._topic(partner.peer_id, visit_role, relation, len(lines)),
         )
-        return await self._say(messages, Purpose.REPLY, TURN_MAX_TOKENS)
+        label = partner_label(view, visit_role, self.persona)
+        context = LineContext(
+            me=self.persona.name,
+            partner=label,
+            languages=self.persona.languages,
+            heard=tuple(t.text for t in turns if t.speaker == "partner"),
+            said=tuple(t.text for t in turns if t.speaker == "me"),
+            secret=roleplay_rules(self.persona, visit_role),
+        )
+        kind: Kind = "opening" if not lines else "reply"
+        return await self._guarded(
+            messages,
+            context,
+            kind=kind,
+            partner_id=partner.peer_id,
+            purpose=Purpose.REPLY,
+            max_tokens=TURN_MAX_TOKENS,
+            sampling=roleplay_sampling(label, self.persona.name),
+            instead=(
+                self._opening_instead
+                if kind == "opening"
+                else lambda: fallback(context, self._choices)
+            ),
+        )
 
     async def answering_machine(self, partner: Partner, message: str, status: str) -> str:
+        away: AwayStatus = "asleep" if status == "asleep" else "away"
         messages = answering_machine_messages(
             me=self.persona,
             partner=_partner(partner),
-            status="asleep" if status == "asleep" else "away",
+            status=away,
             message=message,
             rng=self._rng,
         )
-        return await self._say(messages, Purpose.ANSWERING_MACHINE, ANSWERING_MACHINE_MAX_TOKENS)
+        context = LineContext(
+            me=self.persona.name,
+            partner=partner.name,
+            languages=self.persona.languages,
+            heard=(message,),
+        )
+        return await self._guarded(
+            messages,
+            context,
+            kind="answering_machine",
+            partner_id=partner.peer_id,
+            purpose=Purpose.ANSWERING_MACHINE,
+            max_tokens=ANSWERING_MACHINE_MAX_TOKENS,
+            sampling=replace(ROLEPLAY, stop=("\n\n",)),
+            instead=lambda: self._away_instead(away),
+        )
 
     async def summary(
         self, partner: Partner, relation: Relation | None, lines: list[Line]
-    ) -> str | None:
+    ) -> Recollection:
+        """Our memory of the visit, and the tone the same call judged."""
         messages = summary_messages(
             me=self.persona,
             partner=_partner(partner),
@@ -92,9 +189,10 @@ class EngineVoice:
             rng=self._rng,
         )
         completion = await self._engines().complete(
-            messages, max_tokens=SUMMARY_MAX_TOKENS, purpose=Purpose.SUMMARY
+            messages, max_tokens=SUMMARY_MAX_TOKENS, purpose=Purpose.SUMMARY, sampling=SUMMARY
         )
-        return redact(strip_marks(completion.text)).strip() or None
+        memory, tone = parse_summary(strip_marks(completion.text))
+        return Recollection(redact(memory).strip() or None, None if tone is None else tone.value)
 
     async def choose(self, candidates: Sequence[Candidate]) -> int | None:
         views = [CandidateView(c.name, c.affinity or 0, c.visits) for c in candidates]
@@ -105,19 +203,114 @@ class EngineVoice:
         )
         return parse_choice(completion.text, len(candidates))
 
-    async def _say(self, messages: list[ChatMessage], purpose: Purpose, max_tokens: int) -> str:
+    # -- the guard --------------------------------------------------------------------
+
+    async def _guarded(
+        self,
+        messages: list[ChatMessage],
+        context: LineContext,
+        *,
+        kind: Kind,
+        partner_id: str,
+        purpose: Purpose,
+        max_tokens: int,
+        sampling: Sampling,
+        instead: Callable[[], str | None],
+    ) -> str:
+        """A line that passes the guard: the engine's, its second try, one of them
+        trimmed, what ``instead`` gives, or "" (in that order), redacted.
+
+        Lines are judged as the engine wrote them and redacted after: the measures of
+        copying must see the words the model chose, not the placeholders redaction puts
+        in (two lines that name different addresses are not the same line).
+        """
+        first = await self._line(messages, purpose, max_tokens, sampling)
+        failed = judge(first, context)
+        if not failed:
+            return _spoken(first)
+        tries = [first]
+        try:
+            second = await self._line(messages, purpose, max_tokens, sampling)
+        except EngineError:
+            pass  # the first try is still there to trim
+        else:
+            if not judge(second, context):
+                self._count(kind, partner_id, failed, "regenerated")
+                return _spoken(second)
+            tries.insert(0, second)
+        for line in tries:
+            trimmed = trim(line, context)
+            if trimmed is not None:
+                self._count(kind, partner_id, failed, "trimmed")
+                return _spoken(trimmed)
+        replacement = instead()
+        if replacement:
+            self._count(kind, partner_id, failed, "replaced")
+            return _spoken(replacement)
+        self._count(kind, partner_id, failed, "skipped")
+        return ""
+
+    async def _line(
+        self, messages: list[ChatMessage], purpose: Purpose, max_tokens: int, sampling: Sampling
+    ) -> str:
+        """The engine's line as written, without marks, labels or line breaks."""
         completion = await self._engines().complete(
-            messages, max_tokens=max_tokens, purpose=purpose
+            messages, max_tokens=max_tokens, purpose=purpose, sampling=sampling
         )
-        text = _one_turn(redact(strip_marks(completion.text)))
-        if not text:
-            raise EngineError(
-                f"engine {completion.engine!r} gave nothing to say", reason="empty_reply"
+        return tidy(" ".join(strip_marks(completion.text).split()), self.persona.name)
+
+    def _count(self, kind: Kind, partner_id: str, failed: Sequence[str], action: str) -> None:
+        if self.events is not None:
+            self.events.emit(
+                "line_guarded",
+                partner=partner_id,
+                kind=kind,
+                check=str(failed[0]),
+                checks=[str(check) for check in failed],
+                action=action,
             )
-        return text
+
+    def _opening_instead(self) -> str:
+        if self.persona.greeting.strip():
+            return _one_turn(self.persona.greeting)
+        return "こんにちは！" if speaks_japanese_first(self.persona) else "Hello!"
+
+    def _away_instead(self, status: AwayStatus) -> str:
+        if speaks_japanese_first(self.persona):
+            if status == "asleep":
+                return "今は眠っています。起きたらメッセージを読みますね。"
+            return "今は留守にしています。戻ったらメッセージを読みますね。"
+        state = "asleep" if status == "asleep" else "away from home"
+        return f"I'm {state} right now; I'll get your message when I'm back."
+
+    # -- helpers ----------------------------------------------------------------------
+
+    def _topic(
+        self, partner_id: str, role: VisitRole, relation: Relation | None, lines: int
+    ) -> Topic:
+        """The visit's topic: drawn at its first line (ours, or the guest's as we host it)
+        and kept for the rest of it."""
+        key = (partner_id, role)
+        topic = self._topics.get(key)
+        if topic is None or lines <= 1:
+            hour = datetime.fromtimestamp(self._clock_ms() / 1000).hour
+            has_memory = relation is not None and bool(relation.summary.strip())
+            topic = pick_topic(
+                self.persona.tags, has_memory=has_memory, hour=hour, rng=self._choices
+            )
+            self._topics[key] = topic
+        self._topics.move_to_end(key)
+        while len(self._topics) > TOPICS_KEPT:
+            self._topics.popitem(last=False)
+        return topic
 
     def _turns(self, lines: list[Line]) -> list[Turn]:
         return [Turn("me" if line.speaker == self.me else "partner", line.text) for line in lines]
+
+
+def _spoken(text: str) -> str:
+    """What leaves the voice: redacted, at most one turn long."""
+    return _one_turn(redact(text))
 
 
 def _one_turn(text: str) -> str:

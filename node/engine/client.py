@@ -9,11 +9,13 @@ debugging but its text (which may quote a server's error body) is never copied i
 
 from __future__ import annotations
 
+import ipaddress
 import logging
 import math
 from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
-from typing import Final
+from typing import Any, Final
+from urllib.parse import urlsplit
 
 import openai
 import trio
@@ -21,7 +23,7 @@ from openai.types.chat import ChatCompletion, ChatCompletionMessageParam
 
 from node.engine.errors import EngineCallFailed
 from node.engine.key_store import Secret
-from node.engine.messages import ChatMessage, Completion
+from node.engine.messages import ChatMessage, Completion, Sampling
 from node.engine.presets import ResolvedEngine, display_url
 
 log = logging.getLogger(__name__)
@@ -41,6 +43,8 @@ class EngineClient:
     def __init__(self, engine: ResolvedEngine, sdk: openai.AsyncOpenAI) -> None:
         self.engine = engine
         self._sdk = sdk
+        # Whether min_p and repeat_penalty are sent (see accepts_llama_params).
+        self.llama_params = accepts_llama_params(engine.base_url)
 
     def __repr__(self) -> str:
         return f"EngineClient({self.engine.name!r}, {display_url(self.engine.base_url)!r})"
@@ -51,13 +55,24 @@ class EngineClient:
         *,
         max_tokens: int,
         temperature: float | None = None,
+        sampling: Sampling | None = None,
     ) -> Completion:
         """One chat completion, bounded by the engine's ``timeout_s`` from start to end.
 
-        The SDK's timeout applies per network phase (connect, each read), so a server that
-        trickles bytes could outlast it; the trio deadline bounds the whole call.
+        ``temperature`` wins over ``sampling.temperature``. The SDK's timeout applies per
+        network phase (connect, each read), so a server that trickles bytes could outlast
+        it; the trio deadline bounds the whole call.
         """
         name = self.engine.name
+        sampling = sampling or Sampling()
+        if temperature is None:
+            temperature = sampling.temperature
+        extra: dict[str, Any] = {}
+        if self.llama_params:
+            if sampling.min_p is not None:
+                extra["min_p"] = sampling.min_p
+            if sampling.repeat_penalty is not None:
+                extra["repeat_penalty"] = sampling.repeat_penalty
         with trio.move_on_after(self.engine.timeout_s):
             try:
                 response = await self._sdk.chat.completions.create(
@@ -65,6 +80,9 @@ class EngineClient:
                     messages=[_to_param(message) for message in messages],
                     max_tokens=max_tokens,
                     temperature=openai.omit if temperature is None else temperature,
+                    top_p=openai.omit if sampling.top_p is None else sampling.top_p,
+                    stop=list(sampling.stop) if sampling.stop else openai.omit,
+                    extra_body=extra or None,
                 )
             except openai.APITimeoutError as exc:
                 raise EngineCallFailed(name, "timeout") from exc
@@ -97,6 +115,25 @@ async def open_engine_client(
         sdk.organization = None
         sdk.project = None
         yield EngineClient(engine, sdk)
+
+
+def accepts_llama_params(base_url: str) -> bool:
+    """Whether the server at ``base_url`` is one to send llama.cpp's sampling names to.
+
+    Servers on this machine or the local network are the llama.cpp family (the embedded
+    engine, llama.cpp's server, LM Studio, KoboldCpp read ``min_p`` and
+    ``repeat_penalty``; Ollama ignores fields it does not know). Hosted APIs may refuse
+    an unknown field with a 400 (OpenAI does), so they get the standard ones only.
+    """
+    host = (urlsplit(base_url).hostname or "").lower()
+    if host == "localhost" or host.endswith(".localhost"):
+        return True
+    try:
+        address = ipaddress.ip_address(host)
+    except ValueError:
+        # A bare name ("ollama") is a container or a LAN host, never a hosted API.
+        return bool(host) and "." not in host
+    return address.is_loopback or address.is_private or address.is_link_local
 
 
 def _to_param(message: ChatMessage) -> ChatCompletionMessageParam:

@@ -125,6 +125,7 @@ class LlamaGenerator:
                 max_tokens=request.max_tokens or DEFAULT_MAX_TOKENS,
                 temperature=0.8 if request.temperature is None else request.temperature,
                 logits_processor=[partial(_end_when_set, stop, self._eos)],
+                **sampling_kwargs(request),
             )
             return result
         except ValueError as exc:
@@ -134,6 +135,23 @@ class LlamaGenerator:
             raise GenerationError(400, str(exc), code="context_length_exceeded") from exc
         finally:
             finished.set()
+
+
+def sampling_kwargs(request: ChatRequest) -> dict[str, Any]:
+    """The request's other sampling settings, in ``create_chat_completion``'s names;
+    absent ones are left out so llama-cpp-python's defaults apply."""
+    kwargs: dict[str, Any] = {
+        name: value
+        for name, value in (
+            ("top_p", request.top_p),
+            ("min_p", request.min_p),
+            ("repeat_penalty", request.repeat_penalty),
+        )
+        if value is not None
+    }
+    if request.stop:
+        kwargs["stop"] = list(request.stop)
+    return kwargs
 
 
 def _end_when_set(stop: threading.Event, eos: int, _input_ids: Any, scores: Any) -> Any:

@@ -25,7 +25,7 @@ from node.engine.chooser import EngineChooser, EngineSpec
 from node.engine.client import EngineClient, open_engine_client
 from node.engine.errors import EngineCallFailed, EngineResting, EnginesUnavailable
 from node.engine.key_store import KeyLookup, KeyOrigin
-from node.engine.messages import ChatMessage, Completion
+from node.engine.messages import ChatMessage, Completion, Sampling
 from node.engine.presets import EngineSettingsLike, display_url, resolve
 
 log = logging.getLogger(__name__)
@@ -114,6 +114,7 @@ class Engines:
         max_tokens: int,
         purpose: Purpose,
         temperature: float | None = None,
+        sampling: Sampling | None = None,
     ) -> Completion:
         """Ask the engines in order until one answers; spend its tokens on today's budget.
 
@@ -135,7 +136,7 @@ class Engines:
                 client = self._clients[pending[0]]
                 try:
                     completion = await client.complete(
-                        messages, max_tokens=max_tokens, temperature=temperature
+                        messages, max_tokens=max_tokens, temperature=temperature, sampling=sampling
                     )
                 except EngineCallFailed as exc:
                     self._chooser.record(pending.pop(0), False, self._clock())

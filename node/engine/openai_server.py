@@ -29,7 +29,7 @@ from quart_trio import QuartTrio
 from werkzeug.exceptions import HTTPException
 
 from keys.errors import LocalError
-from node.engine.messages import ChatMessage, Role
+from node.engine.messages import MAX_STOPS, ChatMessage, Role
 
 if TYPE_CHECKING:
     from trio_typing import TaskStatus
@@ -54,6 +54,11 @@ class ChatRequest:
     temperature: float | None
     headers: dict[str, str]
     """Request headers, names lower-cased (tests check what the client sent)."""
+    top_p: float | None = None
+    min_p: float | None = None
+    """llama.cpp's name; like ``repeat_penalty``, not part of OpenAI's API."""
+    repeat_penalty: float | None = None
+    stop: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -132,20 +137,44 @@ def parse_chat_request(body: object, headers: Mapping[str, str]) -> ChatRequest:
         not isinstance(max_tokens, int) or isinstance(max_tokens, bool) or max_tokens < 1
     ):
         raise BadRequest("'max_tokens' must be a positive integer", param="max_tokens")
-    temperature = body.get("temperature")
-    if temperature is not None:
-        if not isinstance(temperature, int | float) or isinstance(temperature, bool):
-            raise BadRequest("'temperature' must be a number", param="temperature")
-        if not (math.isfinite(temperature) and 0 <= temperature <= 2):
-            raise BadRequest("'temperature' must be between 0 and 2", param="temperature")
-        temperature = float(temperature)
     return ChatRequest(
         model=model,
         messages=messages,
         max_tokens=max_tokens,
-        temperature=temperature,
+        temperature=_number(body, "temperature", 0, 2),
         headers={name.lower(): value for name, value in headers.items()},
+        top_p=_number(body, "top_p", 0, 1),
+        min_p=_number(body, "min_p", 0, 1),
+        repeat_penalty=_number(body, "repeat_penalty", 0, 10),
+        stop=_stop(body.get("stop")),
     )
+
+
+def _number(body: dict[str, Any], name: str, low: float, high: float) -> float | None:
+    value = body.get(name)
+    if value is None:
+        return None
+    if not isinstance(value, int | float) or isinstance(value, bool):
+        raise BadRequest(f"'{name}' must be a number", param=name)
+    if not (math.isfinite(value) and low <= value <= high):
+        raise BadRequest(f"'{name}' must be between {low:g} and {high:g}", param=name)
+    return float(value)
+
+
+def _stop(raw: object) -> tuple[str, ...]:
+    """OpenAI's ``stop``: one string or a list of at most four non-empty strings."""
+    if raw is None:
+        return ()
+    stops = [raw] if isinstance(raw, str) else raw
+    if (
+        not isinstance(stops, list)
+        or len(stops) > MAX_STOPS
+        or not all(isinstance(stop, str) and stop for stop in stops)
+    ):
+        raise BadRequest(
+            f"'stop' must be a string or a list of at most {MAX_STOPS} strings", param="stop"
+        )
+    return tuple(stops)
 
 
 def _parse_messages(raw: object) -> list[ChatMessage]:

@@ -2,8 +2,10 @@
 
 Why: the engine client, failover, budgets and visits must be tested through the same
 ``openai`` SDK and HTTP path they use in production. This fake is the real
-:mod:`node.engine.openai_server` app with a scriptable ``generate``: it records every request,
-answers deterministically, and can be told to fail (any status) or to be slow.
+:mod:`node.engine.openai_server` app with a scriptable ``generate``: it records every request
+(sampling settings and stop sequences included), answers deterministically, ends a scripted
+reply at the request's first stop sequence as a real server would, and can be told to fail
+(any status) or to be slow.
 
 Run it alone for subprocess tests: ``python -m node.testing.fake_openai --port N`` prints the
 base URL and serves until Ctrl-C.
@@ -51,6 +53,12 @@ def rough_tokens(text: str) -> int:
     return len(text.split())
 
 
+def cut_at_stop(text: str, stops: tuple[str, ...]) -> str:
+    """``text`` up to the first stop sequence, as a real server ends a generation there."""
+    ends = [text.find(stop) for stop in stops if stop in text]
+    return text[: min(ends)] if ends else text
+
+
 class FakeOpenAI:
     """The handle a test holds on a running fake engine."""
 
@@ -93,13 +101,14 @@ class FakeOpenAI:
         if reply.status != 200:
             raise GenerationError(reply.status, f"fake engine scripted HTTP {reply.status}")
         prompt = " ".join(m.content for m in request.messages)
+        text = cut_at_stop(reply.text, request.stop)
         return Generation(
-            text=reply.text,
+            text=text,
             prompt_tokens=(
                 rough_tokens(prompt) if reply.prompt_tokens is None else reply.prompt_tokens
             ),
             completion_tokens=(
-                max(1, rough_tokens(reply.text))
+                max(1, rough_tokens(text))
                 if reply.completion_tokens is None
                 else reply.completion_tokens
             ),

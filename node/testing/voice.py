@@ -5,7 +5,7 @@ from __future__ import annotations
 import trio
 
 from node.storage.memory import Relation
-from node.visits.contracts import Partner
+from node.visits.contracts import Partner, Recollection
 from node.visits.conversation import Line
 
 
@@ -33,8 +33,8 @@ class ScriptedVoice:
 
     async def summary(
         self, partner: Partner, relation: Relation | None, lines: list[Line]
-    ) -> str | None:
-        return f"{self.name} remembers {len(lines)} lines"
+    ) -> Recollection:
+        return Recollection(f"{self.name} remembers {len(lines)} lines")
 
 
 __all__ = ["ScriptedVoice"]

@@ -20,6 +20,16 @@ class Partner:
     addr: str = ""
 
 
+@dataclass(frozen=True)
+class Recollection:
+    """What our voice keeps of a visit: the memory text, and how the partner treated us
+    as the summary call judged it (``friendly``, ``neutral``, ``unfriendly``; None when it
+    gave no verdict)."""
+
+    memory: str | None
+    tone: str | None = None
+
+
 class Voice(Protocol):
     """Speaks for our character through its engines (see :mod:`node.agent.voice`).
 
@@ -36,12 +46,17 @@ class Voice(Protocol):
 
     async def summary(
         self, partner: Partner, relation: Relation | None, lines: list[Line]
-    ) -> str | None: ...
+    ) -> Recollection: ...
 
 
 class RelationKeeper(Protocol):
     async def after_visit(
-        self, partner: Partner, outcome: str, lines: list[Line], ended_ms: int, summary: str | None
+        self,
+        partner: Partner,
+        outcome: str,
+        lines: list[Line],
+        ended_ms: int,
+        recollection: Recollection | None,
     ) -> None: ...
 
 

@@ -332,14 +332,14 @@ class VisitSession:
     async def _remember(
         self, partner: Partner, relation: Relation | None, result: VisitResult
     ) -> None:
-        summary = None
+        recollection = None
         if result.outcome in ("completed", "ended_by_partner") and result.lines:
             try:
-                summary = await self.voice.summary(partner, relation, result.lines)
+                recollection = await self.voice.summary(partner, relation, result.lines)
             except EngineError as exc:
                 logger.info("no memory summary of visit %s: %s", result.visit, exc)
         await self.relations.after_visit(
-            partner, result.outcome, result.lines, self.clock_ms(), summary
+            partner, result.outcome, result.lines, self.clock_ms(), recollection
         )
 
 

@@ -22,6 +22,12 @@ def test_shipped_samples_load(sample: Path) -> None:
     assert config.network.listen
 
 
+def test_languages_are_language_codes_the_first_one_spoken_first() -> None:
+    assert parse_config({"name": "A"}).persona.languages == ("en",)
+    config = parse_config({"name": "A", "persona": {"languages": ["ja", "en", "pt-BR"]}})
+    assert config.persona.languages == ("ja", "en", "pt-BR")
+
+
 def test_defaults() -> None:
     config = parse_config({"name": "Mina"})
     assert config.network.mdns is True
@@ -41,6 +47,11 @@ def test_defaults() -> None:
         ({"name": 3}, "name"),
         ({"name": "A", "colour": "red"}, "colour"),
         ({"name": "A", "persona": {"languages": []}}, "persona.languages"),
+        ({"name": "A", "persona": {"languages": "en"}}, "persona.languages"),
+        ({"name": "A", "persona": {"languages": ["en"] * 9}}, "persona.languages"),
+        ({"name": "A", "persona": {"languages": ["english!"]}}, "persona.languages[0]"),
+        ({"name": "A", "persona": {"languages": ["en", "ja", "JA"]}}, "persona.languages[2]"),
+        ({"name": "A", "persona": {"languages": [7]}}, "persona.languages[0]"),
         ({"name": "A", "persona": {"greeting": "x" * 501}}, "persona.greeting"),
         ({"name": "A", "engine": {"preset": "gpt-9"}}, "engine.preset"),
         ({"name": "A", "engine": {"base_url": "ftp://x"}}, "engine.base_url"),

@@ -1,5 +1,6 @@
 """Affinity rules: bounded, monotone in friendliness, friendship in a few good visits,
-slow decay that never raises a value."""
+close friendship only through friendly ones, rude visitors sinking however often they
+come, slow decay that never raises a value."""
 
 from __future__ import annotations
 
@@ -10,11 +11,13 @@ from hypothesis import strategies as st
 from keys.errors import LocalError
 from node.agent.affinity import (
     FULL_TURNS,
+    NEUTRAL_CEILING,
     QUICK_REVISIT_MS,
     START,
     WEEK_MS,
     AffinityError,
     AffinityTier,
+    Tone,
     VisitOutcome,
     after_visit,
     decayed,
@@ -27,25 +30,28 @@ T0 = 1_763_700_000_000
 
 values = st.integers(0, 100)
 outcomes = st.sampled_from(list(VisitOutcome))
+tones = st.sampled_from(list(Tone))
+FRIENDLINESS = [Tone.UNFRIENDLY, Tone.NEUTRAL, Tone.FRIENDLY]
+"""Least to most friendly."""
 turns = st.integers(0, 50)
 visit_counts = st.integers(0, 500)
 gaps = st.one_of(st.none(), st.integers(-WEEK_MS, 200 * WEEK_MS))
 
 
 def _visit(
-    current: int, outcome: VisitOutcome, turns: int, friendly: bool, visits: int, gap: int | None
+    current: int, outcome: VisitOutcome, turns: int, tone: Tone, visits: int, gap: int | None
 ) -> int:
     last = None if gap is None else T0 - gap
-    return after_visit(current, outcome, turns, friendly, visits, T0, last)
+    return after_visit(current, outcome, turns, tone, visits, T0, last)
 
 
-def _friendly_series(gaps_ms: list[int], turns_each: int) -> list[int]:
-    """Values after each of a run of completed friendly visits, starting from a stranger."""
+def _series(gaps_ms: list[int], turns_each: int, tone: Tone = Tone.FRIENDLY) -> list[int]:
+    """Values after each of a run of completed visits of one tone, from a stranger."""
     value, now, last, seen = START, T0, None, []
     for visits_before, gap in enumerate(gaps_ms):
         now += gap
         value = after_visit(
-            value, VisitOutcome.COMPLETED, turns_each, True, visits_before, now, last
+            value, VisitOutcome.COMPLETED, turns_each, tone, visits_before, now, last
         )
         last = now
         seen.append(value)
@@ -87,30 +93,27 @@ def test_tiers_are_monotone(a: int, b: int) -> None:
 # --- visits ----------------------------------------------------------------------------
 
 
-@given(values, outcomes, turns, st.booleans(), visit_counts, gaps)
+@given(values, outcomes, turns, tones, visit_counts, gaps)
 def test_after_visit_stays_in_bounds(
-    current: int, outcome: VisitOutcome, n: int, friendly: bool, visits: int, gap: int | None
+    current: int, outcome: VisitOutcome, n: int, tone: Tone, visits: int, gap: int | None
 ) -> None:
-    assert 0 <= _visit(current, outcome, n, friendly, visits, gap) <= 100
+    assert 0 <= _visit(current, outcome, n, tone, visits, gap) <= 100
 
 
 @given(values, outcomes, turns, visit_counts, gaps)
-def test_friendly_is_never_worse_than_unfriendly(
+def test_a_friendlier_tone_is_never_worse(
     current: int, outcome: VisitOutcome, n: int, visits: int, gap: int | None
 ) -> None:
-    assert _visit(current, outcome, n, True, visits, gap) >= _visit(
-        current, outcome, n, False, visits, gap
-    )
+    results = [_visit(current, outcome, n, tone, visits, gap) for tone in FRIENDLINESS]
+    assert results == sorted(results)
 
 
-@given(values, values, outcomes, turns, st.booleans(), visit_counts, gaps)
+@given(values, values, outcomes, turns, tones, visit_counts, gaps)
 def test_after_visit_is_monotone_in_the_current_value(
-    a: int, b: int, outcome: VisitOutcome, n: int, friendly: bool, visits: int, gap: int | None
+    a: int, b: int, outcome: VisitOutcome, n: int, tone: Tone, visits: int, gap: int | None
 ) -> None:
     low, high = sorted((a, b))
-    assert _visit(low, outcome, n, friendly, visits, gap) <= _visit(
-        high, outcome, n, friendly, visits, gap
-    )
+    assert _visit(low, outcome, n, tone, visits, gap) <= _visit(high, outcome, n, tone, visits, gap)
 
 
 @given(
@@ -120,7 +123,7 @@ def test_after_visit_is_monotone_in_the_current_value(
 def test_good_visits_make_a_friend_within_six_and_a_close_friend_eventually(
     gaps_ms: list[int], n: int
 ) -> None:
-    series = _friendly_series(gaps_ms, n)
+    series = _series(gaps_ms, n)
     assert tier_for(series[0]) is AffinityTier.ACQUAINTANCE
     assert any(tier_for(v) is AffinityTier.FRIEND for v in series[:6])
     assert tier_for(series[-1]) is AffinityTier.CLOSE_FRIEND
@@ -130,42 +133,84 @@ def test_good_visits_make_a_friend_within_six_and_a_close_friend_eventually(
 
 
 def test_the_documented_progression() -> None:
-    series = _friendly_series([DAY_MS] * 8, FULL_TURNS)
+    series = _series([DAY_MS] * 8, FULL_TURNS)
     assert series == [24, 36, 46, 55, 62, 68, 73, 78]
 
 
 def test_quick_revisits_earn_less_than_spaced_ones() -> None:
-    quick = _friendly_series([QUICK_REVISIT_MS - 1] * 6, FULL_TURNS)
-    spaced = _friendly_series([QUICK_REVISIT_MS] * 6, FULL_TURNS)
+    quick = _series([QUICK_REVISIT_MS - 1] * 6, FULL_TURNS)
+    spaced = _series([QUICK_REVISIT_MS] * 6, FULL_TURNS)
     assert quick[0] == spaced[0]  # the first visit has no previous one to be close to
     assert quick[-1] < spaced[-1]
 
 
 def test_short_visits_earn_less_and_empty_ones_nothing() -> None:
-    full = after_visit(START, VisitOutcome.COMPLETED, FULL_TURNS, True, 0, T0, None)
-    short = after_visit(START, VisitOutcome.COMPLETED, 1, True, 0, T0, None)
-    empty = after_visit(START, VisitOutcome.COMPLETED, 0, True, 0, T0, None)
+    full = after_visit(START, VisitOutcome.COMPLETED, FULL_TURNS, Tone.FRIENDLY, 0, T0, None)
+    short = after_visit(START, VisitOutcome.COMPLETED, 1, Tone.FRIENDLY, 0, T0, None)
+    empty = after_visit(START, VisitOutcome.COMPLETED, 0, Tone.FRIENDLY, 0, T0, None)
     assert START == empty < short < full
 
 
 @pytest.mark.parametrize(
-    ("outcome", "friendly", "delta"),
+    ("outcome", "tone", "delta"),
     [
-        (VisitOutcome.DECLINED, True, 0),
-        (VisitOutcome.ANSWERED, True, 0),
-        (VisitOutcome.ABORTED, True, -1),
-        (VisitOutcome.DECLINED, False, -5),
-        (VisitOutcome.COMPLETED, False, -5),
+        (VisitOutcome.DECLINED, Tone.FRIENDLY, 0),
+        (VisitOutcome.ANSWERED, Tone.FRIENDLY, 0),
+        (VisitOutcome.ABORTED, Tone.FRIENDLY, -1),
+        (VisitOutcome.DECLINED, Tone.NEUTRAL, 0),
+        (VisitOutcome.ABORTED, Tone.NEUTRAL, -1),
+        (VisitOutcome.DECLINED, Tone.UNFRIENDLY, -5),
+        (VisitOutcome.COMPLETED, Tone.UNFRIENDLY, -5),
     ],
 )
 def test_declined_aborted_and_unfriendly_visits_barely_move_or_lower_it(
-    outcome: VisitOutcome, friendly: bool, delta: int
+    outcome: VisitOutcome, tone: Tone, delta: int
 ) -> None:
-    assert after_visit(50, outcome, 6, friendly, 3, T0, T0 - DAY_MS) == 50 + delta
+    assert after_visit(50, outcome, 6, tone, 3, T0, T0 - DAY_MS) == 50 + delta
 
 
 def test_unfriendly_visits_never_go_below_zero() -> None:
-    assert after_visit(2, VisitOutcome.COMPLETED, 6, False, 3, T0, None) == 0
+    assert after_visit(2, VisitOutcome.COMPLETED, 6, Tone.UNFRIENDLY, 3, T0, None) == 0
+
+
+def test_neutral_visits_gain_like_friendly_ones_up_to_friend_never_close_friend() -> None:
+    friendly = _series([DAY_MS] * 30, FULL_TURNS, Tone.FRIENDLY)
+    neutral = _series([DAY_MS] * 30, FULL_TURNS, Tone.NEUTRAL)
+    below = [v for v in friendly if v <= NEUTRAL_CEILING]
+    assert neutral[: len(below)] == below
+    assert max(neutral) == NEUTRAL_CEILING and tier_for(NEUTRAL_CEILING) is AffinityTier.FRIEND
+    assert tier_for(friendly[-1]) is AffinityTier.CLOSE_FRIEND
+    # A close friend met for a bland visit keeps what it has.
+    assert after_visit(90, VisitOutcome.COMPLETED, 6, Tone.NEUTRAL, 20, T0, T0 - DAY_MS) == 90
+
+
+@given(st.lists(st.integers(1, 2 * WEEK_MS), min_size=1, max_size=60), st.integers(0, 40))
+def test_a_rude_visitor_never_rises_however_often_it_comes(gaps_ms: list[int], n: int) -> None:
+    series = _series(gaps_ms, n, Tone.UNFRIENDLY)
+    assert series == sorted(series, reverse=True)
+    assert all(v <= START for v in series)
+
+
+@given(st.lists(tones, min_size=1, max_size=80), st.integers(FULL_TURNS, 20))
+def test_close_friendship_needs_friendly_visits(visit_tones: list[Tone], n: int) -> None:
+    value, now, last = START, T0, None
+    for visits_before, tone in enumerate(visit_tones):
+        now += DAY_MS
+        value = after_visit(value, VisitOutcome.COMPLETED, n, tone, visits_before, now, last)
+        last = now
+    if Tone.FRIENDLY not in visit_tones:
+        assert tier_for(value) is not AffinityTier.CLOSE_FRIEND
+
+
+@given(st.integers(1, 200), st.integers(FULL_TURNS, 20))
+def test_rude_and_friendly_visits_in_turn_never_make_a_close_friend(pairs: int, n: int) -> None:
+    value, now, last = START, T0, None
+    for visit in range(2 * pairs):
+        now += DAY_MS
+        tone = Tone.UNFRIENDLY if visit % 2 else Tone.FRIENDLY
+        value = after_visit(value, VisitOutcome.COMPLETED, n, tone, visit, now, last)
+        last = now
+    assert tier_for(value) is not AffinityTier.CLOSE_FRIEND
 
 
 # --- decay -----------------------------------------------------------------------------
@@ -199,7 +244,7 @@ def test_decay_ignores_a_clock_that_went_backwards_and_first_visits() -> None:
 
 
 def test_old_friends_drift_to_acquaintances_never_to_strangers() -> None:
-    friend = _friendly_series([DAY_MS] * 10, FULL_TURNS)[-1]
+    friend = _series([DAY_MS] * 10, FULL_TURNS)[-1]
     years_later = decayed(friend, T0, T0 + 200 * WEEK_MS, visits=10)
     assert tier_for(years_later) is AffinityTier.ACQUAINTANCE
     assert decayed(START, T0, T0 + 200 * WEEK_MS, visits=0) == START
@@ -213,11 +258,11 @@ def test_values_outside_the_range_are_refused(value: int) -> None:
     with pytest.raises(AffinityError):
         tier_for(value)
     with pytest.raises(AffinityError):
-        after_visit(value, VisitOutcome.COMPLETED, 3, True, 0, T0, None)
+        after_visit(value, VisitOutcome.COMPLETED, 3, Tone.FRIENDLY, 0, T0, None)
 
 
 def test_negative_counts_are_refused_as_local_errors() -> None:
     with pytest.raises(LocalError):
-        after_visit(50, VisitOutcome.COMPLETED, -1, True, 0, T0, None)
+        after_visit(50, VisitOutcome.COMPLETED, -1, Tone.FRIENDLY, 0, T0, None)
     with pytest.raises(LocalError):
         floor_for(-1)

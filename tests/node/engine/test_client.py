@@ -15,12 +15,15 @@ from dataclasses import replace
 from functools import partial
 from pathlib import Path
 
+import openai
 import pytest
 import trio
 
-from keys.errors import ConfigError
+from keys.errors import ConfigError, LocalError
 from node.config import BudgetSettings, EngineSettings
 from node.engine.budget import BudgetTier
+from node.engine.client import EngineClient, accepts_llama_params
+from node.engine.embedded import sampling_kwargs
 from node.engine.engines import (
     ANSWERING_MACHINE_MAX_TOKENS,
     Engines,
@@ -29,7 +32,8 @@ from node.engine.engines import (
 )
 from node.engine.errors import EngineResting, EnginesUnavailable
 from node.engine.key_store import KeyLookup, KeyStore
-from node.engine.messages import ChatMessage
+from node.engine.messages import ChatMessage, Sampling, SamplingError
+from node.engine.openai_server import parse_chat_request
 from node.engine.presets import display_url, resolve
 from node.testing.clock import ManualClock
 from node.testing.fake_openai import FakeOpenAI, FakeReply, serve_fake_openai
@@ -587,3 +591,131 @@ async def test_keys_never_reach_logs_or_errors(
         for key in (ENV_KEY, STORED_KEY):
             assert key not in text
             assert key[8:] not in text
+
+
+# --- sampling and stop sequences ---------------------------------------------------------
+
+ROLEPLAY = Sampling(
+    temperature=0.8, top_p=0.9, min_p=0.05, repeat_penalty=1.15, stop=("\n\n", "Rex:")
+)
+
+
+async def test_sampling_and_stops_reach_a_local_server() -> None:
+    async with serve_fake_openai() as fake, engines_for([engine("a", fake)]) as engines:
+        fake.script(FakeReply(text="The kettle is on.\nRex: and so am I"))
+        completion = await engines.complete(
+            HELLO, max_tokens=20, purpose=Purpose.REPLY, sampling=ROLEPLAY
+        )
+        (request,) = fake.requests
+        assert (request.temperature, request.top_p) == (0.8, 0.9)
+        assert (request.min_p, request.repeat_penalty) == (0.05, 1.15)
+        assert request.stop == ("\n\n", "Rex:")
+        # The server ends the reply where the partner's label begins, as llama.cpp does.
+        assert completion.text == "The kettle is on."
+
+
+async def test_no_sampling_sends_no_sampling_fields() -> None:
+    async with serve_fake_openai() as fake, engines_for([engine("a", fake)]) as engines:
+        await engines.complete(HELLO, max_tokens=20, purpose=Purpose.REPLY)
+        (request,) = fake.requests
+        assert (request.temperature, request.top_p, request.min_p) == (None, None, None)
+        assert (request.repeat_penalty, request.stop) == (None, ())
+
+
+async def test_a_temperature_argument_wins_over_the_sampling_one() -> None:
+    async with serve_fake_openai() as fake, engines_for([engine("a", fake)]) as engines:
+        await engines.complete(
+            HELLO, max_tokens=20, purpose=Purpose.REPLY, temperature=0.1, sampling=ROLEPLAY
+        )
+        assert fake.requests[0].temperature == 0.1
+
+
+async def test_a_hosted_api_gets_only_the_standard_sampling_fields() -> None:
+    async with serve_fake_openai() as fake:
+        hosted = replace(resolve(engine("cloud", fake), None), base_url="https://api.example/v1")
+        sdk = openai.AsyncOpenAI(base_url=fake.base_url, api_key="k", max_retries=0)
+        async with sdk:
+            client = EngineClient(hosted, sdk)
+            assert not client.llama_params
+            await client.complete(HELLO, max_tokens=20, sampling=ROLEPLAY)
+        (request,) = fake.requests
+        assert (request.temperature, request.top_p, request.stop) == (0.8, 0.9, ROLEPLAY.stop)
+        assert (request.min_p, request.repeat_penalty) == (None, None)
+
+
+@pytest.mark.parametrize(
+    ("url", "local"),
+    [
+        ("http://127.0.0.1:8080/v1", True),
+        ("http://localhost:11434/v1", True),
+        ("http://[::1]:1234/v1", True),
+        ("http://192.168.1.20:5001/v1", True),
+        ("http://ollama:11434/v1", True),
+        ("https://api.openai.com/v1", False),
+        ("https://openrouter.ai/api/v1", False),
+        ("http://8.8.8.8/v1", False),
+    ],
+)
+def test_llama_params_go_to_servers_on_this_machine_or_network(url: str, local: bool) -> None:
+    assert accepts_llama_params(url) is local
+
+
+@pytest.mark.parametrize(
+    "extra",
+    [
+        {"stop": ["a", "b", "c", "d", "e"]},
+        {"stop": [""]},
+        {"stop": 5},
+        {"top_p": 1.5},
+        {"min_p": "low"},
+        {"repeat_penalty": -1},
+    ],
+)
+async def test_the_server_refuses_malformed_sampling(extra: dict[str, object]) -> None:
+    async with serve_fake_openai() as fake:
+        async with openai.AsyncOpenAI(base_url=fake.base_url, api_key="k", max_retries=0) as ai:
+            with pytest.raises(openai.BadRequestError):
+                await ai.chat.completions.create(
+                    model="m", messages=[{"role": "user", "content": "hi"}], extra_body=extra
+                )
+        assert fake.requests == []
+
+
+def test_the_server_takes_a_single_stop_string() -> None:
+    body = {"model": "m", "messages": [{"role": "user", "content": "hi"}], "stop": "Rex:"}
+    assert parse_chat_request(body, {}).stop == ("Rex:",)
+
+
+@pytest.mark.parametrize(
+    "changes",
+    [
+        {"temperature": 3.0},
+        {"top_p": -0.1},
+        {"min_p": float("nan")},
+        {"stop": ("a", "b", "c", "d", "e")},
+        {"stop": ("",)},
+    ],
+)
+def test_sampling_settings_no_server_accepts_are_our_bug(changes: dict[str, object]) -> None:
+    with pytest.raises(SamplingError):
+        Sampling(**changes)  # type: ignore[arg-type]
+    assert issubclass(SamplingError, LocalError)
+
+
+def test_the_embedded_engine_forwards_what_was_asked_to_llama_cpp() -> None:
+    body = {
+        "model": "m",
+        "messages": [{"role": "user", "content": "hi"}],
+        "top_p": 0.9,
+        "min_p": 0.05,
+        "repeat_penalty": 1.15,
+        "stop": ["\n\n", "Rex:"],
+    }
+    assert sampling_kwargs(parse_chat_request(body, {})) == {
+        "top_p": 0.9,
+        "min_p": 0.05,
+        "repeat_penalty": 1.15,
+        "stop": ["\n\n", "Rex:"],
+    }
+    bare = {"model": "m", "messages": [{"role": "user", "content": "hi"}]}
+    assert sampling_kwargs(parse_chat_request(bare, {})) == {}  # llama-cpp's defaults
