@@ -25,6 +25,7 @@ from __future__ import annotations
 import base64
 import json
 import sqlite3
+import subprocess
 import sys
 import time
 from collections import Counter
@@ -120,7 +121,7 @@ class Rogue:
             try:
                 stdin.close()  # end of stdin: the rogue exits on its own
                 self.proc.proc.wait(10)
-            except (OSError, TimeoutError):
+            except (OSError, subprocess.TimeoutExpired):  # then killed below
                 pass
         self.proc.kill()
 

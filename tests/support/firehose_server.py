@@ -14,13 +14,14 @@ from typing import Any
 
 import pytest
 import trio
-from trio_websocket import ConnectionRejected, open_websocket_url
+from trio_websocket import ConnectionRejected
 
 from firehose.app import FirehoseApp, serve_app
 from firehose.hub import Hub, MemoryBacklog
 from firehose.limits import ViewerLimits
 from tests.support.firehose_net import BOB, Net
 from tests.support.firehose_wire import open_lines
+from tests.support.websocket import open_websocket
 
 
 @dataclass
@@ -67,7 +68,7 @@ DIRECTORY_ROW = {
 async def assert_refused(url: str, status: int, reason: str, **kwargs: Any) -> None:
     """The upgrade is answered with HTTP ``status`` and a JSON ``error`` of ``reason``."""
     with pytest.raises(ConnectionRejected) as refused:
-        async with open_websocket_url(url, **kwargs):
+        async with open_websocket(url, **kwargs):
             pass
     assert refused.value.status_code == status
     assert json.loads(refused.value.body or b"{}")["error"] == reason

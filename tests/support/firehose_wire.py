@@ -14,7 +14,9 @@ from contextlib import asynccontextmanager
 from typing import Any
 
 import trio
-from trio_websocket import ConnectionClosed, WebSocketConnection, open_websocket_url
+from trio_websocket import ConnectionClosed, WebSocketConnection
+
+from tests.support.websocket import open_websocket
 
 WAIT_S = 10.0
 
@@ -83,6 +85,7 @@ def close_of(exc: ConnectionClosed) -> tuple[int, str | None]:
 
 @asynccontextmanager
 async def open_lines(url: str, **kwargs: Any) -> AsyncIterator[LineClient]:
-    """``open_websocket_url`` (same keyword arguments), read as JSON lines."""
-    async with open_websocket_url(url, **kwargs) as ws:
+    """:func:`~tests.support.websocket.open_websocket` (same keyword arguments), read as
+    JSON lines."""
+    async with open_websocket(url, **kwargs) as ws:
         yield LineClient(ws)

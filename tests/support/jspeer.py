@@ -17,6 +17,7 @@ JSON command per line on stdin; see the header of ``peer.mjs``.
 from __future__ import annotations
 
 import base64
+import contextlib
 import json
 import os
 import shutil
@@ -256,13 +257,12 @@ class JsPeer:
         )
 
     def stop(self, timeout: float = 10.0) -> int | None:
-        """Ask the peer to stop (stdin EOF), then SIGTERM, then SIGKILL."""
+        """Ask the peer to stop (stdin EOF), then SIGTERM, then SIGKILL; every pipe is
+        closed on the way out (the readers close stdout and stderr at their end)."""
+        if self.proc.stdin is not None:
+            with contextlib.suppress(OSError):
+                self.proc.stdin.close()
         if self.proc.poll() is None:
-            try:
-                if self.proc.stdin is not None:
-                    self.proc.stdin.close()
-            except OSError:
-                pass
             try:
                 self.proc.wait(timeout=timeout)
             except subprocess.TimeoutExpired:

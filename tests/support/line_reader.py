@@ -8,10 +8,11 @@ The one reader behind every process the tests follow: ``roomverse`` and the fire
 
 from __future__ import annotations
 
+import contextlib
 import json
 import threading
-from collections.abc import Callable, Iterable
-from typing import Any, Generic, TypeVar
+from collections.abc import Callable
+from typing import IO, Any, Generic, TypeVar
 
 from tests.support.waiting import POLL_S, wait_until
 
@@ -41,11 +42,12 @@ def plain_line(line: str) -> str:
 
 class LineReader(Generic[T]):
     """Reads ``stream`` (text or bytes) until it ends, keeping ``parse(line)`` of every
-    line, without its line break, in :attr:`items`."""
+    line, without its line break, in :attr:`items`. The reader owns ``stream``: it closes
+    it when it ends (so a stopped process leaves no pipe open)."""
 
     def __init__(
         self,
-        stream: Iterable[str] | Iterable[bytes],
+        stream: IO[str] | IO[bytes],
         parse: Callable[[str], T],
         *,
         label: str,
@@ -61,7 +63,7 @@ class LineReader(Generic[T]):
         )
         self._thread.start()
 
-    def _pump(self, stream: Iterable[str] | Iterable[bytes], parse: Callable[[str], T]) -> None:
+    def _pump(self, stream: IO[str] | IO[bytes], parse: Callable[[str], T]) -> None:
         try:
             for raw in stream:
                 line = raw.decode(errors="replace") if isinstance(raw, bytes) else raw
@@ -72,6 +74,8 @@ class LineReader(Generic[T]):
         except (OSError, ValueError):
             pass  # the stream was closed under the reader: the process is being stopped
         finally:
+            with contextlib.suppress(OSError):
+                stream.close()
             with self._cond:
                 self.ended = True
                 self._cond.notify_all()
@@ -107,7 +111,7 @@ class LineReader(Generic[T]):
         return f"last lines of {self.label}: {self.snapshot()[-n:]!r}"
 
     def join(self, timeout: float = 5.0) -> None:
-        """Wait for the reading thread (after the process's end)."""
+        """Wait for the reading thread (after the process's end), which closes the stream."""
         self._thread.join(timeout)
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import signal
@@ -82,7 +83,8 @@ class JsonLinesProcess:
             self.proc.send_signal(signum)
 
     def stop(self, timeout: float = 15.0) -> int:
-        """SIGTERM, wait, then SIGKILL if needed; returns the exit code."""
+        """SIGTERM, wait, then SIGKILL if needed; returns the exit code. Every pipe is
+        closed on the way out (safe to call again, e.g. after :meth:`kill`)."""
         if self.proc.poll() is None:
             self.proc.send_signal(signal.SIGTERM)
             try:
@@ -90,14 +92,21 @@ class JsonLinesProcess:
             except subprocess.TimeoutExpired:
                 self.proc.kill()
                 self.proc.wait(5)
-        self.out.join()
-        self.err.join()
+        self._close_pipes()
         return self.proc.returncode
 
     def kill(self) -> None:
         if self.proc.poll() is None:
             self.proc.kill()
             self.proc.wait(10)
+        self._close_pipes()
+
+    def _close_pipes(self) -> None:
+        """After the process's end: close stdin, let the readers drain and close
+        stdout and stderr."""
+        if self.proc.stdin is not None:
+            with contextlib.suppress(OSError):
+                self.proc.stdin.close()
         self.out.join()
         self.err.join()
 

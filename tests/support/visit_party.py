@@ -77,7 +77,7 @@ class Member:
         summary call, which can finish after the other side's CLI returned)."""
 
         def enough(events: list[dict[str, Any]]) -> bool:
-            return sum(e.get("event") == "relation_updated" for e in events) >= count
+            return sum(1 for e in events if e.get("event") == "relation_updated") >= count
 
         await in_thread(self.node.wait_until, enough, 30, f"{count} relation updates")
 
@@ -129,6 +129,7 @@ class Party:
 
     async def restart(self, name: str) -> Member:
         old = self.members[name]
+        await in_thread(old.node.stop)  # already killed by the test: this closes its pipes
         node = NodeProcess(
             old.character, old.data_dir, bootstrap=next(iter(self.members.values())).node.addrs[:1]
         )

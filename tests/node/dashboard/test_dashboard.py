@@ -24,7 +24,7 @@ import httpx
 import pytest
 import trio
 import trio.testing
-from trio_websocket import ConnectionRejected, open_websocket_url
+from trio_websocket import ConnectionRejected
 
 from keys import Identity
 from keys.errors import ConfigError
@@ -41,6 +41,7 @@ from registry_crdt import Status
 from tests.support.dashboard import TOKEN_HEADER, dashboard_url_of, split_url, visited_party
 from tests.support.procs import REPO, NodeProcess, roomverse_argv, write_character
 from tests.support.visit_party import in_thread
+from tests.support.websocket import open_websocket
 
 NO_VISIT = "0" * 32
 WAIT_S = 30.0
@@ -350,12 +351,12 @@ async def test_in_process_live_log_streams_scrubbed_events(tmp_path: Path) -> No
             (f"{ws_base}/api/live?token={served.token}", [(b"Origin", b"http://evil.example")]),
         ):
             with pytest.raises(ConnectionRejected) as rejected:
-                async with open_websocket_url(refused_url, extra_headers=headers):
+                async with open_websocket(refused_url, extra_headers=headers):
                     pass
             assert rejected.value.status_code in (401, 403)
 
         origin = [(b"Origin", served.base.encode("ascii"))]
-        async with open_websocket_url(
+        async with open_websocket(
             f"{ws_base}/api/live?token={served.token}", extra_headers=origin
         ) as ws:
             served.node.events.emit("visit_line", text=f"mail me at {PII_EMAIL}", mine=False)
