@@ -20,7 +20,8 @@ from node.lazy import lazy_getattr
 if TYPE_CHECKING:
     from node.testing.clock import ManualClock
     from node.testing.fake_openai import FakeOpenAI, FakeReply, serve_fake_openai
-    from node.testing.memory_host import MemoryHost, MemoryNetwork, MemoryStream
+    from node.testing.memory_host import MemoryHost, MemoryNetwork
+    from node.testing.memory_stream import MemoryStream
     from node.testing.voice import ScriptedVoice
 
 _WHERE: dict[str, str] = {
@@ -30,7 +31,7 @@ _WHERE: dict[str, str] = {
     "ManualClock": "node.testing.clock",
     "MemoryHost": "node.testing.memory_host",
     "MemoryNetwork": "node.testing.memory_host",
-    "MemoryStream": "node.testing.memory_host",
+    "MemoryStream": "node.testing.memory_stream",
     "ScriptedVoice": "node.testing.voice",
 }
 

@@ -66,6 +66,7 @@ from node._libp2p.host import SUBSCRIPTION_BUFFER
 from node._libp2p.interface import Host
 from node._libp2p.streams import PING_BYTES, PING_PROTOCOL, ping_over
 from node.errors import PublishError
+from node.testing.memory_stream import MemoryConnection, MemoryStream
 from node.wire.frames import StreamFailed
 
 logger = logging.getLogger(__name__)
@@ -74,104 +75,6 @@ PEER_EVENT_BUFFER = 4096
 """As the real host's: events beyond it are logged and lost."""
 
 MemoryStreamHandler = Callable[["MemoryStream"], Awaitable[None]]
-
-
-class MemoryStream:
-    """One end of an in-memory stream, with :class:`~node._libp2p.P2PStream`'s methods."""
-
-    def __init__(self, connection: _Connection, peer_id: str) -> None:
-        self.peer_id = peer_id
-        self._connection = connection
-        self._other: MemoryStream = self  # set by _stream_pair
-        self._inbox = bytearray()
-        self._inbox_ended = False
-        """The peer closed its sending side: ``b""`` once the inbox is empty."""
-        self._write_closed = False
-        self._reset_here = False
-        self._reset_there = False
-        self._connection_lost = False
-        self._waiters = trio.lowlevel.ParkingLot()
-
-    async def receive_some(self, max_bytes: int | None = None) -> bytes:
-        """Up to ``max_bytes`` bytes; ``b""`` once the peer closed its side or reset."""
-        await trio.lowlevel.checkpoint()
-        while True:
-            if self._reset_here or self._connection_lost:
-                raise StreamFailed(f"read from {self.peer_id} failed: {self._why()}")
-            if self._inbox:
-                size = len(self._inbox) if max_bytes is None else max(1, max_bytes)
-                chunk = bytes(self._inbox[:size])
-                del self._inbox[:size]
-                return chunk
-            if self._inbox_ended or self._reset_there:
-                return b""
-            await self._waiters.park()
-
-    async def send_all(self, data: bytes) -> None:
-        await trio.lowlevel.checkpoint()
-        if self._reset_here or self._reset_there or self._connection_lost or self._write_closed:
-            raise StreamFailed(f"write to {self.peer_id} failed: {self._why()}")
-        if data:
-            self._other._inbox += data
-            self._other._waiters.unpark_all()
-
-    async def aclose(self) -> None:
-        """Close our sending side: the peer reads what we sent, then ``b""``."""
-        await trio.lowlevel.checkpoint()
-        if self._write_closed or self._reset_here or self._reset_there or self._connection_lost:
-            return
-        self._write_closed = True
-        self._other._inbox_ended = True
-        self._other._waiters.unpark_all()
-        if self._other._write_closed:
-            self._connection.streams.discard(self)
-            self._connection.streams.discard(self._other)
-
-    async def reset(self) -> None:
-        """End both directions at once; what the peer had not read yet is lost."""
-        await trio.lowlevel.checkpoint()
-        if self._reset_here or self._reset_there or self._connection_lost:
-            return
-        self._reset_here = True
-        self._other._reset_there = True
-        self._inbox.clear()
-        self._other._inbox.clear()
-        self._waiters.unpark_all()
-        self._other._waiters.unpark_all()
-        self._connection.streams.discard(self)
-        self._connection.streams.discard(self._other)
-
-    def _lose_connection(self) -> None:
-        self._connection_lost = True
-        self._waiters.unpark_all()
-
-    def _why(self) -> str:
-        if self._connection_lost:
-            return "connection closed"
-        if self._reset_here:
-            return "stream reset by us"
-        if self._reset_there:
-            return "stream reset by the peer"
-        return "stream closed for writing"
-
-
-class _Connection:
-    """A link between two hosts and the streams that run over it."""
-
-    def __init__(self, dialer: MemoryHost, listener: MemoryHost) -> None:
-        self.ends = (dialer, listener)
-        self.streams: set[MemoryStream] = set()
-
-    def other(self, host: MemoryHost) -> MemoryHost:
-        return self.ends[1] if host is self.ends[0] else self.ends[0]
-
-    def stream_pair(self, opener: MemoryHost) -> tuple[MemoryStream, MemoryStream]:
-        """(opener's end, the other host's end)."""
-        remote = self.other(opener)
-        mine, theirs = MemoryStream(self, remote.peer_id), MemoryStream(self, opener.peer_id)
-        mine._other, theirs._other = theirs, mine
-        self.streams.update((mine, theirs))
-        return mine, theirs
 
 
 class MemoryNetwork:
@@ -222,14 +125,14 @@ class MemoryNetwork:
     def _connect(self, dialer: MemoryHost, listener: MemoryHost) -> None:
         if listener.peer_id in dialer._connections:
             return
-        connection = _Connection(dialer, listener)
+        connection = MemoryConnection(dialer, listener)
         for host, remote in ((dialer, listener), (listener, dialer)):
             host._connections[remote.peer_id] = connection
             host._met.add(remote.peer_id)
             host._emit(PeerEvent("connected", remote.peer_id, remote._addr))
         self._changed.unpark_all()
 
-    def _disconnect(self, connection: _Connection) -> None:
+    def _disconnect(self, connection: MemoryConnection) -> None:
         first, second = connection.ends
         if first._connections.get(second.peer_id) is not connection:
             return
@@ -288,7 +191,7 @@ class MemoryHost:
         self._nursery = nursery
         self._on_drop = on_drop
         self._closed = False
-        self._connections: dict[str, _Connection] = {}
+        self._connections: dict[str, MemoryConnection] = {}
         self._met: set[str] = set()
         """Peers we were ever connected to: opening a stream to one dials it again."""
         self._handlers: dict[str, MemoryStreamHandler] = {}
