@@ -19,7 +19,7 @@ parses every import and enforces it, and that there is no cycle)::
     visits                           the visit protocol (pure) and the service that runs it
     agent                            persona, prompts, memory use, affinity, autonomy
     character, control, dashboard    the running node as a whole; its local faces
-    process, cli                     a config becomes a process; the commands
+    process, party, cli              a config becomes a process; the party; the commands
     testing                          test doubles (use any layer, used by none)
 """
 

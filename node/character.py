@@ -36,6 +36,7 @@ from node.clock import now_ms, poll_until
 from node.config import CharacterConfig
 from node.directory.anti_entropy import AntiEntropy
 from node.directory.replica import DirectoryService, DirectorySettings
+from node.engine.shared import SharedEngineSlot
 from node.errors import PublishError
 from node.events import EventLog
 from node.net.dialing import PeerBook
@@ -75,6 +76,7 @@ class CharacterNode:
         directory_settings: DirectorySettings,
         turn_timeout_s: float = 120.0,
         spectator: bool = False,
+        shared_engine: SharedEngineSlot | None = None,
     ) -> None:
         self.config = config
         self.identity = identity
@@ -125,7 +127,9 @@ class CharacterNode:
                 publish=self.publish,
                 reject=self.rejections.reject,
             )
-            self.agent = Agent(collaborators, turn_timeout_s=turn_timeout_s)
+            self.agent = Agent(
+                collaborators, turn_timeout_s=turn_timeout_s, shared_engine=shared_engine
+            )
 
     # -- outgoing -----------------------------------------------------------------
 

@@ -23,9 +23,18 @@ logger = logging.getLogger(__name__)
 
 
 class EventLog:
-    def __init__(self, fmt: LogFormat = "text", stream: TextIO | None = None) -> None:
+    def __init__(
+        self,
+        fmt: LogFormat = "text",
+        stream: TextIO | None = None,
+        *,
+        context: dict[str, Any] | None = None,
+    ) -> None:
         self.fmt = fmt
         self._stream = stream or sys.stdout
+        self._context = dict(context or {})
+        """Fields written on every line (the party names the character), not passed to
+        listeners."""
         self.counts: dict[str, int] = {}
         self._listeners: list[Listener] = []
 
@@ -43,10 +52,10 @@ class EventLog:
             except Exception:
                 logger.exception("event listener failed on %s", event)
         if self.fmt == "json":
-            record = {"event": event, "ts": round(time.time(), 3), **fields}
+            record = {"event": event, "ts": round(time.time(), 3), **self._context, **fields}
             line = json.dumps(record, ensure_ascii=False, default=_jsonable)
         else:
-            details = " ".join(f"{k}={_short(v)}" for k, v in fields.items())
+            details = " ".join(f"{k}={_short(v)}" for k, v in {**self._context, **fields}.items())
             line = f"{time.strftime('%H:%M:%S')} {event} {details}".rstrip()
         # Speech and names come from other people: PII is redacted from every log line.
         line = scrub_log_text(line)

@@ -37,6 +37,7 @@ from node.control.commands import handle_control
 from node.control.socket import serve_control
 from node.directory.name_card import check_card
 from node.directory.replica import DirectorySettings
+from node.engine.shared import SharedEngineSlot
 from node.events import EventLog
 from node.net.dialing import run_dialer
 from node.net.lan_addrs import advertisable_addrs
@@ -67,6 +68,12 @@ class NodeOptions:
     """Allow the dashboard on a non-loopback address (``--dashboard-public``)."""
     meshsub: tuple[str, ...] = _libp2p.MESHSUB_PROTOCOLS
     """Gossipsub versions offered, newest first (a benchmark may leave one out)."""
+    shared_engine: SharedEngineSlot | None = None
+    """An embedded engine several characters share (the party's); None: an ``embedded``
+    engine in the config loads a model of its own."""
+    handle_signals: bool = True
+    """Stop on SIGINT/SIGTERM. False when several characters run in one process: the
+    process (the party) handles the signals and cancels them all."""
 
 
 @asynccontextmanager
@@ -102,6 +109,7 @@ async def open_character(
                     options.directory,
                     options.turn_timeout_s,
                     options.spectator,
+                    options.shared_engine,
                 )
                 known = await node.directory.load()
                 if known:
@@ -140,7 +148,8 @@ async def _run_character(
     task_status: TaskStatus[CharacterNode],
 ) -> None:
     async with trio.open_nursery() as nursery:
-        nursery.start_soon(_stop_on_signals, nursery.cancel_scope, events)
+        if options.handle_signals:
+            nursery.start_soon(_stop_on_signals, nursery.cancel_scope, events)
         for topic in PUBLIC_TOPICS:
             node.host.set_validator(topic, node.validator(topic))
             messages = await node.host.subscribe(topic)

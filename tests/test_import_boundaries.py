@@ -80,7 +80,7 @@ NODE_LAYERS: tuple[tuple[str, ...], ...] = (
     ("node.visits",),
     ("node.agent",),
     ("node.character", "node.control", "node.dashboard"),
-    ("node.process", "node.cli"),
+    ("node.process", "node.party", "node.cli"),
     ("node.testing",),
 )
 """The layer order of DESIGN §2 and ``node/__init__.py``, lowest first."""

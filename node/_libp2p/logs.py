@@ -4,10 +4,13 @@ from __future__ import annotations
 
 import logging
 import logging.handlers
+import os
 
+import libp2p.network.auto_connector  # noqa: F401  (sets its logger's level on import)
 from libp2p.utils import logging as libp2p_logging
 
 LIBP2P_LOGGER = "libp2p"
+DEBUG_ENV = "LIBP2P_DEBUG"
 
 
 def route_logging_to_root() -> None:
@@ -40,3 +43,7 @@ def route_logging_to_root() -> None:
             candidate.removeHandler(handler)
         if theirs or name == LIBP2P_LOGGER:
             candidate.propagate = True
+        if not os.environ.get(DEBUG_ENV) and candidate.level != logging.NOTSET:
+            # Without LIBP2P_DEBUG a module that sets its own level (the auto-connector
+            # logs every 10 s at INFO) follows ours instead.
+            candidate.setLevel(logging.NOTSET)

@@ -29,12 +29,13 @@ from node.agent.autonomy import Candidate, eligible, next_wait_s, pick_weighted
 from node.agent.relations import RelationKeeper
 from node.agent.voice import EngineVoice
 from node.clock import monotonic, now_ms
-from node.config import CharacterConfig
+from node.config import CharacterConfig, slug
 from node.directory.replica import DirectoryService
 from node.engine.budget import BudgetTier
 from node.engine.engines import Engines, open_engines
 from node.engine.errors import EngineError
 from node.engine.key_store import KEY_STORE_FILE, KeyLookup, KeyStore
+from node.engine.shared import SharedEngineSlot
 from node.events import EventLog
 from node.privacy.redact import redact
 from node.storage.memory import Memory
@@ -95,8 +96,11 @@ class Agent:
         turn_timeout_s: float = 120.0,
         env: dict[str, str] | None = None,
         rng: random.Random | None = None,
+        shared_engine: SharedEngineSlot | None = None,
     ) -> None:
         self.node = node
+        self.shared_engine = shared_engine
+        """The party's one embedded engine: used instead of loading a model of our own."""
         self.config: CharacterConfig = node.config
         self.events: EventLog = node.events
         self.env = dict(os.environ if env is None else env)
@@ -185,7 +189,11 @@ class Agent:
         async with AsyncExitStack() as stack:
             embedded_url = None
             embedded = [e for e in self.config.engines if e.preset == EMBEDDED_PRESET]
-            if embedded:
+            if embedded and self.shared_engine is not None:
+                self.engine_problem = self.shared_engine.problem
+                shared = await self.shared_engine.wait()
+                embedded_url = shared.url_for(slug(self.config.name))
+            elif embedded:
                 embedded_url = await stack.enter_async_context(
                     self._open_embedded(embedded[0].model or DEFAULT_EMBEDDED_MODEL)
                 )
@@ -296,8 +304,10 @@ class Agent:
             if self.engines is not None and self.engines.policy().autonomous_visits:
                 await self.visit_someone()
 
-    async def visit_someone(self) -> VisitResult | None:
-        """One autonomous visit: pick a host and visit it (None if nobody could be)."""
+    async def visit_someone(self, *, busy: frozenset[str] = frozenset()) -> VisitResult | None:
+        """One autonomous visit: pick a host and visit it (None if nobody could be).
+
+        ``busy``: peer ids known to be in a visit now (the party knows), left out."""
         now = now_ms()
         hosts = eligible(
             self.node.directory.directory.entries(),
@@ -308,6 +318,8 @@ class Agent:
         )
         candidates = []
         for entry in hosts:
+            if entry.peer_str in busy:
+                continue
             relation = await self.memory.relation(entry.peer_str)
             candidates.append(
                 Candidate(
@@ -348,9 +360,15 @@ class Agent:
 
     def describe(self) -> dict[str, Any]:
         engines = self.engines.describe() if self.engines is not None else None
+        shared = self.shared_engine.engine if self.shared_engine is not None else None
         return {
             "engines": engines,
-            "engine_problem": self.engine_problem,
+            "shared_engine": None
+            if shared is None
+            else {"model": shared.model, "queue": shared.queue.snapshot().as_json()},
+            "engine_problem": self.engine_problem
+            if self.engines is not None or self.shared_engine is None
+            else self.shared_engine.problem,
             "tier": (self.engines.tier() if self.engines is not None else BudgetTier.STOPPED).value,
             "hosting": sorted(self.session.hosting),
             "autonomy": {

@@ -21,6 +21,7 @@ from node.cli import requests
 from node.cli.engine_key import engine_key_command
 from node.cli.exit_codes import EXIT_FAILED, EXIT_USAGE
 from node.cli.parser import EXTERNAL_COMMANDS, SET_STATUS_COMMANDS, build_parser
+from node.cli.party import run_party_command
 from node.cli.run import run_node_command
 from node.cli.startup import setup_logging
 from node.errors import ControlError
@@ -28,6 +29,7 @@ from node.errors import ControlError
 COMMANDS: Final[dict[str, Callable[[argparse.Namespace], int]]] = {
     "keys": run_key_command,
     "node": run_node_command,
+    "party": run_party_command,
     "act": requests.act,
     "status": requests.status,
     "directory": requests.directory,

@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Final
 
 from keys.cli import add_key_commands
+from node.cli.party import add_party_command
 
 SET_STATUS_COMMANDS = ("online", "away", "asleep")
 
@@ -39,6 +40,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("-v", "--verbose", action="count", default=0, help="more logs on stderr")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
+    add_party_command(sub)
     add_key_commands(sub)
 
     node = sub.add_parser("node", help="run a character until Ctrl-C or SIGTERM")

@@ -4,7 +4,6 @@ running process (:func:`node.process.run_node`), until Ctrl-C."""
 from __future__ import annotations
 
 import argparse
-from typing import Any
 
 import trio
 
@@ -57,7 +56,7 @@ def run_node_command(args: argparse.Namespace) -> int:
         config_error, _ = group.split(ConfigError)
         if config_error is None:
             raise
-        raise _first_leaf(config_error) from None
+        raise first_leaf(config_error) from None
     return EXIT_OK
 
 
@@ -77,6 +76,8 @@ def directory_settings(args: argparse.Namespace) -> DirectorySettings:
     return settings
 
 
-def _first_leaf(group: BaseExceptionGroup[Any]) -> BaseException:
-    first = group.exceptions[0]
-    return _first_leaf(first) if isinstance(first, BaseExceptionGroup) else first
+def first_leaf(exc: BaseException) -> BaseException:
+    """The first real error inside trio's (nested) exception groups."""
+    while isinstance(exc, BaseExceptionGroup) and exc.exceptions:
+        exc = exc.exceptions[0]
+    return exc

@@ -25,6 +25,7 @@ from typing import Any
 import trio
 
 from keys.errors import LocalError
+from node.engine.fair_queue import FairQueue
 from node.engine.model_pack import ModelChoice, Progress, ensure_model
 from node.engine.openai_server import (
     ChatRequest,
@@ -33,6 +34,7 @@ from node.engine.openai_server import (
     create_openai_app,
     open_openai_server,
 )
+from node.engine.shared import SharedEngine
 
 log = logging.getLogger(__name__)
 
@@ -192,6 +194,29 @@ async def open_embedded_engine(
 
     ``on_progress`` reports the model's verification or assembly (from a worker thread).
     """
+    async with open_shared_engine(
+        choice,
+        cache_dir=cache_dir,
+        on_progress=on_progress,
+        threads=threads,
+        context=context,
+        port=port,
+    ) as engine:
+        yield engine.base_url
+
+
+@asynccontextmanager
+async def open_shared_engine(
+    choice: ModelChoice,
+    *,
+    cache_dir: Path | None = None,
+    on_progress: Progress | None = None,
+    threads: int | None = None,
+    context: int = DEFAULT_CONTEXT,
+    port: int = 0,
+) -> AsyncIterator[SharedEngine]:
+    """:func:`open_embedded_engine` for several callers: one model in memory, its
+    generations queued fairly per caller (each uses :meth:`SharedEngine.url_for`)."""
     path = await trio.to_thread.run_sync(
         partial(ensure_model, choice, cache_dir=cache_dir, on_progress=on_progress)
     )
@@ -200,8 +225,9 @@ async def open_embedded_engine(
     )
     log.info("embedded engine loaded %s", path.name)
     try:
-        app = create_openai_app(LlamaGenerator(llama), models=[choice.name])
+        queue = FairQueue(LlamaGenerator(llama))
+        app = create_openai_app(queue, models=[choice.name])
         async with open_openai_server(app, port=port) as base_url:
-            yield base_url
+            yield SharedEngine(base_url=base_url, model=choice.name, queue=queue)
     finally:
         llama.close()

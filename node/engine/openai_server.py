@@ -5,14 +5,17 @@ The embedded llama-cpp engine and the fake engine used by tests both sit behind 
 so the client code under test is the same code that talks to Ollama or LM Studio.
 
 Only the subset a chat client needs is served: ``GET /v1/models`` and non-streaming
-``POST /v1/chat/completions``. Every refusal is an OpenAI-style error body
-(``{"error": {"message", "type", "code"}}``) so the SDK maps it to its own exceptions.
+``POST /v1/chat/completions``, also under ``/callers/<caller>/v1`` so a shared engine knows
+whom it serves (the party's characters queue fairly on one model). Every refusal is an
+OpenAI-style error body (``{"error": {"message", "type", "code"}}``) so the SDK maps it to
+its own exceptions.
 """
 
 from __future__ import annotations
 
 import logging
 import math
+import re
 import secrets
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
@@ -59,6 +62,9 @@ class ChatRequest:
     """llama.cpp's name; like ``repeat_penalty``, not part of OpenAI's API."""
     repeat_penalty: float | None = None
     stop: tuple[str, ...] = ()
+    caller: str = ""
+    """Who asks, from the base URL ``/callers/<caller>/v1`` (one shared engine serves
+    several characters fairly); empty on the plain ``/v1``."""
 
 
 @dataclass(frozen=True)
@@ -122,7 +128,19 @@ def error_response(
     return response
 
 
-def parse_chat_request(body: object, headers: Mapping[str, str]) -> ChatRequest:
+CALLER_PATTERN = re.compile(r"^[a-z0-9][a-z0-9-]{0,63}$")
+
+
+def caller_base_url(base_url: str, caller: str) -> str:
+    """The base URL a caller named ``caller`` uses: ``http://h:p/callers/<caller>/v1``."""
+    if not CALLER_PATTERN.match(caller):
+        raise ValueError(f"a caller name is lower-case letters, digits and '-', not {caller!r}")
+    return f"{base_url.removesuffix('/v1')}/callers/{caller}/v1"
+
+
+def parse_chat_request(
+    body: object, headers: Mapping[str, str], *, caller: str = ""
+) -> ChatRequest:
     """Validate a decoded JSON body; raise :class:`BadRequest` naming the bad field."""
     if not isinstance(body, dict):
         raise BadRequest("request body must be a JSON object")
@@ -147,6 +165,7 @@ def parse_chat_request(body: object, headers: Mapping[str, str]) -> ChatRequest:
         min_p=_number(body, "min_p", 0, 1),
         repeat_penalty=_number(body, "repeat_penalty", 0, 10),
         stop=_stop(body.get("stop")),
+        caller=caller,
     )
 
 
@@ -230,15 +249,19 @@ def create_openai_app(
     listed = list(models)
 
     @app.get("/v1/models")
-    async def list_models() -> Response:
+    @app.get("/callers/<caller>/v1/models")
+    async def list_models(caller: str = "") -> Response:
         data = [{"id": m, "object": "model", "created": 0, "owned_by": "roomverse"} for m in listed]
         return jsonify({"object": "list", "data": data})
 
     @app.post("/v1/chat/completions")
-    async def chat_completions() -> Response:
+    @app.post("/callers/<caller>/v1/chat/completions")
+    async def chat_completions(caller: str = "") -> Response:
         body = await request.get_json(force=True, silent=True)
+        if caller and not CALLER_PATTERN.match(caller):
+            return error_response(404, f"no such caller path: {caller!r}")
         try:
-            chat = parse_chat_request(body, dict(request.headers.items()))
+            chat = parse_chat_request(body, dict(request.headers.items()), caller=caller)
         except BadRequest as exc:
             return error_response(400, exc.message, code=exc.param)
         try:

@@ -1,0 +1,115 @@
+"""What a person sees of the party on the terminal: the model arriving, each character
+joining, the viewer's address, and every visit as a short play script.
+
+It listens to the party's events and to each character's (the full event streams go to
+log files in text mode, or to stdout with ``--log-format json``, where this is silent).
+"""
+
+from __future__ import annotations
+
+import sys
+import textwrap
+from typing import Any, TextIO
+
+from node.privacy.log_scrub import scrub_log_text
+
+MB = 1_000_000
+PROGRESS_STEP = 0.1
+"""Model progress is printed at every tenth of the way, not on every chunk."""
+WIDTH = 100
+
+
+class PartyTerminal:
+    def __init__(self, stream: TextIO | None = None) -> None:
+        self._stream = stream or sys.stdout
+        self._progress_shown = -1.0
+        self._partner_of_visit: dict[str, str] = {}
+
+    def write(self, text: str) -> None:
+        try:
+            self._stream.write(scrub_log_text(text) + "\n")
+            self._stream.flush()
+        except (BrokenPipeError, ValueError):
+            pass  # the terminal went away; the party goes on
+
+    def party_event(self, event: str, fields: dict[str, Any]) -> None:
+        """The party's own events."""
+        if event == "party_starting":
+            names = ", ".join(fields["characters"])
+            self.write(f"RoomVerse party: {names}")
+            self.write(f"  memories live in {fields['data_dir']}")
+            if fields.get("engine"):
+                self.write(f"  engine: {fields['engine']}")
+        elif event == "model_progress":
+            self._model_progress(fields["model"], fields["done"], fields["total"])
+        elif event == "engine_ready":
+            self.write(
+                f"engine ready: {fields['model']} loaded in {fields['load_s']:.0f} s,"
+                " one model shared by every character"
+            )
+        elif event == "engine_failed":
+            self.write(f"the engine cannot run: {fields['error']}")
+        elif event == "party_joined":
+            rss = f", party RSS {fields['rss_mb']:.0f} MB" if fields.get("rss_mb") else ""
+            known = fields.get("friends", 0)
+            memory = f", remembers {known} friend{'s' * (known != 1)}" if known else ""
+            self.write(f"{fields['name']} joined ({_short_peer(fields['peer_id'])}{memory}{rss})")
+        elif event == "firehose_ready":
+            self.write("")
+            self.write(f"watch the party: {fields['url']}")
+            self.write("(Ctrl-C stops it; the characters keep their memories for next time)")
+            self.write("")
+        elif event == "party_waiting":
+            self.write(f"still waiting for: {', '.join(fields['waiting'])}")
+        elif event == "stopping":
+            self.write("stopping: everyone says goodbye...")
+        elif event == "party_stopped":
+            self.write(f"party over. Memories kept in {fields['data_dir']}")
+
+    def character_event(self, name: str, event: str, fields: dict[str, Any]) -> None:
+        """One character's events: its visits, as seen by the visitor (each line once, by
+        the one who said it)."""
+        if event == "visit_started" and fields.get("role") == "guest":
+            self._visit_begins(name, fields["visit"], fields.get("partner_name", "?"))
+        elif event == "visit_line" and fields.get("mine"):
+            if fields.get("turn") == 0:  # the guest's opening comes before visit_started
+                self._visit_begins(name, fields["visit"], fields.get("partner_name", "?"))
+            self._line(name, str(fields.get("text", "")))
+        elif event == "visit_ended" and fields["visit"] in self._partner_of_visit:
+            partner = self._partner_of_visit.pop(fields["visit"])
+            how = fields.get("outcome", "")
+            self.write(f"  ({name} leaves {partner}: {how}, {fields.get('turns', 0)} lines)")
+        elif event == "visit_declined":
+            guest = fields.get("partner_name", "?")
+            self.write(f"{name} is not receiving {guest} ({fields.get('reason', '')})")
+        elif event == "autonomy_failed":
+            self.write(f"{name} could not go out: {fields.get('error', '')}")
+        elif event == "engine_failed":
+            self.write(f"{name} has no engine: {fields.get('error', '')}")
+
+    def _visit_begins(self, name: str, visit: str, partner: str) -> None:
+        if visit in self._partner_of_visit:
+            return
+        self._partner_of_visit[visit] = partner
+        self.write("")
+        self.write(f"{name} drops in on {partner}")
+
+    def _line(self, name: str, text: str) -> None:
+        lead = f"  {name}: "
+        wrapped = textwrap.wrap(text, WIDTH, initial_indent=lead, subsequent_indent=" " * len(lead))
+        for row in wrapped or [lead]:
+            self.write(row)
+
+    def _model_progress(self, model: str, done: int, total: int) -> None:
+        share = done / total if total else 1.0
+        if share < 1.0 and share - self._progress_shown < PROGRESS_STEP:
+            return
+        self._progress_shown = share
+        self.write(f"model {model}: {done / MB:,.0f} / {total / MB:,.0f} MB ({share:.0%})")
+
+
+def _short_peer(peer_id: str) -> str:
+    return f"{peer_id[:8]}…{peer_id[-6:]}" if len(peer_id) > 16 else peer_id
+
+
+__all__ = ["PartyTerminal"]
