@@ -361,6 +361,7 @@ def _roleplay_system(
     role: VisitRole,
     topic: Topic | None,
     closing: bool,
+    winding_down: bool = False,
 ) -> str:
     japanese = speaks_japanese_first(me)
     about = ("" if japanese else " ").join(p for p in (me.personality, me.background) if p)
@@ -369,17 +370,19 @@ def _roleplay_system(
         if me.greeting:
             persona.append(f"{me.name}のいつものあいさつ: 「{me.greeting}」")
         ending = "訪問はもう終わりです。短く温かいお別れを言ってください。"
+        wind_down = "もう話すことがなくなったら、短く温かいお別れを言ってください。"
     else:
         persona = [f"About {me.name}: {about}"]
         if me.greeting:
             persona.append(f'{me.name} often greets people with: "{me.greeting}"')
         ending = "The visit is ending now: say a short, warm goodbye."
+        wind_down = "When you have nothing new to say, say a short, warm goodbye instead."
     intro, rules = roleplay_rules(me, role).split("\n\n", 1)
     sections = [intro, "\n".join(persona), rules, _memory(relation, japanese=japanese)]
     if topic is not None:
         sections.append(_plain(topic_line(topic, japanese), TOPIC_LIMIT))
-    if closing:
-        sections.append(ending)
+    if closing or winding_down:
+        sections.append(ending if closing else wind_down)
     return "\n\n".join(sections)
 
 
@@ -408,12 +411,14 @@ def visit_messages(
     turns: Sequence[Turn],
     topic: Topic | None = None,
     closing: bool = False,
+    winding_down: bool = False,
 ) -> list[ChatMessage]:
     """The prompt for our next line in a visit with ``partner``.
 
     ``relation`` is what we keep about this partner (None: first meeting), ``topic`` what
-    this visit is about (:func:`node.agent.topics.pick_topic`), and ``closing`` asks for
-    a goodbye instead of a reply.
+    this visit is about (:func:`node.agent.topics.pick_topic`), ``closing`` asks for a
+    goodbye instead of a reply (the partner said goodbye), ``winding_down`` lets us say
+    one when the talk has run dry (late in a visit).
     """
     relation = _relation_of(partner, relation)
     japanese = speaks_japanese_first(me)
@@ -438,7 +443,7 @@ def visit_messages(
         out.append(ChatMessage("user", "\n".join(heard)))
     else:
         out.append(ChatMessage("user", _stage(label, "listens", japanese) if out else first_stage))
-    system = _roleplay_system(me, relation, role, topic, closing)
+    system = _roleplay_system(me, relation, role, topic, closing, winding_down)
     return [ChatMessage("system", system), *out]
 
 

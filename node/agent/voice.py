@@ -8,6 +8,12 @@ is said instead (the greeting, for an opening), or nothing when the last line wa
 already one — the visit then ends with a goodbye. Each case is counted as a
 ``line_guarded`` event (``check``: what the first line failed; ``action``: regenerated,
 trimmed, replaced or skipped; never the text), so the guard cannot hide a bad model.
+
+Visits end when the talk runs dry, and the voice plays its part in that: from
+:data:`WIND_DOWN_FROM` lines on the prompt lets our character say goodbye when it has
+nothing new to say, and when the partner has just said goodbye
+(:func:`node.visits.goodbye.counts_as_goodbye`) it asks for a goodbye back (a short
+farewell line replaces one the guard refuses). The conversation then ends the visit.
 """
 
 from __future__ import annotations
@@ -20,7 +26,7 @@ from datetime import datetime
 from typing import Final, Literal
 
 from node.agent.autonomy import Candidate
-from node.agent.guard import LineContext, fallback, judge, tidy, trim
+from node.agent.guard import LineContext, copies, fallback, judge, tidy, trim
 from node.agent.prompts import (
     AwayStatus,
     CandidateView,
@@ -52,12 +58,20 @@ from node.privacy.redact import redact
 from node.storage.memory import Relation
 from node.visits.contracts import Partner, Recollection
 from node.visits.conversation import Line
+from node.visits.goodbye import counts_as_goodbye
 from node.visits.messages import MAX_LINE
 
 TURN_MAX_TOKENS: Final = 160
 SUMMARY_MAX_TOKENS: Final = 200
 CHOOSE_MAX_TOKENS: Final = 16
 TOPICS_KEPT: Final = 64
+WIND_DOWN_FROM: Final = 6
+"""From this many lines on, our character may say goodbye when the talk has run dry."""
+GOODBYES: Final[dict[str, tuple[str, ...]]] = {
+    "en": ("Take care, see you soon!", "Goodbye for now, and thank you!", "See you next time!"),
+    "ja": ("またね！気をつけてね。", "ありがとう、またね。", "それじゃあ、またね！"),
+}
+"""Short goodbyes said instead of one the guard refuses, when the partner said goodbye."""
 
 ROLEPLAY: Final = Sampling(temperature=0.8, top_p=0.9, min_p=0.05, repeat_penalty=1.15)
 """Sampling for speech (issue 12's measurements on 0.5–1.5B models): varied enough to
@@ -118,6 +132,7 @@ class EngineVoice:
         visit_role: VisitRole = "host" if role == "host" else "guest"
         view = _partner(partner)
         turns = self._turns(lines)
+        closing = self._heard_goodbye(lines)
         messages = visit_messages(
             me=self.persona,
             partner=view,
@@ -125,6 +140,8 @@ class EngineVoice:
             role=visit_role,
             turns=turns,
             topic=self._topic(partner.peer_id, visit_role, relation, len(lines)),
+            closing=closing,
+            winding_down=len(lines) >= WIND_DOWN_FROM,
         )
         label = partner_label(view, visit_role, self.persona)
         context = LineContext(
@@ -136,6 +153,14 @@ class EngineVoice:
             secret=roleplay_rules(self.persona, visit_role),
         )
         kind: Kind = "opening" if not lines else "reply"
+
+        def instead() -> str | None:
+            if kind == "opening":
+                return self._opening_instead()
+            if closing:
+                return self._goodbye_instead(context)
+            return fallback(context, self._choices)
+
         return await self._guarded(
             messages,
             context,
@@ -144,11 +169,7 @@ class EngineVoice:
             purpose=Purpose.REPLY,
             max_tokens=TURN_MAX_TOKENS,
             sampling=roleplay_sampling(label, self.persona.name),
-            instead=(
-                self._opening_instead
-                if kind == "opening"
-                else lambda: fallback(context, self._choices)
-            ),
+            instead=instead,
         )
 
     async def answering_machine(self, partner: Partner, message: str, status: str) -> str:
@@ -274,6 +295,20 @@ class EngineVoice:
         if self.persona.greeting.strip():
             return _one_turn(self.persona.greeting)
         return "こんにちは！" if speaks_japanese_first(self.persona) else "Hello!"
+
+    def _heard_goodbye(self, lines: list[Line]) -> bool:
+        """The partner's last line was a goodbye: ours should be one too."""
+        last = lines[-1] if lines else None
+        return (
+            last is not None and last.speaker != self.me and counts_as_goodbye(last.turn, last.text)
+        )
+
+    def _goodbye_instead(self, context: LineContext) -> str:
+        """A short goodbye in our language that copies neither side's lines."""
+        options = GOODBYES["ja" if speaks_japanese_first(self.persona) else "en"]
+        spoken = (*context.heard[-1:], *context.said)
+        fresh = [line for line in options if not any(copies(line, said) for said in spoken)]
+        return self._choices.choice(fresh or list(options))
 
     def _away_instead(self, status: AwayStatus) -> str:
         if speaks_japanese_first(self.persona):

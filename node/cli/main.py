@@ -35,6 +35,7 @@ COMMANDS: Final[dict[str, Callable[[argparse.Namespace], int]]] = {
     "directory": requests.directory,
     **dict.fromkeys(SET_STATUS_COMMANDS, requests.set_status),
     "visit": requests.visit,
+    "end-visit": requests.end_visit,
     "memory": requests.memory,
     "engine-key": engine_key_command,
 }

@@ -111,6 +111,13 @@ def build_parser() -> argparse.ArgumentParser:
     visit.add_argument("--private", action="store_true", help="do not publish the speech")
     visit.add_argument("--json", action="store_true", help="JSON lines instead of text")
 
+    end_visit = sub.add_parser(
+        "end-visit", help="end a visit in progress politely (none named: every one)"
+    )
+    end_visit.add_argument("visit_id", nargs="?", metavar="VISIT_ID", help="default: all")
+    end_visit.add_argument("--data-dir", required=True, type=Path)
+    end_visit.add_argument("--json", action="store_true", help="one JSON document")
+
     memory = sub.add_parser("memory", help="who visited, what was said, how we feel")
     memory.add_argument("--data-dir", required=True, type=Path)
     memory.add_argument(

@@ -1,7 +1,8 @@
 """The commands that ask a running node over its control socket (:mod:`node.control.socket`):
-``roomverse act``, ``status``, ``directory``, ``online|away|asleep``, ``visit`` and
-``memory``. Each sends one request, prints the reply (``--json``: as it came) and returns
-the exit code; what others wrote goes through :mod:`node.cli.terminal` first.
+``roomverse act``, ``status``, ``directory``, ``online|away|asleep``, ``visit``,
+``end-visit`` and ``memory``. Each sends one request, prints the reply (``--json``: as it
+came) and returns the exit code; what others wrote goes through :mod:`node.cli.terminal`
+first.
 """
 
 from __future__ import annotations
@@ -128,6 +129,26 @@ def _visit_summary(reply: dict[str, Any]) -> str:
     if reply.get("message"):
         text += f"\n-- their answering machine: {printable(reply['message'])}"
     return text
+
+
+def end_visit(args: argparse.Namespace) -> int:
+    """Ask the node to end one visit in progress (or every one) and wait until it is over."""
+    reply = control_request(args.data_dir, {"cmd": "end_visit", "visit": args.visit_id})
+    if args.json:
+        print(json.dumps({"visits": reply["visits"]}, indent=2))
+        return EXIT_OK
+    for visit in reply["visits"]:
+        print(ending_summary(visit), flush=True)
+    return EXIT_OK
+
+
+def ending_summary(visit: dict[str, Any]) -> str:
+    """One line on a visit the owner ended: over, or waiting for the partner's line."""
+    name = printable(visit["partner_name"])
+    text = f"-- visit {visit['visit']} with {name}: "
+    if visit["ended"] and "outcome" in visit:
+        return text + f"ended ({visit['outcome']}, {visit['reason']}), {visit['turns']} lines"
+    return text + f"ending: the farewell goes out after {name}'s line"
 
 
 def memory(args: argparse.Namespace) -> int:

@@ -2,19 +2,24 @@
 
 One JSON request in, one JSON reply out: ``publish`` (``roomverse act``), ``status``,
 ``directory`` (``roomverse directory``), ``set_status`` (``roomverse away|asleep|online``),
-``memory`` (``roomverse memory``); ``visit`` (``roomverse visit``) streams its replies.
+``memory`` (``roomverse memory``), ``end_visit`` (``roomverse end-visit``, the dashboard's
+"End visit"); ``visit`` (``roomverse visit``) streams its replies.
 """
 
 from __future__ import annotations
 
 import base64
 import binascii
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Final
+
+import trio
 
 from keys import TOPIC_ACTIONS, TOPIC_CONTEXTS, TOPIC_DIRECTORY
 from node.control.socket import Reply
 from node.errors import ControlError
+from node.storage.memory import OPEN, VISIT_ID
 from node.visits.messages import MAX_TURNS
+from node.visits.ongoing import NotVisiting
 from registry_crdt import Status
 
 if TYPE_CHECKING:
@@ -24,6 +29,9 @@ PUBLIC_KINDS = ("action", "context")
 SET_STATUS = {s.value: s for s in (Status.ONLINE, Status.AWAY, Status.ASLEEP)}
 STATUS_TOPICS = (TOPIC_ACTIONS, TOPIC_CONTEXTS, TOPIC_DIRECTORY)
 NO_CHARACTER = {"ok": False, "error": "this node has no character (a spectator, e.g. the firehose)"}
+END_WAIT_S: Final = 20.0
+"""How long ``end_visit`` waits for the visits to be over before it answers (a visit
+waiting for the partner's line ends right after it; the control socket allows 30 s)."""
 
 
 async def handle_control(node: CharacterNode, request: dict[str, Any]) -> Reply:
@@ -33,6 +41,8 @@ async def handle_control(node: CharacterNode, request: dict[str, Any]) -> Reply:
         return await _visit(node, request)
     if cmd == "memory":
         return await _memory(node, request)
+    if cmd == "end_visit":
+        return await _end_visit(node, request)
     if cmd == "publish":
         kind = request.get("kind")
         body = request.get("body")
@@ -87,6 +97,7 @@ def status_of(node: CharacterNode) -> dict[str, Any]:
         "directory": node.directory.summary(),
         "own_status": node.directory.status.value,
         "agent": None if node.agent is None else node.agent.describe(),
+        "visiting": [] if node.agent is None else node.agent.session.ongoing.listing(),
     }
 
 
@@ -103,6 +114,38 @@ async def _visit(node: CharacterNode, request: dict[str, Any]) -> Reply:
     if node.agent is None:
         return NO_CHARACTER
     return node.agent.visit(target, turns=turns, private=private or None)
+
+
+async def _end_visit(node: CharacterNode, request: dict[str, Any]) -> dict[str, Any]:
+    """End one visit in progress (``"visit"``), or every one (none given), politely; wait
+    until they are over (``"wait": false``: answer at once). Raises
+    :class:`NotVisiting` for a visit that is not in progress."""
+    visit = request.get("visit")
+    wait = request.get("wait", True)
+    if visit is not None and (not isinstance(visit, str) or VISIT_ID.fullmatch(visit) is None):
+        return {"ok": False, "error": '"visit" must be a visit id (32 lowercase hex characters)'}
+    if not isinstance(wait, bool):
+        return {"ok": False, "error": '"wait" must be true or false'}
+    if node.agent is None:
+        return NO_CHARACTER
+    try:
+        ending = node.agent.session.end(visit)
+    except NotVisiting:
+        if visit is None:
+            raise
+        stored = await node.agent.memory.conversation(visit)
+        if stored is None:
+            raise NotVisiting(f"no visit {visit} is in progress or in memory") from None
+        if stored.visit.outcome == OPEN:
+            raise NotVisiting(
+                f"visit {visit} is still at the door: end it once it has begun"
+            ) from None
+        raise NotVisiting(f"visit {visit} is already over ({stored.visit.outcome})") from None
+    if wait:
+        with trio.move_on_after(END_WAIT_S):
+            for ongoing in ending:
+                await ongoing.ended.wait()
+    return {"ok": True, "visits": [ongoing.to_json() for ongoing in ending]}
 
 
 async def _memory(node: CharacterNode, request: dict[str, Any]) -> dict[str, Any]:

@@ -1,6 +1,6 @@
 """What every JSON route of the dashboard shares: its error, the error's body, and reading
-a request's input (a JSON object body, a whole-number query parameter) with a 4xx for
-anything else."""
+a request's input (a JSON object body, a whole-number query parameter, a visit id) with a
+4xx for anything else."""
 
 from __future__ import annotations
 
@@ -11,6 +11,7 @@ from quart import Response, jsonify, request
 from werkzeug.datastructures import MultiDict
 
 from keys.errors import LocalError
+from node.storage.memory import VISIT_ID
 
 
 class ApiError(LocalError):
@@ -54,3 +55,9 @@ def int_arg(args: MultiDict[str, str], name: str, default: int, low: int, high: 
     if not (text.isascii() and text.isdigit() and len(text) <= 19 and low <= int(text) <= high):
         raise ApiError(400, f'"{name}" must be a whole number {low}..{high}')
     return int(text)
+
+
+def check_visit_id(visit_id: str) -> None:
+    """Refuse (400) a path's visit id that is not one."""
+    if VISIT_ID.fullmatch(visit_id) is None:
+        raise ApiError(400, "a visit id is 32 lowercase hex characters")

@@ -8,7 +8,8 @@ named above it::
     GET    /                               the page (static/index.html)
     GET    /static/<file>                  its CSS and JS
   status
-    GET    /api/status                     peers, addresses, mDNS, engines, budget tier
+    GET    /api/status                     peers, addresses, mDNS, engines, budget tier,
+                                           the visits in progress (``visiting``)
     POST   /api/status                     {"status": "online" | "away" | "asleep"}
   memory
     GET    /api/visits?limit=&partner=     the footprints: who came, when, what they left
@@ -18,6 +19,8 @@ named above it::
     GET    /api/relations/<peer>           one relation, with its summary and notes
     POST   /api/relations/<peer>           {"notes": "...", "summary": "..."} (one or both)
     DELETE /api/relations/<peer>           forget it (``?with_visits=1``: and the visits)
+  visiting
+    POST   /api/visits/<id>/end            {}: end a visit in progress politely
   directory
     GET    /api/directory?search=          everyone the node knows of, present first
   live
@@ -54,6 +57,7 @@ from node.dashboard.routes.directory import register_directory_routes
 from node.dashboard.routes.live import register_live_routes
 from node.dashboard.routes.memory import register_memory_routes
 from node.dashboard.routes.status import register_status_routes
+from node.dashboard.routes.visiting import register_visiting_routes
 
 if TYPE_CHECKING:
     from node.character import CharacterNode
@@ -144,6 +148,7 @@ def create_app(
 
     register_status_routes(app, node, feed)
     register_memory_routes(app, node)
+    register_visiting_routes(app, node)
     register_directory_routes(app, node)
     register_live_routes(app, feed)
     return app

@@ -49,6 +49,7 @@ VISIT_EVENTS = frozenset(
         "visit_started",
         "visit_line",
         "visit_ended",
+        "visit_ending",
         "visit_declined",
         "visit_interrupted",
         "message_left",

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+
 import trio
 
 from node.storage.memory import Relation
@@ -10,13 +12,17 @@ from node.visits.conversation import Line
 
 
 class ScriptedVoice:
-    """Speaks ``"<name> line <n>"`` (``said`` counts the engine-like calls); ``slow_s``
-    makes each reply take that long (on trio's clock, so a fake clock skips it)."""
+    """Speaks ``"<name> line <n>"`` (``said`` counts the engine-like calls), or what
+    ``script`` holds for turn ``n``; ``slow_s`` makes each reply take that long (on trio's
+    clock, so a fake clock skips it)."""
 
-    def __init__(self, name: str, *, slow_s: float = 0.0) -> None:
+    def __init__(
+        self, name: str, *, slow_s: float = 0.0, script: Mapping[int, str] | None = None
+    ) -> None:
         self.name = name
         self.said = 0
         self.slow_s = slow_s
+        self.script = dict(script or {})
 
     async def opening(self, partner: Partner, relation: Relation | None) -> str:
         return f"{self.name} says hello"
@@ -26,7 +32,7 @@ class ScriptedVoice:
     ) -> str:
         self.said += 1
         await trio.sleep(self.slow_s)
-        return f"{self.name} line {len(lines)}"
+        return self.script.get(len(lines), f"{self.name} line {len(lines)}")
 
     async def answering_machine(self, partner: Partner, message: str, status: str) -> str:
         return f"{self.name} is {status}"

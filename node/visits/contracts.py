@@ -67,6 +67,9 @@ class VisitResult:
     role: str
     outcome: str
     lines: list[Line] = field(default_factory=list)
+    reason: str = ""
+    """Why it ended: the farewell's reason (``goodbye``, ``max_turns``, ``owner``...) or
+    what stopped it (``partner_gone``...); "" while it runs or when it never started."""
     transcript: bytes | None = None
     receipt: bytes | None = None
     message: str = ""

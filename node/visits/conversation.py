@@ -15,7 +15,12 @@ Turn 0 is the guest's first line, sent in the knock (the transcript's first line
 host lets the guest in). After it turns alternate: even turns are the guest's, odd turns
 the host's, and ``max_turns`` counts every line, the first included. Whoever's turn it
 is may say farewell instead of a say; the side whose turn comes with the budget spent
-must.
+must. A visit also ends when the talk runs dry: once a line from turn
+:data:`~node.visits.goodbye.FIRST_GOODBYE_TURN` on says goodbye
+(:mod:`node.visits.goodbye`) and the other side has answered it, the side whose turn comes
+next says farewell (``goodbye``) — the one who said goodbye first, after hearing the
+answer. Both sides read the same transcript, so they agree on it without a message of
+its own; a peer that does not know the rule still gets a farewell it accepts.
 
 The trio session feeds it, as h11's ``Connection`` is fed: :meth:`Conversation.receive`
 takes each message from the partner and raises :class:`VisitProtocolError` (a
@@ -36,6 +41,7 @@ import msgpack
 
 from keys.errors import LocalError, RemoteError
 from node.storage.memory_rows import Role
+from node.visits.goodbye import counts_as_goodbye
 from node.visits.messages import (
     MAX_LINE,
     MAX_TURNS,
@@ -122,6 +128,10 @@ class Conversation:
         self.ended_by: EndedBy | None = None
         """Who said farewell: ``me``, the ``partner`` early, or the partner because the
         ``budget`` ran out."""
+        self.end_reason: str | None = None
+        """The farewell's reason (``goodbye``, ``max_turns``, ``owner``...), once said."""
+        self.goodbye_turn: int | None = None
+        """The first line (from either side) that said goodbye, if one has."""
         self._own_turns = turns
         self._own_ms = max_ms
 
@@ -209,8 +219,11 @@ class Conversation:
         elif isinstance(message, Say):
             line = Line(message.turn, sender, message.text, now_ms)
             self.lines.append(line)
+            if self.goodbye_turn is None and counts_as_goodbye(line.turn, line.text):
+                self.goodbye_turn = line.turn
             return line
         elif isinstance(message, Farewell):
+            self.end_reason = message.reason
             if sender == self.me:
                 self.ended_by = "me"
             else:
@@ -237,7 +250,10 @@ class Conversation:
         return self.phase is Phase.TALK and self.speaker_of(self.next_turn) == self.me
 
     def over(self, now_ms: int) -> str | None:
-        """Why the visit must end now (``max_turns`` / ``time_up``), or None."""
+        """Why the visit must end on this turn (``goodbye`` / ``max_turns`` / ``time_up``),
+        or None. A goodbye that was answered comes first: the talk ended on its own."""
+        if self.goodbye_turn is not None and self.next_turn >= self.goodbye_turn + 2:
+            return "goodbye"
         if self.next_turn >= self.stop_at:
             return "max_turns"
         if now_ms >= self.deadline_ms:

@@ -9,6 +9,11 @@ send or receive goes through it first, and what it refuses ends the visit. Every
 stored (durably) before the next message goes out, so a line the other side has seen
 answered is never lost, even if this process is killed right after. A partner that goes
 silent or away ends the visit on our side with the outcome ``partner_vanished``.
+
+A visit ends with a farewell from the side whose turn it is: when the budget is spent,
+when a goodbye was said and answered (the talk ran dry; the conversation's rule), when
+our engine has nothing fit to say, or when the owner asks (:meth:`VisitSession.end`, on
+our next turn). ``visit_ended`` says why (``reason``) and who said farewell (``ended_by``).
 """
 
 from __future__ import annotations
@@ -37,6 +42,7 @@ from node.visits.contracts import (
 from node.visits.conversation import Conversation, Line, Phase
 from node.visits.door import Door, close_visit, visit_start
 from node.visits.messages import Decline, Farewell, Knock, Say, VisitMessage, Welcome, cap_line
+from node.visits.ongoing import OngoingVisit, OngoingVisits
 from node.visits.receipts import check_guest_receipt, check_host_receipt, receipt
 from node.visits.wire import VANISHED, VisitChannel
 from registry_crdt import Status
@@ -91,6 +97,8 @@ class VisitSession:
             reject=reject,
         )
         self.hosting: set[str] = set()
+        self.ongoing = OngoingVisits()
+        """The visits in progress (the owner may end them)."""
         self.private_visits: set[str] = set()
         """Visits whose speech is not published (either side asked for privacy)."""
 
@@ -173,6 +181,23 @@ class VisitSession:
         await self._remember(partner, relation, result)
         return result
 
+    # -- the owner ----------------------------------------------------------------------
+
+    def end(self, visit: str | None = None) -> list[OngoingVisit]:
+        """Ask ``visit`` (None: every visit in progress) to end politely: farewell
+        (``owner``) on our next turn. Raises :class:`node.visits.ongoing.NotVisiting`
+        when it is not in progress. Wait on each one's ``ended`` to see it over."""
+        ending = self.ongoing.end(visit)
+        for ongoing in ending:
+            self.events.emit(
+                "visit_ending",
+                visit=ongoing.visit,
+                role=ongoing.role,
+                partner=ongoing.partner.peer_id,
+                reason="owner",
+            )
+        return ending
+
     # -- both ---------------------------------------------------------------------------
 
     async def _run(
@@ -183,6 +208,22 @@ class VisitSession:
         relation: Relation | None,
         private: bool,
         welcome: Welcome | None = None,
+    ) -> VisitResult:
+        """:meth:`_visit`, held as in progress while it runs."""
+        with self.ongoing.track(conv.visit, conv.role, partner, conv.started_ms) as ongoing:
+            result = await self._visit(channel, conv, partner, relation, private, welcome, ongoing)
+            ongoing.result = result
+            return result
+
+    async def _visit(
+        self,
+        channel: VisitChannel,
+        conv: Conversation,
+        partner: Partner,
+        relation: Relation | None,
+        private: bool,
+        welcome: Welcome | None,
+        ongoing: OngoingVisit,
     ) -> VisitResult:
         """Record the first line (the host then sends its ``welcome``), talk, exchange
         receipts, record the end. A visit never stays ``open``: if anything but the
@@ -203,8 +244,9 @@ class VisitSession:
                 partner_name=partner.name,
                 private=private,
             )
-            await self._talk(channel, conv, partner, relation)
+            await self._talk(channel, conv, partner, relation, ongoing)
             result.outcome = "ended_by_partner" if conv.ended_by == "partner" else "completed"
+            result.reason = conv.end_reason or ""
             result.receipt = await self._exchange_receipts(channel, conv, partner)
             result.transcript = conv.transcript_hash()
         except RemoteError as exc:
@@ -217,7 +259,8 @@ class VisitSession:
         finally:
             self.private_visits.discard(conv.visit)
         transcript = result.transcript.hex() if result.transcript else None
-        return await self._end(result, transcript=transcript)
+        ended_by = "me" if conv.ended_by == "me" else "partner"
+        return await self._end(result, ended_by=ended_by, transcript=transcript)
 
     async def _talk(
         self,
@@ -225,30 +268,39 @@ class VisitSession:
         conv: Conversation,
         partner: Partner,
         relation: Relation | None,
+        ongoing: OngoingVisit,
     ) -> None:
         """Alternate lines until one side says farewell (``conv.ended_by`` says who)."""
         while conv.phase is Phase.TALK:
             if not conv.our_turn:
                 await self._receive(channel, conv, partner, self.turn_timeout_s)
                 continue
-            reason = conv.over(self.clock_ms())
+            reason = "owner" if ongoing.end_asked else conv.over(self.clock_ms())
             text = ""
             if reason is None:
-                try:
-                    text = cap_line(
-                        await self.voice.reply(partner, relation, conv.lines, conv.role)
-                    )
-                except EngineResting:
-                    reason = "resting"
-                except EngineError as exc:
-                    logger.warning("visit %s: no engine answered: %s", conv.visit, exc)
-                    reason = "engine_unavailable"
+                with trio.CancelScope() as ongoing.speaking:
+                    text, reason = await self._line(conv, partner, relation)
+                ongoing.speaking = None
+                if ongoing.end_asked:  # asked while our engine was writing: not said
+                    text, reason = "", "owner"
             message: VisitMessage
             if reason is not None or not text:
                 message = Farewell(conv.visit, len(conv.lines), reason or "goodbye")
             else:
                 message = Say(conv.visit, conv.next_turn, text)
             await self._send(channel, conv, partner, message)
+
+    async def _line(
+        self, conv: Conversation, partner: Partner, relation: Relation | None
+    ) -> tuple[str, str | None]:
+        """Our next line, or "" and why we cannot speak (the engine is resting or gone)."""
+        try:
+            return cap_line(await self.voice.reply(partner, relation, conv.lines, conv.role)), None
+        except EngineResting:
+            return "", "resting"
+        except EngineError as exc:
+            logger.warning("visit %s: no engine answered: %s", conv.visit, exc)
+            return "", "engine_unavailable"
 
     async def _exchange_receipts(
         self, channel: VisitChannel, conv: Conversation, partner: Partner
@@ -306,7 +358,8 @@ class VisitSession:
         if why not in VANISHED:
             self.reject(peer_id_from_str(result.partner.peer_id), PROTO_VISIT, exc)
         result.outcome = "partner_vanished" if why in VANISHED else f"failed:{why}"
-        return await self._end(result, reason=why)
+        result.reason = why
+        return await self._end(result)
 
     async def _end(self, result: VisitResult, **detail: Any) -> VisitResult:
         """Close the visit in memory and say how it ended (``visit_ended``)."""
@@ -317,6 +370,7 @@ class VisitSession:
             role=result.role,
             partner=result.partner.peer_id,
             outcome=result.outcome,
+            reason=result.reason,
             turns=len(result.lines),
             **detail,
         )

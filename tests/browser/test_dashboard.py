@@ -13,13 +13,18 @@ this test's trio loop keeps serving the characters' fake engines. Chromium is De
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 import httpx
 import pytest
 
-from tests.support.dashboard import TOKEN_HEADER, dashboard_url_of, split_url, visited_party
+from tests.support.dashboard import (
+    TOKEN_HEADER,
+    artifacts_dir,
+    dashboard_url_of,
+    split_url,
+    visited_party,
+)
 from tests.support.procs import NodeProcess
 from tests.support.visit_party import in_thread
 
@@ -40,13 +45,6 @@ sync_api = pytest.importorskip(
     "playwright.sync_api",
     reason="needs Playwright's Python package (pip install playwright; no browser download)",
 )
-
-
-def artifacts_dir(tmp_path: Path) -> Path:
-    root = os.environ.get("ROOMVERSE_TEST_ARTIFACTS")
-    path = Path(root) / "dashboard" if root else tmp_path / "artifacts"
-    path.mkdir(parents=True, exist_ok=True)
-    return path
 
 
 def drive_dashboard(url: str, mina: NodeProcess, bo_id: str, shots: Path) -> None:

@@ -3,6 +3,7 @@ where Bo has visited Mina (who runs a dashboard), for the HTTP and the browser t
 
 from __future__ import annotations
 
+import os
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
@@ -20,6 +21,15 @@ def split_url(url: str) -> tuple[str, str]:
     base, _, token = url.partition("/?token=")
     assert base.startswith("http://127.0.0.1:") and token, url
     return base, token
+
+
+def artifacts_dir(tmp_path: Path) -> Path:
+    """Where the dashboard's screenshots go: ``$ROOMVERSE_TEST_ARTIFACTS/dashboard`` (CI
+    keeps it), else under the test's ``tmp_path``."""
+    root = os.environ.get("ROOMVERSE_TEST_ARTIFACTS")
+    path = Path(root) / "dashboard" if root else tmp_path / "artifacts"
+    path.mkdir(parents=True, exist_ok=True)
+    return path
 
 
 def dashboard_url_of(node: NodeProcess, timeout: float = READY_S) -> str:
@@ -44,4 +54,4 @@ async def visited_party(
         yield party, mina, bo
 
 
-__all__ = ["TOKEN_HEADER", "dashboard_url_of", "split_url", "visited_party"]
+__all__ = ["TOKEN_HEADER", "artifacts_dir", "dashboard_url_of", "split_url", "visited_party"]

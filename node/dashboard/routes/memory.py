@@ -15,8 +15,8 @@ from quart_trio import QuartTrio
 from keys import peer_id_from_str
 from node.agent.affinity import tier_for
 from node.clock import now_ms
-from node.dashboard.api import ApiError, int_arg, json_object
-from node.storage.memory import VISIT_ID, Memory, RelationStats, VisitRow
+from node.dashboard.api import ApiError, check_visit_id, int_arg, json_object
+from node.storage.memory import Memory, RelationStats, VisitRow
 
 if TYPE_CHECKING:
     from node.character import CharacterNode
@@ -47,7 +47,7 @@ def register_memory_routes(app: QuartTrio, node: CharacterNode) -> None:
 
     @app.get("/api/visits/<visit_id>")
     async def get_visit(visit_id: str) -> Response:
-        _check_visit_id(visit_id)
+        check_visit_id(visit_id)
         conversation = await memory().conversation(visit_id)
         if conversation is None:
             raise ApiError(404, f"no visit {visit_id} in memory")
@@ -63,7 +63,7 @@ def register_memory_routes(app: QuartTrio, node: CharacterNode) -> None:
 
     @app.delete("/api/visits/<visit_id>")
     async def delete_visit(visit_id: str) -> Response:
-        _check_visit_id(visit_id)
+        check_visit_id(visit_id)
         if not await memory().delete_visit(visit_id):
             raise ApiError(404, f"no visit {visit_id} in memory")
         return jsonify({"ok": True, "deleted": visit_id})
@@ -128,11 +128,6 @@ def relation_json(relation: RelationStats) -> dict[str, Any]:
 
 
 # -- input --------------------------------------------------------------------------------
-
-
-def _check_visit_id(visit_id: str) -> None:
-    if VISIT_ID.fullmatch(visit_id) is None:
-        raise ApiError(400, "a visit id is 32 lowercase hex characters")
 
 
 def _check_peer_id(peer_id: str) -> None:

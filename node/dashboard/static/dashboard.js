@@ -165,6 +165,8 @@
     fact(list, "Directory", `${s.directory.present} present of ${s.directory.held} known`);
     fact(list, "Envelopes received", String(s.received));
 
+    showVisiting(s.visiting || []);
+
     const engines = $("engines");
     engines.replaceChildren();
     for (const e of (agent.engines && agent.engines.engines) || []) {
@@ -180,6 +182,35 @@
     const addrs = $("addrs");
     addrs.replaceChildren();
     for (const a of s.addrs) addrs.append(el("li", { text: a }));
+  }
+
+  function showVisiting(visits) {
+    const list = $("visiting");
+    list.replaceChildren();
+    for (const v of visits) {
+      const who = v.role === "host" ? `${v.partner_name} is visiting` : `visiting ${v.partner_name}`;
+      const end = el("button", {
+        type: "button",
+        class: "danger end-visit",
+        "data-visit": v.visit,
+        disabled: v.ending,
+        onclick: () => endVisit(v, end).catch(failed),
+      }, v.ending ? "Saying goodbye…" : "End visit");
+      list.append(el("li", { class: "visiting", "data-visit": v.visit },
+        el("div", { class: "head" },
+          el("span", { class: "name", text: who }),
+          el("span", { class: "when", text: `since ${when(v.started_ms)}` })),
+        el("div", { class: "row" }, end)));
+    }
+    if (!visits.length) list.append(el("li", { class: "hint", text: "none right now" }));
+  }
+
+  async function endVisit(v, button) {
+    // Polite, not a cut: the farewell goes out on the character's next turn.
+    button.disabled = true;
+    button.textContent = "Saying goodbye…";
+    await api("POST", `/api/visits/${encodeURIComponent(v.visit)}/end`, {});
+    notice(`${selfName} is saying goodbye to ${v.partner_name}.`);
   }
 
   async function setStatus(status) {
@@ -368,7 +399,9 @@
       case "visit_started":
         return `${f.role === "host" ? "visit from" : "visiting"} ${f.partner_name || nameOf(f.partner)}${f.private ? " (private)" : ""}`;
       case "visit_ended":
-        return `visit with ${nameOf(f.partner)} ended: ${outcomeText(String(f.outcome))}, ${f.turns} lines`;
+        return `visit with ${nameOf(f.partner)} ended: ${outcomeText(String(f.outcome))}${f.reason ? ` (${String(f.reason).replaceAll("_", " ")})` : ""}, ${f.turns} lines`;
+      case "visit_ending":
+        return `ending the visit with ${nameOf(f.partner)} (you asked)`;
       case "message_left":
         return `${f.partner_name || nameOf(f.partner)} left a message (${f.reason})`;
       case "visit_declined":
@@ -451,7 +484,8 @@
       lastLiveId = record.id;
       addLiveLine(record);
       if (record.group === "visit") memoryChanged();
-      if (record.event && record.event.startsWith("peer_") && currentTab === "status") {
+      const moves = record.event && (record.event.startsWith("peer_") || record.event.startsWith("visit_"));
+      if (moves && record.event !== "visit_line" && currentTab === "status") {
         refreshStatus().catch(failed);
       }
     });

@@ -20,9 +20,9 @@ import pytest
 
 from keys import Identity
 from node.agent.affinity import START, AffinityTier, Tone, tier_for
-from node.agent.guard import FALLBACKS, Check, LineContext, judge
+from node.agent.guard import FALLBACKS, Check, LineContext, copies, judge
 from node.agent.relations import RelationKeeper
-from node.agent.voice import ROLEPLAY, SUMMARY, EngineVoice
+from node.agent.voice import GOODBYES, ROLEPLAY, SUMMARY, EngineVoice
 from node.config import BudgetSettings, EngineSettings, parse_config
 from node.engine.engines import Engines, open_engines
 from node.engine.key_store import KeyLookup
@@ -34,6 +34,7 @@ from node.testing.clock import ManualClock
 from node.testing.fake_openai import FakeOpenAI, FakeReply, serve_fake_openai
 from node.visits.contracts import Partner, Recollection
 from node.visits.conversation import Line
+from node.visits.goodbye import says_goodbye
 
 ME = Identity.generate()
 REX_ID = Identity.generate()
@@ -265,6 +266,65 @@ async def test_nothing_bad_is_ever_spoken_as_it_came(bad: str) -> None:
         assert said != bad
         context = LineContext("Mina", "Rex", ("en",), heard=(lines[0].text,))
         assert said == "" or judge(said, context) == ()
+
+
+# --- saying goodbye -------------------------------------------------------------------
+
+CLOSING = "The visit is ending now: say a short, warm goodbye."
+WIND_DOWN = "When you have nothing new to say, say a short, warm goodbye instead."
+TALK = ("Hi!", "Hello.", "Nice gears.", "Thanks, they are new.", "Do they squeak?")
+
+
+def systems(fake: FakeOpenAI) -> list[str]:
+    return [request.messages[0].content for request in fake.requests]
+
+
+async def test_a_goodbye_from_the_partner_is_answered_with_one() -> None:
+    async with voiced() as v:
+        v.fake.responder = lambda request: FakeReply("Bye, Rex! Mind the rain.")
+        await v.voice.reply(REX, None, heard("Hi!", "Hello.", "Bye!"), "host")  # a greeting
+        talk = heard(*TALK[:4], "Well, I must be going. Goodbye!")
+        assert await v.voice.reply(REX, None, talk, "host") == "Bye, Rex! Mind the rain."
+        greeting, goodbye = systems(v.fake)
+        assert CLOSING not in greeting and CLOSING in goodbye
+        assert WIND_DOWN not in goodbye  # five lines: not late yet
+
+
+async def test_late_in_a_visit_the_prompt_lets_the_character_say_goodbye() -> None:
+    async with voiced() as v:
+        v.fake.responder = lambda request: FakeReply("They do, a little. Want some oil?")
+        await v.voice.reply(REX, None, heard(*TALK[:5], first="me"), "guest")
+        await v.voice.reply(REX, None, heard(*TALK, "Only when it rains.", first="me"), "guest")
+        five, six = systems(v.fake)
+        assert WIND_DOWN not in five and WIND_DOWN in six and CLOSING not in six
+    async with voiced(HANA) as v:
+        v.fake.responder = lambda request: FakeReply("ありがとう、またね。")
+        await v.voice.reply(REX, None, heard(*TALK, "Only when it rains.", first="me"), "guest")
+        await v.voice.reply(REX, None, heard(*TALK[:4], "またね！"), "host")
+        late, closing = systems(v.fake)
+        assert "もう話すことがなくなったら、短く温かいお別れを言ってください。" in late
+        assert "訪問はもう終わりです。短く温かいお別れを言ってください。" in closing
+
+
+@pytest.mark.parametrize(
+    ("character", "bad", "goodbye"),
+    [
+        (MINA, "As an AI, I cannot say goodbye.", "Goodbye, see you next time!"),
+        (MINA, "Goodbye, see you next time!", "Goodbye, see you next time!"),  # parrots
+        (HANA, "何かお手伝いできることがあれば、お気軽にどうぞ。", "ありがとう、またね。"),
+    ],
+)
+async def test_a_goodbye_the_guard_refuses_is_replaced_by_a_goodbye(
+    character: dict[str, Any], bad: str, goodbye: str
+) -> None:
+    async with voiced(character) as v:
+        v.fake.script(FakeReply(bad), FakeReply(bad))
+        said = await v.voice.reply(REX, None, heard(*TALK[:4], goodbye), "host")
+        language = "ja" if character is HANA else "en"
+        assert said in GOODBYES[language] and says_goodbye(said)
+        assert not copies(said, goodbye)
+        (event,) = v.guarded()
+        assert event["action"] == "replaced"
 
 
 # --- the tone of the visit -------------------------------------------------------------

@@ -228,6 +228,7 @@ def check_access(base: str, token: str, peer: str, *, visit: str = NO_VISIT) -> 
         ("GET", "/api/visits"),
         ("GET", f"/api/visits/{visit}"),
         ("DELETE", f"/api/visits/{visit}"),
+        ("POST", f"/api/visits/{visit}/end"),
         ("GET", "/api/relations"),
         ("GET", f"/api/relations/{peer}"),
         ("POST", f"/api/relations/{peer}"),
@@ -286,6 +287,11 @@ def check_access(base: str, token: str, peer: str, *, visit: str = NO_VISIT) -> 
             ("/api/visits?limit=" + "9" * 5000, "GET", {}, 400),
             ("/api/directory?search=" + "a" * 201, "GET", {}, 400),
             (f"/api/visits/{NO_VISIT}", "DELETE", {}, 404),
+            (f"/api/visits/{NO_VISIT}/end", "POST", {"json": {}}, 404),
+            (f"/api/visits/{visit}/end", "POST", {"json": {}}, 404),
+            ("/api/visits/XYZ/end", "POST", {"json": {}}, 400),
+            (f"/api/visits/{NO_VISIT}/end", "POST", {"json": {"now": True}}, 400),
+            (f"/api/visits/{NO_VISIT}/end", "POST", {"content": b"end"}, 415),
             ("/api/nothing-here", "GET", {}, 404),
         ]
         for path, method, kwargs, status in bad_inputs:

@@ -250,6 +250,59 @@ def test_a_farewell_says_who_ended_the_visit(reason: str, ended_by: str) -> None
     assert (conv.phase, conv.ended_by) == (Phase.HOST_RECEIPT, ended_by)
 
 
+def test_a_farewell_keeps_its_reason() -> None:
+    conv = talking("guest")
+    conv.receive(Farewell(VISIT, 1, "owner"), STARTED_MS)
+    assert (conv.ended_by, conv.end_reason) == ("partner", "owner")
+    ours = talking("host")
+    ours.send(Farewell(VISIT, 1, "goodbye"), STARTED_MS)
+    assert (ours.ended_by, ours.end_reason) == ("me", "goodbye")
+
+
+TALK = ["Come in!", "What a lovely shop.", "The bread is fresh today."]
+
+
+@pytest.mark.parametrize("role", ROLES)
+def test_an_answered_goodbye_ends_the_visit_on_the_next_turn(role: Role) -> None:
+    conv = talking(role, max_turns=12)
+    say(conv, TALK)
+    # Turn 4 (the guest's) says goodbye; the host answers; the guest's turn ends it.
+    say(conv, ["I should get going. Take care!"])
+    assert conv.goodbye_turn == 4
+    assert conv.over(STARTED_MS) is None  # the host still answers it
+    say(conv, ["Goodbye, come back soon!"])
+    assert conv.over(STARTED_MS) == "goodbye"
+    assert conv.our_turn == (role == "guest")
+    if role == "guest":
+        conv.send(Farewell(VISIT, 6, "goodbye"), STARTED_MS)
+    else:
+        conv.receive(Farewell(VISIT, 6, "goodbye"), STARTED_MS)
+    assert conv.phase is Phase.HOST_RECEIPT and conv.end_reason == "goodbye"
+    assert conv.ended_by == ("me" if role == "guest" else "partner")
+
+
+def test_a_partner_that_talks_on_after_its_goodbye_is_seen_off() -> None:
+    conv = talking("host", max_turns=12)
+    say(conv, [*TALK, "Well, goodbye!", "Bye, see you!"])
+    # A peer that does not know the rule speaks again: the host ends it on its turn.
+    say(conv, ["Oh, one more thing about the bread."])
+    assert conv.our_turn and conv.over(STARTED_MS) == "goodbye"
+
+
+def test_a_goodbye_before_the_fifth_line_is_a_greeting() -> None:
+    conv = talking("guest", max_turns=12, first_line="Goodbye, rain! Hello, tea.")
+    say(conv, ["Thanks for coming!", "Bye, rain!", "See you, rain!"])
+    assert conv.goodbye_turn is None and conv.over(STARTED_MS) is None
+    say(conv, ["See you, then!"])
+    assert conv.goodbye_turn == 4
+
+
+def test_a_goodbye_comes_before_the_budget() -> None:
+    conv = talking("guest", max_turns=6)
+    say(conv, [*TALK, "Goodbye!", "Goodbye, take care!"])
+    assert conv.over(STARTED_MS + 10**9) == "goodbye"
+
+
 @given(st.lists(st.text(min_size=1, max_size=50), min_size=1, max_size=7))
 def test_both_sides_compute_the_same_hash_and_any_change_shows(texts: list[str]) -> None:
     host, guest = talking("host", max_turns=8), talking("guest", max_turns=8)
