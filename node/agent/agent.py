@@ -395,6 +395,7 @@ def _result_json(result: VisitResult) -> dict[str, Any]:
     return {
         "visit": result.visit,
         "outcome": result.outcome,
+        "reason": result.reason,
         "partner": result.partner.peer_id,
         "partner_name": result.partner.name,
         "turns": len(result.lines),

@@ -124,6 +124,8 @@ def visit(args: argparse.Namespace) -> int:
 
 def _visit_summary(reply: dict[str, Any]) -> str:
     text = f"-- visit {reply['visit']} {reply['outcome']}, {reply['turns']} lines"
+    if reply.get("reason"):
+        text += f" ({printable(str(reply['reason']))})"
     if reply.get("transcript"):
         text += f", transcript {reply['transcript'][:16]}…, receipt signed by both"
     if reply.get("message"):

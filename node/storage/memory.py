@@ -57,6 +57,7 @@ from node.storage.memory_rows import (
     COMPLETED,
     DECLINED_PREFIX,
     ENDED_BY_PARTNER,
+    FAILED_PREFIX,
     FINAL_OUTCOMES,
     INTERRUPTED,
     LEFT_MESSAGE,
@@ -289,8 +290,9 @@ class Memory(RelationMemory):
     def _final_outcome(self, outcome: str) -> str:
         if outcome in FINAL_OUTCOMES:
             return outcome
-        if outcome.startswith(DECLINED_PREFIX):
-            return DECLINED_PREFIX + self._redact(outcome[len(DECLINED_PREFIX) :])
+        for prefix in (DECLINED_PREFIX, FAILED_PREFIX):
+            if outcome.startswith(prefix):
+                return prefix + self._redact(outcome[len(prefix) :])
         raise MemoryUsageError(f"not an outcome a visit can end with: {outcome!r}")
 
 
@@ -328,6 +330,7 @@ __all__ = [
     "COMPLETED",
     "DECLINED_PREFIX",
     "ENDED_BY_PARTNER",
+    "FAILED_PREFIX",
     "FINAL_OUTCOMES",
     "INTERRUPTED",
     "LEFT_MESSAGE",

@@ -21,6 +21,9 @@ PARTNER_VANISHED = "partner_vanished"
 INTERRUPTED = "interrupted"
 LEFT_MESSAGE = "left_message"
 DECLINED_PREFIX = "declined:"
+FAILED_PREFIX = "failed:"
+"""A visit broken off by an error (``failed:<reason>``): the partner broke the protocol,
+or something failed here."""
 FINAL_OUTCOMES = frozenset(
     {COMPLETED, ENDED_BY_PARTNER, PARTNER_VANISHED, INTERRUPTED, LEFT_MESSAGE}
 )

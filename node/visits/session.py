@@ -30,7 +30,7 @@ from keys.errors import RemoteError
 from node.config import VisitSettings
 from node.engine.errors import EngineError, EngineResting
 from node.events import EventLog
-from node.storage.memory import Memory, Relation
+from node.storage.memory import INTERRUPTED, Memory, Relation
 from node.visits.contracts import (
     OnLine,
     Partner,
@@ -227,8 +227,8 @@ class VisitSession:
     ) -> VisitResult:
         """Record the first line (the host then sends its ``welcome``), talk, exchange
         receipts, record the end. A visit never stays ``open``: if anything but the
-        partner stops it (a local error, cancellation), it is closed as
-        ``failed:<error>`` before the error goes on."""
+        partner stops it, it is closed before the error goes on: ``interrupted`` when the
+        node is stopping (cancelled), ``failed:<error>`` on a local error."""
         result = VisitResult(conv.visit, partner, conv.role, "partner_vanished", conv.lines)
         if private:
             self.private_visits.add(conv.visit)
@@ -252,7 +252,8 @@ class VisitSession:
         except RemoteError as exc:
             return await self._abandon(result, exc)
         except BaseException as exc:
-            result.outcome = f"failed:{type(exc).__name__}"
+            cancelled = isinstance(exc, trio.Cancelled)
+            result.outcome = INTERRUPTED if cancelled else f"failed:{type(exc).__name__}"
             with trio.CancelScope(shield=True):
                 await close_visit(self.memory, result, self.clock_ms())
             raise

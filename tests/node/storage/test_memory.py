@@ -167,6 +167,10 @@ async def test_visit_arguments_are_checked(memory: Memory) -> None:
     assert await memory.close_visit(_vid(1), declined("busy"), 2, 0, None, None)
     assert not await memory.close_visit(_vid(1), COMPLETED, 3, 0, None, None)
     assert (await memory.visits())[0].outcome == "declined:busy"
+    await memory.open_visit(_start(_vid(4)))
+    assert await memory.close_visit(_vid(4), "failed:bad_message", 2, 0, None, None)
+    outcomes = {v.visit_id: v.outcome for v in await memory.visits()}
+    assert outcomes[_vid(4)] == "failed:bad_message"
 
 
 async def test_relation_roundtrip(memory: Memory) -> None:

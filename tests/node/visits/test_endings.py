@@ -124,3 +124,16 @@ async def test_ending_a_visit_that_is_not_in_progress_is_a_clear_error(tmp_path:
         with pytest.raises(NotVisiting, match=f"visit {ours.visit} is not in progress"):
             host.session.end(ours.visit)
         assert host.events("visit_ending") == []
+
+
+async def test_a_node_stopping_mid_visit_records_it_as_interrupted(tmp_path: Path) -> None:
+    async with sides(tmp_path, "Guest", "Host") as (guest, host):
+        host.voice.slow_s = 3600.0
+        with trio.move_on_after(WAIT_S) as stopping:
+            async with trio.open_nursery() as nursery:
+                nursery.start_soon(visit, guest, host)
+                await wait_until_async(lambda: host.voice.said == 1, WAIT_S, "host speaking")
+                nursery.cancel_scope.cancel()  # Ctrl-C: every task of the node is cancelled
+        assert not stopping.cancelled_caught
+        outcomes = {v.role: v.outcome for side in (guest, host) for v in await side.memory.visits()}
+        assert outcomes == {"guest": "interrupted", "host": "interrupted"}
