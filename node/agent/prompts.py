@@ -45,10 +45,11 @@ import random
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Final, Literal
+from typing import Literal
 
 from keys.errors import LocalError
 from node.agent.affinity import AffinityTier, Tone, tier_for
+from node.agent.languages import base_language, language_name
 from node.agent.spotlight import (
     UNTRUSTED_LIMIT,
     cap_untrusted,
@@ -148,39 +149,12 @@ TIER_WORDING_JA: dict[AffinityTier, str] = {
     AffinityTier.CLOSE_FRIEND: "相手は親友です。打ち解けて、楽しく、気さくに話してください。",
 }
 
-LANGUAGE_NAMES: Final[dict[str, tuple[str, str]]] = {
-    "en": ("English", "英語"),
-    "ja": ("Japanese", "日本語"),
-    "fr": ("French", "フランス語"),
-    "de": ("German", "ドイツ語"),
-    "es": ("Spanish", "スペイン語"),
-    "it": ("Italian", "イタリア語"),
-    "pt": ("Portuguese", "ポルトガル語"),
-    "nl": ("Dutch", "オランダ語"),
-    "zh": ("Chinese", "中国語"),
-    "ko": ("Korean", "韓国語"),
-    "ru": ("Russian", "ロシア語"),
-}
-"""English and Japanese names of the languages we can name; others are named by code."""
-
 
 # --- languages -------------------------------------------------------------------------
 
 
-def base_language(tag: str) -> str:
-    """The primary subtag of a BCP 47 tag, lower-cased (``pt-BR`` → ``pt``)."""
-    return tag.split("-", 1)[0].lower()
-
-
 def speaks_japanese_first(me: PersonaView) -> bool:
     return bool(me.languages) and base_language(me.languages[0]) == "ja"
-
-
-def language_name(tag: str, *, japanese: bool = False) -> str:
-    names = LANGUAGE_NAMES.get(base_language(tag))
-    if names is None:
-        return f"言語コード{tag}の言語" if japanese else f"the language with the code {tag}"
-    return names[1] if japanese else names[0]
 
 
 def _language_rule(me: PersonaView) -> str:

@@ -27,6 +27,7 @@ from typing import Final, Literal
 
 from node.agent.autonomy import Candidate
 from node.agent.guard import LineContext, copies, fallback, judge, tidy, trim
+from node.agent.languages import languages_for_visit
 from node.agent.prompts import (
     AwayStatus,
     CandidateView,
@@ -131,10 +132,14 @@ class EngineVoice:
         """Our next line; "" when nothing fit to say came (the session says goodbye)."""
         visit_role: VisitRole = "host" if role == "host" else "guest"
         view = _partner(partner)
+        me = replace(
+            self.persona,
+            languages=languages_for_visit(self.persona.languages, partner.languages, visit_role),
+        )
         turns = self._turns(lines)
         closing = self._heard_goodbye(lines)
         messages = visit_messages(
-            me=self.persona,
+            me=me,
             partner=view,
             relation=_relation(relation),
             role=visit_role,
@@ -143,22 +148,22 @@ class EngineVoice:
             closing=closing,
             winding_down=len(lines) >= WIND_DOWN_FROM,
         )
-        label = partner_label(view, visit_role, self.persona)
+        label = partner_label(view, visit_role, me)
         context = LineContext(
-            me=self.persona.name,
+            me=me.name,
             partner=label,
-            languages=self.persona.languages,
+            languages=me.languages,
             heard=tuple(t.text for t in turns if t.speaker == "partner"),
             said=tuple(t.text for t in turns if t.speaker == "me"),
-            secret=roleplay_rules(self.persona, visit_role),
+            secret=roleplay_rules(me, visit_role),
         )
         kind: Kind = "opening" if not lines else "reply"
 
         def instead() -> str | None:
             if kind == "opening":
-                return self._opening_instead()
+                return self._opening_instead(me)
             if closing:
-                return self._goodbye_instead(context)
+                return self._goodbye_instead(context, me)
             return fallback(context, self._choices)
 
         return await self._guarded(
@@ -168,7 +173,7 @@ class EngineVoice:
             partner_id=partner.peer_id,
             purpose=Purpose.REPLY,
             max_tokens=TURN_MAX_TOKENS,
-            sampling=roleplay_sampling(label, self.persona.name),
+            sampling=roleplay_sampling(label, me.name),
             instead=instead,
         )
 
@@ -291,10 +296,11 @@ class EngineVoice:
                 action=action,
             )
 
-    def _opening_instead(self) -> str:
-        if self.persona.greeting.strip():
+    def _opening_instead(self, me: PersonaView) -> str:
+        """The character's own greeting, when it is in the language of this visit."""
+        if self.persona.greeting.strip() and me.languages[:1] == self.persona.languages[:1]:
             return _one_turn(self.persona.greeting)
-        return "こんにちは！" if speaks_japanese_first(self.persona) else "Hello!"
+        return "こんにちは！" if speaks_japanese_first(me) else "Hello!"
 
     def _heard_goodbye(self, lines: list[Line]) -> bool:
         """The partner's last line was a goodbye: ours should be one too."""
@@ -303,9 +309,9 @@ class EngineVoice:
             last is not None and last.speaker != self.me and counts_as_goodbye(last.turn, last.text)
         )
 
-    def _goodbye_instead(self, context: LineContext) -> str:
-        """A short goodbye in our language that copies neither side's lines."""
-        options = GOODBYES["ja" if speaks_japanese_first(self.persona) else "en"]
+    def _goodbye_instead(self, context: LineContext, me: PersonaView) -> str:
+        """A short goodbye in the visit's language that copies neither side's lines."""
+        options = GOODBYES["ja" if speaks_japanese_first(me) else "en"]
         spoken = (*context.heard[-1:], *context.said)
         fresh = [line for line in options if not any(copies(line, said) for said in spoken)]
         return self._choices.choice(fresh or list(options))

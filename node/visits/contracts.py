@@ -18,6 +18,8 @@ class Partner:
     name: str
     description: str = ""
     addr: str = ""
+    languages: tuple[str, ...] = ()
+    """What their name card says they speak (BCP 47); empty when we have no card."""
 
 
 @dataclass(frozen=True)

@@ -85,7 +85,7 @@ class VisitService:
         entry = self._entry(peer_id)
         if entry is None:
             return Partner(peer_id, claimed_name[:MAX_NAME])
-        return Partner(peer_id, entry.card.name, entry.card.description, _first(entry.addrs))
+        return partner_of(entry)
 
     # -- guest side ---------------------------------------------------------------------
 
@@ -123,7 +123,7 @@ class VisitService:
     ) -> VisitResult:
         entry = self.resolve(target)
         peer_id = entry.peer_str
-        partner = Partner(peer_id, entry.card.name, entry.card.description, _first(entry.addrs))
+        partner = partner_of(entry)
         first_line = await self.session.opening(partner)
         await self._connect(peer_id, entry.addrs)
         stream = await self.host.open_stream(peer_id, PROTO_VISIT, timeout=OPEN_TIMEOUT_S)
@@ -197,6 +197,18 @@ def transports_for(peer_id: str, addrs: tuple[str, ...]) -> tuple[str, ...]:
         if owner == peer_id and transport:
             transports.append(transport)
     return tuple(transports)
+
+
+def partner_of(entry: Entry) -> Partner:
+    """A partner as its directory entry describes it."""
+    card = entry.card
+    return Partner(
+        entry.peer_str,
+        card.name,
+        card.description,
+        _first(entry.addrs),
+        tuple(card.persona.languages),
+    )
 
 
 def _first(addrs: tuple[str, ...]) -> str:

@@ -12,7 +12,7 @@ import json
 import random
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -381,3 +381,23 @@ async def test_a_visit_nobody_judged_counts_as_neutral(tmp_path: Path) -> None:
         assert relation is not None and relation.affinity > START
     finally:
         store.close()
+
+
+# --- the visit's language --------------------------------------------------------------
+
+BILINGUAL_HANA = {**HANA, "persona": {**HANA["persona"], "languages": ["ja", "en"]}}
+
+
+async def test_a_character_speaks_the_language_its_partner_understands() -> None:
+    english_rex = replace(REX, languages=("en",))
+    async with voiced(BILINGUAL_HANA) as v:
+        v.fake.script(FakeReply("Good evening, Rex. Flowers?"))
+        await v.voice.reply(english_rex, None, heard("Good evening!"), "host")
+        system = v.fake.requests[0].messages[0].content
+        assert "Speak English" in system and "日本語で話してください" not in system
+    # A partner who understands her language, or whose card names none: her own.
+    for rex in (replace(REX, languages=("en", "ja")), REX):
+        async with voiced(BILINGUAL_HANA) as v:
+            v.fake.script(FakeReply("こんばんは、Rexさん。"))
+            await v.voice.reply(rex, None, heard("こんばんは"), "host")
+            assert "日本語で話してください" in v.fake.requests[0].messages[0].content
