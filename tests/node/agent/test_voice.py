@@ -385,7 +385,10 @@ async def test_a_visit_nobody_judged_counts_as_neutral(tmp_path: Path) -> None:
 
 # --- the visit's language --------------------------------------------------------------
 
-BILINGUAL_HANA = {**HANA, "persona": {**HANA["persona"], "languages": ["ja", "en"]}}
+BILINGUAL_HANA: dict[str, Any] = {
+    "name": "ハナ",
+    "persona": {"personality": "のんびりした花屋", "languages": ["ja", "en"]},
+}
 
 
 async def test_a_character_speaks_the_language_its_partner_understands() -> None:
