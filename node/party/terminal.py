@@ -14,7 +14,7 @@ from typing import Any, TextIO
 from node.privacy.log_scrub import scrub_log_text
 
 MB = 1_000_000
-PROGRESS_STEP = 0.1
+PROGRESS_STEPS = 10
 """Model progress is printed at every tenth of the way, not on every chunk."""
 WIDTH = 100
 
@@ -22,7 +22,7 @@ WIDTH = 100
 class PartyTerminal:
     def __init__(self, stream: TextIO | None = None) -> None:
         self._stream = stream or sys.stdout
-        self._progress_shown = -1.0
+        self._progress_shown = -1
         self._partner_of_visit: dict[str, str] = {}
 
     def write(self, text: str) -> None:
@@ -75,7 +75,9 @@ class PartyTerminal:
             if fields.get("turn") == 0:  # the guest's opening comes before visit_started
                 self._visit_begins(name, fields["visit"], fields.get("partner_name", "?"))
             self._line(name, str(fields.get("text", "")))
-        elif event == "visit_ended" and fields["visit"] in self._partner_of_visit:
+        elif event == "visit_ended" and fields.get("role") == "guest":
+            if fields["visit"] not in self._partner_of_visit:
+                return  # turned away at the door: the host said so (visit_declined)
             partner = self._partner_of_visit.pop(fields["visit"])
             how = fields.get("outcome", "")
             self.write(f"  ({name} leaves {partner}: {how}, {fields.get('turns', 0)} lines)")
@@ -102,9 +104,10 @@ class PartyTerminal:
 
     def _model_progress(self, model: str, done: int, total: int) -> None:
         share = done / total if total else 1.0
-        if share < 1.0 and share - self._progress_shown < PROGRESS_STEP:
+        tenth = done * PROGRESS_STEPS // total if total else PROGRESS_STEPS
+        if tenth <= self._progress_shown:
             return
-        self._progress_shown = share
+        self._progress_shown = tenth
         self.write(f"model {model}: {done / MB:,.0f} / {total / MB:,.0f} MB ({share:.0%})")
 
 
