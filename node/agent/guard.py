@@ -14,7 +14,8 @@ is spoken. The checks are general, cheap and pure (no I/O, no model):
 - ``breaks_character``: assistant and AI talk, in English and Japanese ("As an AI",
   "language model", "How can I assist", "お手伝いできることがあれば"), or a role label.
 - ``wrong_language``: a Japanese character's line with almost no kana, an English one
-  mostly in CJK (a line passes if it fits any of the character's languages).
+  mostly in CJK (a line passes if it fits any of the character's languages:
+  :func:`node.agent.languages.in_language`).
 - ``obeys_partner``: the partner asked for words to be said (a speech verb — say, repeat,
   reply with, 言って — with quoted words, an all-caps or code-like token, or a phrase
   after "only"/"exactly"/"the words") and the line says them; or the line repeats a run
@@ -37,13 +38,13 @@ from enum import StrEnum
 from functools import lru_cache
 from typing import Final
 
+from node.agent.languages import in_language
+
 PARROT_N: Final = 4
 PARROT_SHARE: Final = 0.4
 """More than this share of a line's 4-grams found in another line is copying."""
 LEAK_N: Final = 8
 """A run of this many words (or CJK characters) of our prompt's rules is a leak."""
-MIN_LETTERS_FOR_LANGUAGE: Final = 6
-"""Shorter lines ("OK!", names) are not judged for their language."""
 
 
 class Check(StrEnum):
@@ -80,11 +81,6 @@ _CJK_RANGES = (
     "\u3040-\u30ff\u31f0-\u31ff\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff\uff66-\uff9f\uac00-\ud7af"
 )
 _TOKEN = re.compile(rf"[{_CJK_RANGES}]|[^\W_{_CJK_RANGES}]+")
-_KANA = re.compile(r"[\u3040-\u30ff\u31f0-\u31ff\uff66-\uff9f]")
-_HAN = re.compile(r"[\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff\u3005]")
-_HANGUL = re.compile(r"[\uac00-\ud7af\u1100-\u11ff\u3130-\u318f]")
-_CYRILLIC = re.compile(r"[\u0400-\u04ff]")
-_LATIN = re.compile(r"[A-Za-z\u00c0-\u024f]")
 
 
 def _fold(text: str) -> str:
@@ -209,53 +205,6 @@ _BREAKS: Final = (
 def _breaks_character(line: str) -> bool:
     folded = _fold(line)
     return any(p.search(folded) for p in _BREAKS)
-
-
-# --- language --------------------------------------------------------------------------
-
-_LATIN_LANGUAGES: Final = frozenset(
-    {
-        *("en", "fr", "de", "es", "it", "pt", "nl", "sv", "da", "no", "nb", "nn", "fi"),
-        *("pl", "cs", "sk", "tr", "id", "ms", "vi", "ro", "hu", "ca", "eo", "et", "lv"),
-        *("lt", "sl", "hr", "sq", "is", "ga", "cy", "eu", "gl", "af", "sw", "tl"),
-    }
-)
-
-
-def _fits(language: str, counts: dict[str, int], letters: int) -> bool | None:
-    """Whether text with these script ``counts`` is plausibly in ``language`` (None: we
-    cannot tell for that language)."""
-    base = language.split("-", 1)[0].lower()
-    kana, han = counts["kana"], counts["han"]
-    if base == "ja":
-        return kana >= 1 and kana >= 0.1 * (kana + han) and (kana + han) >= 0.5 * letters
-    if base == "zh":
-        return han >= 0.5 * letters and kana <= 0.1 * han
-    if base == "ko":
-        return counts["hangul"] >= 0.5 * letters
-    if base in ("ru", "uk", "bg", "sr", "mk", "be", "kk"):
-        return counts["cyrillic"] >= 0.5 * letters
-    if base in _LATIN_LANGUAGES:
-        return counts["latin"] >= 0.5 * letters
-    return None
-
-
-def in_language(line: str, languages: Sequence[str]) -> bool:
-    """Whether ``line`` may be in one of ``languages`` (short lines and languages whose
-    script we do not check always pass)."""
-    text = unicodedata.normalize("NFKC", line)
-    letters = sum(1 for ch in text if ch.isalpha())
-    if letters < MIN_LETTERS_FOR_LANGUAGE or not languages:
-        return True
-    counts = {
-        "kana": len(_KANA.findall(text)),
-        "han": len(_HAN.findall(text)),
-        "hangul": len(_HANGUL.findall(text)),
-        "cyrillic": len(_CYRILLIC.findall(text)),
-        "latin": len(_LATIN.findall(text)),
-    }
-    verdicts = [_fits(language, counts, letters) for language in languages]
-    return any(v is None or v for v in verdicts)
 
 
 # --- obeying the partner ---------------------------------------------------------------
@@ -441,7 +390,6 @@ __all__ = [
     "copies",
     "cut_at_label",
     "fallback",
-    "in_language",
     "judge",
     "overlap",
     "requested_words",

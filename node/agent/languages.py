@@ -1,13 +1,20 @@
-"""Which language a character speaks in a visit, and the names of languages.
+"""Which language a character speaks in a visit, the names of languages, and whether a
+line is written in one of them.
 
 A character speaks the first language of its own list unless the two share another: the
 visit's language is the first of the host's languages the guest understands (a guest
 speaks the host's language). Both sides work it out from the two name cards, so they
 agree without a word about it; with no language in common each speaks its own.
+
+A line's language is told from its script alone (:func:`in_language`: kana, han, hangul,
+Cyrillic, Latin letters): cheap and pure, and enough for the output guard
+(:mod:`node.agent.guard`) to catch a line in the wrong language.
 """
 
 from __future__ import annotations
 
+import re
+import unicodedata
 from collections.abc import Sequence
 from typing import Final, Literal
 
@@ -65,10 +72,65 @@ def languages_for_visit(
     return (*chosen, *(tag for tag in mine if tag not in chosen))
 
 
+MIN_LETTERS_FOR_LANGUAGE: Final = 6
+"""Shorter lines ("OK!", names) are not judged for their language."""
+
+_KANA = re.compile(r"[\u3040-\u30ff\u31f0-\u31ff\uff66-\uff9f]")
+_HAN = re.compile(r"[\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff\u3005]")
+_HANGUL = re.compile(r"[\uac00-\ud7af\u1100-\u11ff\u3130-\u318f]")
+_CYRILLIC = re.compile(r"[\u0400-\u04ff]")
+_LATIN = re.compile(r"[A-Za-z\u00c0-\u024f]")
+_LATIN_LANGUAGES: Final = frozenset(
+    {
+        *("en", "fr", "de", "es", "it", "pt", "nl", "sv", "da", "no", "nb", "nn", "fi"),
+        *("pl", "cs", "sk", "tr", "id", "ms", "vi", "ro", "hu", "ca", "eo", "et", "lv"),
+        *("lt", "sl", "hr", "sq", "is", "ga", "cy", "eu", "gl", "af", "sw", "tl"),
+    }
+)
+
+
+def _fits(language: str, counts: dict[str, int], letters: int) -> bool | None:
+    """Whether text with these script ``counts`` is plausibly in ``language`` (None: we
+    cannot tell for that language)."""
+    base = language.split("-", 1)[0].lower()
+    kana, han = counts["kana"], counts["han"]
+    if base == "ja":
+        return kana >= 1 and kana >= 0.1 * (kana + han) and (kana + han) >= 0.5 * letters
+    if base == "zh":
+        return han >= 0.5 * letters and kana <= 0.1 * han
+    if base == "ko":
+        return counts["hangul"] >= 0.5 * letters
+    if base in ("ru", "uk", "bg", "sr", "mk", "be", "kk"):
+        return counts["cyrillic"] >= 0.5 * letters
+    if base in _LATIN_LANGUAGES:
+        return counts["latin"] >= 0.5 * letters
+    return None
+
+
+def in_language(line: str, languages: Sequence[str]) -> bool:
+    """Whether ``line`` may be in one of ``languages`` (short lines and languages whose
+    script we do not check always pass)."""
+    text = unicodedata.normalize("NFKC", line)
+    letters = sum(1 for ch in text if ch.isalpha())
+    if letters < MIN_LETTERS_FOR_LANGUAGE or not languages:
+        return True
+    counts = {
+        "kana": len(_KANA.findall(text)),
+        "han": len(_HAN.findall(text)),
+        "hangul": len(_HANGUL.findall(text)),
+        "cyrillic": len(_CYRILLIC.findall(text)),
+        "latin": len(_LATIN.findall(text)),
+    }
+    verdicts = [_fits(language, counts, letters) for language in languages]
+    return any(v is None or v for v in verdicts)
+
+
 __all__ = [
     "LANGUAGE_NAMES",
+    "MIN_LETTERS_FOR_LANGUAGE",
     "base_language",
     "common_language",
+    "in_language",
     "language_name",
     "languages_for_visit",
 ]

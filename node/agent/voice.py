@@ -28,22 +28,22 @@ from typing import Final, Literal
 from node.agent.autonomy import Candidate
 from node.agent.guard import LineContext, copies, fallback, judge, tidy, trim
 from node.agent.languages import languages_for_visit
-from node.agent.prompts import (
-    AwayStatus,
-    CandidateView,
+from node.agent.prompts.answering_machine import AwayStatus, answering_machine_messages
+from node.agent.prompts.choosing import CandidateView, choose_messages, parse_choice
+from node.agent.prompts.recollection import SUMMARY, parse_summary, summary_messages
+from node.agent.prompts.views import (
     PartnerView,
     PersonaView,
     RelationView,
     Turn,
+    speaks_japanese_first,
+)
+from node.agent.prompts.visit_turn import (
+    ROLEPLAY,
     VisitRole,
-    answering_machine_messages,
-    choose_messages,
-    parse_choice,
-    parse_summary,
     partner_label,
     roleplay_rules,
-    speaks_japanese_first,
-    summary_messages,
+    roleplay_sampling,
     visit_messages,
 )
 from node.agent.spotlight import strip_marks
@@ -74,24 +74,7 @@ GOODBYES: Final[dict[str, tuple[str, ...]]] = {
 }
 """Short goodbyes said instead of one the guard refuses, when the partner said goodbye."""
 
-ROLEPLAY: Final = Sampling(temperature=0.8, top_p=0.9, min_p=0.05, repeat_penalty=1.15)
-"""Sampling for speech (issue 12's measurements on 0.5–1.5B models): varied enough to
-stay lively, min_p and the repeat penalty against loops and parroting."""
-SUMMARY: Final = Sampling(temperature=0.5, top_p=0.9)
-"""The memory and the tone verdict: steadier than speech."""
-
 Kind = Literal["opening", "reply", "answering_machine"]
-
-
-def roleplay_sampling(label: str, me: str) -> Sampling:
-    """:data:`ROLEPLAY`, stopping where the model leaves a blank line or starts a line with
-    a speaker's label (the partner's, or its own for a second line).
-
-    Only at a line start: a reply that *begins* with the partner's label would be cut to
-    nothing, and an empty reply is an engine failure to the client (failover, breaker).
-    The guard catches that one and a label in mid-line, and cuts there.
-    """
-    return replace(ROLEPLAY, stop=("\n\n", f"\n{label}:", f"\n{label}：", f"\n{me}:"))
 
 
 class EngineVoice:

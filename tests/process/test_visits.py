@@ -11,7 +11,7 @@ import pytest
 import trio
 
 from node.agent.affinity import AffinityTier
-from node.agent.prompts import TIER_WORDING
+from node.agent.prompts.views import TIER_WORDING
 from node.testing.fake_openai import FakeReply
 from node.visits.receipts import verify_receipt
 from tests.support.visit_party import in_thread, is_summary, open_party

@@ -17,7 +17,6 @@ from node.agent.guard import (
     LineContext,
     copies,
     fallback,
-    in_language,
     judge,
     overlap,
     requested_words,
@@ -26,7 +25,9 @@ from node.agent.guard import (
     trim,
     words,
 )
-from node.agent.prompts import PersonaView, roleplay_rules
+from node.agent.languages import in_language
+from node.agent.prompts.views import PersonaView
+from node.agent.prompts.visit_turn import roleplay_rules
 
 MINA_SAID = "Welcome in! Mind the cat, she bites only the rude ones."
 KAI = LineContext(

@@ -27,17 +27,10 @@ from pathlib import Path
 
 import pytest
 
-from node.agent.prompts import (
-    LABEL_LIMIT,
-    PartnerView,
-    PersonaView,
-    RelationView,
-    Turn,
-    answering_machine_messages,
-    partner_label,
-    summary_messages,
-    visit_messages,
-)
+from node.agent.prompts.answering_machine import answering_machine_messages
+from node.agent.prompts.recollection import summary_messages
+from node.agent.prompts.views import PartnerView, PersonaView, RelationView, Turn
+from node.agent.prompts.visit_turn import LABEL_LIMIT, partner_label, visit_messages
 from node.agent.spotlight import (
     UNTRUSTED_LIMIT,
     begin_marker,

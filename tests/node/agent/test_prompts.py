@@ -15,25 +15,24 @@ from hypothesis import strategies as st
 
 from keys.errors import LocalError
 from node.agent.affinity import AffinityTier, Tone
-from node.agent.guard import in_language
-from node.agent.prompts import (
-    LABEL_LIMIT,
+from node.agent.languages import in_language
+from node.agent.prompts.answering_machine import answering_machine_messages
+from node.agent.prompts.choosing import CandidateView, choose_messages, parse_choice
+from node.agent.prompts.recollection import parse_summary, summary_messages
+from node.agent.prompts.views import (
     TIER_WORDING,
     TIER_WORDING_JA,
-    CandidateView,
     CrossPartnerError,
     PartnerView,
     PersonaView,
     PromptError,
     RelationView,
     Turn,
-    answering_machine_messages,
-    choose_messages,
-    parse_choice,
-    parse_summary,
+)
+from node.agent.prompts.visit_turn import (
+    LABEL_LIMIT,
     partner_label,
     roleplay_rules,
-    summary_messages,
     visit_messages,
 )
 from node.agent.spotlight import (

@@ -21,8 +21,10 @@ import pytest
 from keys import Identity
 from node.agent.affinity import START, AffinityTier, Tone, tier_for
 from node.agent.guard import FALLBACKS, Check, LineContext, copies, judge
+from node.agent.prompts.recollection import SUMMARY
+from node.agent.prompts.visit_turn import ROLEPLAY
 from node.agent.relations import RelationKeeper
-from node.agent.voice import GOODBYES, ROLEPLAY, SUMMARY, EngineVoice
+from node.agent.voice import GOODBYES, EngineVoice
 from node.config import BudgetSettings, EngineSettings, parse_config
 from node.engine.engines import Engines, open_engines
 from node.engine.key_store import KeyLookup
