@@ -58,7 +58,7 @@ if TYPE_CHECKING:
     from node.control.socket import control_request, control_stream
     from node.engine.embedded import open_embedded_engine
     from node.engine.engines import Engines
-    from node.engine.model_pack import MODELS, model_choice
+    from node.engine.model_pack import DEFAULT_MODEL, MODELS, model_choice
     from node.errors import ControlError, PublishError
     from node.events import EventLog
     from node.process import NodeOptions, open_character, run_node
@@ -103,6 +103,7 @@ _WHERE: dict[str, str] = {
     "control_stream": "node.control.socket",
     # the embedded engine
     "MODELS": "node.engine.model_pack",
+    "DEFAULT_MODEL": "node.engine.model_pack",
     "model_choice": "node.engine.model_pack",
     "open_embedded_engine": "node.engine.embedded",
     # the transport itself, for tools that measure it (bench/gossip.py)
@@ -117,6 +118,7 @@ _WHERE: dict[str, str] = {
 
 __all__ = [
     "DEFAULT_LISTEN",
+    "DEFAULT_MODEL",
     "MESHSUB_PROTOCOLS",
     "MODELS",
     "Agent",

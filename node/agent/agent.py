@@ -35,6 +35,7 @@ from node.engine.budget import BudgetTier
 from node.engine.engines import Engines, open_engines
 from node.engine.errors import EngineError
 from node.engine.key_store import KEY_STORE_FILE, KeyLookup, KeyStore
+from node.engine.model_pack import DEFAULT_MODEL
 from node.engine.shared import SharedEngineSlot
 from node.events import EventLog
 from node.privacy.redact import redact
@@ -48,7 +49,6 @@ from node.visits.wire import Seal
 logger = logging.getLogger(__name__)
 
 EMBEDDED_PRESET: Final = "embedded"
-DEFAULT_EMBEDDED_MODEL: Final = "qwen2.5-0.5b"
 AUTONOMY_RETRY_S: Final = 300.0
 ENGINE_CHOICES: Final = 12
 """Wait before trying again when nobody could be visited or the tier forbade it."""
@@ -195,7 +195,7 @@ class Agent:
                 embedded_url = shared.url_for(slug(self.config.name))
             elif embedded:
                 embedded_url = await stack.enter_async_context(
-                    self._open_embedded(embedded[0].model or DEFAULT_EMBEDDED_MODEL)
+                    self._open_embedded(embedded[0].model or DEFAULT_MODEL)
                 )
             engines = await stack.enter_async_context(
                 open_engines(

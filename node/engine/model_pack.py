@@ -33,7 +33,7 @@ from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import IO
+from typing import IO, Final
 
 import platformdirs
 
@@ -134,6 +134,12 @@ MODELS: Mapping[str, ModelChoice] = {
         ),
     )
 }
+
+
+DEFAULT_MODEL: Final = "qwen2.5-coder-1.5b"
+"""The embedded model a character gets when its file names none, and the party's: the
+smallest packaged model that keeps characters in character (``bench/conversation.py``);
+``qwen2.5-0.5b`` stays for small machines."""
 
 
 def model_choice(name: str) -> ModelChoice:

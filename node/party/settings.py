@@ -17,13 +17,13 @@ from node.config import (
     slug,
     with_engine_override,
 )
+from node.engine.model_pack import DEFAULT_MODEL
 
 SAMPLES_DIR = Path(__file__).resolve().parents[2] / "configs"
 """The sample characters of a checkout (``configs/*.json``)."""
 
 LOCAL_LISTEN = ("/ip4/127.0.0.1/tcp/0",)
 LAN_LISTEN = ("/ip4/0.0.0.0/tcp/0",)
-DEFAULT_MODEL = "qwen2.5-coder-1.5b"
 
 ENGINE_TIMEOUT_S = 180.0
 """A line may wait behind the other characters' lines on the one shared engine."""
