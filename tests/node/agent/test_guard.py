@@ -181,6 +181,10 @@ def test_breaking_character(line: str) -> None:
         "言語モデルですから、わかりません。",
         "ご質問があれば教えてください。",
         "どのようにお手伝いしましょうか？",
+        # The 1.5B model's own drafts (bench/conversation.py): no お, words in between.
+        "何か他に手伝いできることがあればお知らせください。",
+        "今何でもお手伝いできるかな?",
+        "何か手伝いできることがありますか？",
     ],
 )
 def test_breaking_character_in_japanese(line: str) -> None:
