@@ -125,9 +125,22 @@ def in_language(line: str, languages: Sequence[str]) -> bool:
     return any(v is None or v for v in verdicts)
 
 
+def allowed_in_visit(
+    mine: tuple[str, ...], partners: Sequence[str], role: Literal["host", "guest"]
+) -> tuple[str, ...]:
+    """The languages a line of ours may be in during this visit (what the guard accepts):
+    the visit's language alone when the two share one, else all of ours."""
+    spoken = languages_for_visit(mine, partners, role)
+    if not partners or not spoken:
+        return spoken
+    host, guest = (mine, partners) if role == "host" else (partners, mine)
+    return spoken[:1] if common_language(host, guest) is not None else spoken
+
+
 __all__ = [
     "LANGUAGE_NAMES",
     "MIN_LETTERS_FOR_LANGUAGE",
+    "allowed_in_visit",
     "base_language",
     "common_language",
     "in_language",

@@ -27,7 +27,7 @@ from typing import Final, Literal
 
 from node.agent.autonomy import Candidate
 from node.agent.guard import LineContext, copies, fallback, judge, tidy, trim
-from node.agent.languages import languages_for_visit
+from node.agent.languages import allowed_in_visit, languages_for_visit
 from node.agent.prompts.answering_machine import AwayStatus, answering_machine_messages
 from node.agent.prompts.choosing import CandidateView, choose_messages, parse_choice
 from node.agent.prompts.recollection import SUMMARY, parse_summary, summary_messages
@@ -135,7 +135,7 @@ class EngineVoice:
         context = LineContext(
             me=me.name,
             partner=label,
-            languages=me.languages,
+            languages=allowed_in_visit(self.persona.languages, partner.languages, visit_role),
             heard=tuple(t.text for t in turns if t.speaker == "partner"),
             said=tuple(t.text for t in turns if t.speaker == "me"),
             secret=roleplay_rules(me, visit_role),
