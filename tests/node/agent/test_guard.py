@@ -185,6 +185,7 @@ def test_breaking_character(line: str) -> None:
         "何か他に手伝いできることがあればお知らせください。",
         "今何でもお手伝いできるかな?",
         "何か手伝いできることがありますか？",
+        "私は機械学習の専門家であり、あなたが何を知りたいか教えていただけますか?",
     ],
 )
 def test_breaking_character_in_japanese(line: str) -> None:
