@@ -45,9 +45,6 @@ INSTALL_HINT = f"CMAKE_ARGS=\"{BUILD_FLAGS}\" pip install 'roomverse[embedded]'"
 DEFAULT_CONTEXT = 4096
 MIN_CONTEXT = 256
 DEFAULT_MAX_TOKENS = 256
-PROMPT_CACHE_BYTES = 128 << 20
-"""Kept context states, least recently used out: ~28 KB per token on the 1.5B model, so
-about twenty speakers' 250-token prompts."""
 
 
 def default_threads() -> int:
@@ -85,7 +82,7 @@ def load_llama(model_path: Path, *, threads: int | None, context: int = DEFAULT_
     # buffer by the number asked for, and then fails on long prompts.
     context = max(context, MIN_CONTEXT)
     try:
-        llama = llama_cpp.Llama(
+        return llama_cpp.Llama(
             model_path=str(model_path),
             n_ctx=context,
             n_threads=n_threads,
@@ -94,12 +91,6 @@ def load_llama(model_path: Path, *, threads: int | None, context: int = DEFAULT_
         )
     except ValueError as exc:
         raise EmbeddedEngineError(f"llama.cpp cannot load {model_path.name}: {exc}") from exc
-    # One context serves speakers in turn (the party's characters, both sides of a visit),
-    # so each call's prompt shares no prefix with the one before it and would be read
-    # again from the start. Kept states let a speaker's next call read only its new
-    # lines: a 6-line visit on the 1.5B model went from 51 s to 36 s (2 cores).
-    llama.set_cache(llama_cpp.LlamaRAMCache(capacity_bytes=PROMPT_CACHE_BYTES))
-    return llama
 
 
 class LlamaGenerator:
