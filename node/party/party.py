@@ -13,6 +13,7 @@ from __future__ import annotations
 import contextlib
 import signal
 import sys
+from collections.abc import AsyncIterator
 from contextlib import ExitStack
 from dataclasses import dataclass, replace
 from functools import partial
@@ -106,9 +107,12 @@ async def run_party(
             data_dir=str(root),
             engine=settings.engine_url or settings.model,
         )
+        # Open for the whole party, stopping included: a second Ctrl-C while everyone says
+        # goodbye is absorbed here instead of breaking the goodbyes with KeyboardInterrupt.
+        signals = files.enter_context(trio.open_signal_receiver(signal.SIGINT, signal.SIGTERM))
         try:
             async with trio.open_nursery() as nursery:
-                nursery.start_soon(_stop_on_signals, nursery.cancel_scope, party_log)
+                nursery.start_soon(_stop_on_signals, signals, nursery.cancel_scope, party_log)
                 slot = None
                 if settings.engine_url is None:
                     slot = SharedEngineSlot()
@@ -225,12 +229,13 @@ async def _run_engine(settings: PartySettings, slot: SharedEngineSlot, log: Even
         raise
 
 
-async def _stop_on_signals(scope: trio.CancelScope, log: EventLog) -> None:
-    with trio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:
-        async for signum in signals:
-            log.emit("stopping", signal=signal.Signals(signum).name)
-            scope.cancel()
-            return
+async def _stop_on_signals(
+    signals: AsyncIterator[int], scope: trio.CancelScope, log: EventLog
+) -> None:
+    async for signum in signals:
+        log.emit("stopping", signal=signal.Signals(signum).name)
+        scope.cancel()
+        return
 
 
 def rss_mb() -> float | None:

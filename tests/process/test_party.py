@@ -58,7 +58,8 @@ def joined(party: JsonLinesProcess) -> dict[str, str]:
 
 
 def stop(party: JsonLinesProcess) -> int:
-    """Ctrl-C, as a person at the terminal stops it."""
+    """Ctrl-C, as a person at the terminal stops it: twice, impatient."""
+    party.signal(signal.SIGINT)
     party.signal(signal.SIGINT)
     try:
         return party.proc.wait(STOP_S)
@@ -105,6 +106,7 @@ async def test_party_visits_in_the_viewer_stops_on_ctrl_c_and_remembers(tmp_path
         finally:
             party.stop()
         assert party.of("party_stopped")
+        assert not [line for line in party.stderr_lines if "Traceback" in line]
         assert await in_thread(refuses_connections, viewer)  # the firehose went too
         visitors = {e["character"] for e in party.of("visit_started") if e["role"] == "guest"}
         assert visitors  # a character went out on its own
