@@ -58,8 +58,7 @@ def joined(party: JsonLinesProcess) -> dict[str, str]:
 
 
 def stop(party: JsonLinesProcess) -> int:
-    """Ctrl-C, as a person at the terminal stops it: twice, impatient."""
-    party.signal(signal.SIGINT)
+    """Ctrl-C, as a person at the terminal stops it."""
     party.signal(signal.SIGINT)
     try:
         return party.proc.wait(STOP_S)
