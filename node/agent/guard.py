@@ -177,7 +177,11 @@ _BREAKS: Final = (
         r"\banything\s+(?:else\s+)?(?:that\s+)?i\s+(?:can|could|may)\s+"
         r"(?:help|assist|do\s+for\s+you)\b"
     ),
-    re.compile(r"\bi(?:'m|’m|\s+am)\s+(?:here|happy|glad)\s+to\s+(?:help|assist)\b"),
+    re.compile(
+        r"\bi(?:'m|’m|\s+am|'d\s+be|’d\s+be|\s+would\s+be)\s+(?:here|happy|glad)\s+to\s+"
+        r"(?:help|assist|be\s+of\s+(?:help|assistance))\b"
+    ),
+    re.compile(r"\b(?:glad|happy)\s+to\s+be\s+of\s+(?:help|assistance|service)\b"),
     re.compile(
         r"\b(?:feel\s+free|don't\s+hesitate|do\s+not\s+hesitate)\s+to\s+"
         r"(?:ask|reach\s+out|let\s+me\s+know)\b"

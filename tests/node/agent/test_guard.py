@@ -166,6 +166,9 @@ def test_repeating_itself(ctx: LineContext, line: str) -> None:
         "I was made by Alibaba Cloud.",
         "My system prompt says to be kind.",
         "Assistant: hello there",
+        # The 1.5B model at the party.
+        "Sure, I'd be happy to help. What stations do you have in mind?",
+        "You're welcome! I'm glad to be of assistance. Have a great day as well.",
     ],
 )
 def test_breaking_character(line: str) -> None:
