@@ -21,13 +21,9 @@ equivocation, beyond_horizon), or a :class:`DirectoryError` with a ``reason``.
 
 Anti-entropy (see :mod:`registry_crdt.messages`): ``summary()`` → ``digest(against)`` →
 ``diff(digest)`` → ``delta_for(diff.want)``; or ``digest()`` → ``diff`` → ``delta_for``.
-A side that refuses a sync message may answer with a :class:`Refusal` (reason, detail).
 
-Reading: ``online(now_ms)``, ``presence(peer or entry, now_ms)`` (a lapsed lease reads
-``offline``, with no message), ``get(peer)``, ``entries()``. Leases are read on the
-reader's clock: the lease of a held entry runs from when this replica learned it
-(``Entry.learned_ms``), so a writer whose clock is off reads like one whose clock is
-right (:mod:`registry_crdt.presence`). Upkeep:
+Reading: ``online(now_ms)``, ``presence(peer, now_ms)`` (a lapsed lease reads
+``offline``, with no message), ``get(peer)``, ``entries()``. Upkeep:
 ``collect_garbage(now_ms)``; persistence: ``snapshot()`` / ``Directory.restore(data,
 now_ms)``; gossip of local changes: ``version`` / ``delta_since(version)``.
 
@@ -42,10 +38,6 @@ Rules (the constants live in :mod:`registry_crdt.limits`):
   ``now_ms`` is refused (``future_clock``); it is accepted later, once it is no longer in
   the future, when anti-entropy offers it again. So no entry can outrank its writer's
   next one by more than 5 minutes.
-* Presence: read on the reader's clock, from the local time the replica learned the
-  version it holds (capped at the writer's ``expiresAt`` + 6 min; a snapshot's entries,
-  whose learning time is not kept, on the writer's clock). Merge order and retention
-  stay on the writer's clock, so replicas hold the same entries whatever their clocks.
 * Retention: every entry is forgotten, and refused, from ``clock.wall_ms +
   MAX_LEASE_MS + HORIZON_MS`` (1 h + 24 h). That bound grows with the clock, so when an
   entry (a ``left`` tombstone, a lapsed lease) is collected every older one of the same
@@ -107,7 +99,6 @@ from registry_crdt.messages import (
     Diff,
     Digest,
     Message,
-    Refusal,
     Summary,
     from_body,
     to_bodies,
@@ -146,7 +137,6 @@ __all__ = [
     "Outcome",
     "Persona",
     "Presence",
-    "Refusal",
     "Souvenir",
     "Status",
     "Summary",

@@ -10,11 +10,6 @@ Time enters only through ``now_ms``: :meth:`Directory.apply` refuses clocks too 
 ahead and entries already past their retention, :meth:`Directory.collect_garbage`
 forgets them, and the views read lapsed leases as offline. :meth:`Directory.merge` is
 the pure lattice join, for replicas whose entries were admitted already.
-
-Each replica also notes when it learned the version it holds of each peer
-(``Entry.learned_ms``: the ``now_ms`` of the :meth:`~Directory.apply` that stored it), and
-reads leases from then on its own clock (:mod:`registry_crdt.presence`). That note is
-local: it is never sent, never in a digest or snapshot, and never decides a merge.
 """
 
 from __future__ import annotations
@@ -29,7 +24,7 @@ from typing import Any, Final
 
 from keys import Malformed, canonical, peer_id_from_public_key
 from registry_crdt import _schema as check
-from registry_crdt.entry import Entry, Presence, check_clock, held, key_of, verify_entry
+from registry_crdt.entry import Entry, Presence, check_clock, key_of, verify_entry
 from registry_crdt.errors import (
     CorruptSnapshot,
     DirectoryError,
@@ -89,7 +84,7 @@ class Directory:
         self._order: list[bytes] | None = None  # the peers, sorted; rebuilt when they change
         self._version = 0
         for entry in entries:
-            self._join(entry, entry.learned_ms)
+            self._join(entry)
 
     # --- reading ------------------------------------------------------------------------
 
@@ -111,17 +106,10 @@ class Directory:
         """Return every entry held, tombstones and lapsed leases included, by PeerID."""
         return [self._entries[peer] for peer in sorted(self._entries)]
 
-    def presence(self, peer: bytes | Entry, now_ms: int) -> Presence:
-        """Return what to believe about ``peer`` now (offline if unknown or lapsed), the
-        lease read from when this replica learned the entry, on the ``now_ms`` clock.
-
-        Given an :class:`Entry`, read the copy held of that very version if there is one
-        (it knows when it was learned), else the entry as it is.
-        """
-        if isinstance(peer, Entry):
-            return self._held_copy(peer).presence(now_ms)
-        found = self._entries.get(peer)
-        return Presence.OFFLINE if found is None else found.presence(now_ms)
+    def presence(self, peer: bytes, now_ms: int) -> Presence:
+        """Return what to believe about ``peer`` now (offline if unknown or lapsed)."""
+        entry = self._entries.get(peer)
+        return Presence.OFFLINE if entry is None else entry.presence(now_ms)
 
     def online(self, now_ms: int) -> list[Entry]:
         """Return the peers present now — online, away or asleep, lease unexpired."""
@@ -143,18 +131,16 @@ class Directory:
 
     # --- changing -----------------------------------------------------------------------
 
-    def apply(self, entry: Entry, now_ms: int, *, learned: bool = True) -> ApplyResult:
+    def apply(self, entry: Entry, now_ms: int) -> ApplyResult:
         """Merge one verified entry received (or written) at ``now_ms``.
 
         Raises :class:`FutureClock` if its clock is more than ``MAX_SKEW_MS`` ahead;
-        ignores it (``BEYOND_HORIZON``) if replicas would already have forgotten it. If it
-        is stored, its lease runs from ``now_ms`` on this replica's clock; with
-        ``learned=False`` (an entry read back from disk) from the writer's ``expiresAt``.
+        ignores it (``BEYOND_HORIZON``) if replicas would already have forgotten it.
         """
         check_clock(entry.clock, now_ms)
         if now_ms >= entry.retain_until_ms:
             return ApplyResult(Outcome.BEYOND_HORIZON, False)
-        return self._join(entry, now_ms if learned else None)
+        return self._join(entry)
 
     def receive(self, raw: bytes, now_ms: int) -> ApplyResult:
         """Verify wire bytes with :func:`verify_entry` and :meth:`apply` them.
@@ -167,14 +153,11 @@ class Directory:
             return ApplyResult(Outcome.DUPLICATE, False)
         entry = verify_entry(raw, now_ms)
         result = self.apply(entry, now_ms)
-        return ApplyResult(result.outcome, result.changed, self._held_copy(entry))
+        return ApplyResult(result.outcome, result.changed, entry)
 
     def merge(self, other: Directory) -> int:
-        """Join ``other`` into this replica (no time checks); return how many peers changed.
-
-        An entry taken from ``other`` keeps the time ``other`` learned it.
-        """
-        return sum(self._join(entry, entry.learned_ms).changed for entry in other._entries.values())
+        """Join ``other`` into this replica (no time checks); return how many peers changed."""
+        return sum(self._join(entry).changed for entry in other._entries.values())
 
     def copy(self) -> Directory:
         """Return an independent replica with the same entries (and local version)."""
@@ -198,21 +181,16 @@ class Directory:
             self._remove(peer)
         return sorted(gone)
 
-    def _held_copy(self, entry: Entry) -> Entry:
-        """The copy held of ``entry``'s very version (it knows when it was learned)."""
-        mine = self._entries.get(entry.peer)
-        return mine if mine is not None and mine.hash == entry.hash else entry
-
-    def _join(self, entry: Entry, learned_ms: int | None) -> ApplyResult:
+    def _join(self, entry: Entry) -> ApplyResult:
         current = self._entries.get(entry.peer)
         if current is None:
-            self._store(held(entry, learned_ms), None)
+            self._store(entry, None)
             return ApplyResult(Outcome.NEW, True)
         if current.hash == entry.hash:
             return ApplyResult(Outcome.DUPLICATE, False)
         wins = entry.wins_over(current)
         if wins:
-            self._store(held(entry, learned_ms), current)
+            self._store(entry, current)
         if entry.clock == current.clock:
             return ApplyResult(Outcome.EQUIVOCATION, wins)
         return ApplyResult(Outcome.UPDATED if wins else Outcome.STALE, wins)
@@ -332,8 +310,6 @@ class Directory:
 
         Entries now past retention, or ahead of a clock that went backwards, are left
         out (peers will resend them). Raises :class:`CorruptSnapshot` for anything else.
-        When each entry was learned is not kept: restored leases read on the writer's
-        clock until the peer's next renewal (see :mod:`registry_crdt.presence`).
         """
         try:
             decoded: Any = canonical.unpackb(data)
@@ -346,7 +322,7 @@ class Directory:
         directory = cls()
         for i, raw in enumerate(raws):
             try:
-                directory.apply(verify_entry(raw, now_ms), now_ms, learned=False)
+                directory.apply(verify_entry(raw, now_ms), now_ms)
             except FutureClock:
                 continue
             except DirectoryError as exc:

@@ -7,9 +7,6 @@ snapshot to SQLite (debounced), notice leases lapsing, and report every visible 
 as a ``directory_changed`` event. It needs no libp2p: the network is reached through
 the ``gossip`` callback, so it runs the same in tests with no host at all. What a
 reader is shown of the entries (rows, search, order) is :mod:`node.directory.listing`.
-Leases are read on this node's clock, from when it learned each entry
-(:mod:`registry_crdt.presence`): a peer whose clock is off still reads online while it
-renews.
 """
 
 from __future__ import annotations
@@ -313,8 +310,7 @@ class DirectoryService:
     def _report_changes(self, entries: Sequence[Entry], via: str) -> None:
         now = self.clock_ms()
         for entry in entries:
-            # The copy held knows when we learned it: its lease is read on our clock.
-            self._report(entry, self.directory.presence(entry, now), via)
+            self._report(entry, entry.presence(now), via)
 
     def _report(self, entry: Entry, presence: Presence, via: str) -> None:
         seen = _Seen(presence, entry.card.name, entry.addrs)
