@@ -45,14 +45,23 @@ INSTALL_HINT = f"CMAKE_ARGS=\"{BUILD_FLAGS}\" pip install 'roomverse[embedded]'"
 DEFAULT_CONTEXT = 4096
 MIN_CONTEXT = 256
 DEFAULT_MAX_TOKENS = 256
+MAX_DEFAULT_THREADS = 8
 
 
 def default_threads() -> int:
-    """All cores but one: the node's own loop keeps a core.
+    """Every core this process may use, at most :data:`MAX_DEFAULT_THREADS`.
 
-    Measured with SmolLM2-135M on 2 busy cores: 1 thread ~80 tok/s, 2 threads ~46 tok/s.
+    The model is the work; the nodes' loops wait on it. Measured with the 1.5B model on 2
+    quiet cores: 1 thread reads 35 prompt tokens/s and writes 7.6, 2 threads 67 and 10.3;
+    a scripted 6-line visit took 36 s on 1 thread, 22 s on 2. (An earlier rule kept a core
+    for the loop, from SmolLM2 on cores busy with other work.) Past 8, threads contend for
+    memory bandwidth more than they add.
     """
-    return max(1, (os.cpu_count() or 2) - 1)
+    try:
+        cores = len(os.sched_getaffinity(0))
+    except AttributeError:  # not on Linux
+        cores = os.cpu_count() or 1
+    return max(1, min(cores, MAX_DEFAULT_THREADS))
 
 
 class EmbeddedEngineError(LocalError):
@@ -71,8 +80,8 @@ def load_llama(model_path: Path, *, threads: int | None, context: int = DEFAULT_
     # Busy-waiting OpenMP workers halve decode speed when anything else wants the cores.
     os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
     try:
-        # Through import_module: the extra may be absent, and its types are not needed here.
-        llama_cpp = importlib.import_module("llama_cpp")
+        # Through import_module: the extra may be absent (kept_states imports llama_cpp).
+        kept_states = importlib.import_module("node.engine.kept_states")
     except ImportError as exc:
         raise EmbeddedUnavailable(
             f"the embedded engine needs llama-cpp-python; install it with: {INSTALL_HINT}"
@@ -82,7 +91,7 @@ def load_llama(model_path: Path, *, threads: int | None, context: int = DEFAULT_
     # buffer by the number asked for, and then fails on long prompts.
     context = max(context, MIN_CONTEXT)
     try:
-        return llama_cpp.Llama(
+        llama = kept_states.TurnTakingLlama(
             model_path=str(model_path),
             n_ctx=context,
             n_threads=n_threads,
@@ -91,6 +100,8 @@ def load_llama(model_path: Path, *, threads: int | None, context: int = DEFAULT_
         )
     except ValueError as exc:
         raise EmbeddedEngineError(f"llama.cpp cannot load {model_path.name}: {exc}") from exc
+    llama.set_cache(kept_states.KeptStates())
+    return llama
 
 
 class LlamaGenerator:

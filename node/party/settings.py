@@ -52,7 +52,7 @@ class PartySettings:
     party stays on this machine (loopback, no multicast)."""
     firehose: bool = True
     threads: int | None = None
-    """llama.cpp threads (None: all cores but one)."""
+    """llama.cpp threads (None: every core, at most 8)."""
 
     def resolved_data_dir(self) -> Path:
         if self.data_dir is not None:
