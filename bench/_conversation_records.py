@@ -91,6 +91,8 @@ class ConfigResult:
     injections: list[Injection] = field(default_factory=list)
     calls: list[Call] = field(default_factory=list)
     failed_calls: int = 0
+    interrupted: str | None = None
+    """The signal that stopped this configuration early (its figures are partial)."""
 
 
 def to_json(results: list[ConfigResult], meta: dict[str, Any]) -> dict[str, Any]:
@@ -151,5 +153,6 @@ def from_json(data: dict[str, Any]) -> tuple[list[ConfigResult], dict[str, Any]]
         ]
         result.calls = [_call(c) for c in raw["calls"]]
         result.failed_calls = raw["failed_calls"]
+        result.interrupted = raw.get("interrupted")
         results.append(result)
     return results, dict(data["meta"])

@@ -24,6 +24,7 @@ from __future__ import annotations
 import functools
 import os
 import signal
+import sys
 import tempfile
 import time
 from collections.abc import Callable, Sequence
@@ -330,8 +331,7 @@ async def run_configuration(
             await party.start(nursery, configs, targets, Path(tmp), turns)
             # Each node catches SIGINT/SIGTERM for itself; the last handler set wins, so
             # this one (set after them) stops the whole benchmark.
-            interrupted = trio.Event()
-            nursery.start_soon(_stop_on_signals, nursery.cancel_scope, interrupted)
+            nursery.start_soon(_stop_on_signals, nursery.cancel_scope, result)
             if baseline:
                 for name in names:
                     party.use_baseline(name, client, engine.model)
@@ -360,14 +360,15 @@ async def run_configuration(
                     if number % 6 == 0 or number == len(injections):
                         progress(f"{label}: injection set {number}/{len(injections)}")
             nursery.cancel_scope.cancel()
-    if interrupted.is_set():
-        raise KeyboardInterrupt
     return result
 
 
-async def _stop_on_signals(scope: trio.CancelScope, interrupted: trio.Event) -> None:
+async def _stop_on_signals(scope: trio.CancelScope, result: ConfigResult) -> None:
+    """Stop the configuration (what was measured so far is kept and reported)."""
     with trio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:
-        async for _ in signals:
-            interrupted.set()
+        async for signum in signals:
+            result.interrupted = signal.Signals(signum).name
+            progress_note = f"{result.label}: {result.interrupted} received, stopping"
+            print(f"  … {time.strftime('%H:%M:%S')} {progress_note}", flush=True, file=sys.stderr)
             scope.cancel()
             return

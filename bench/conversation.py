@@ -3,8 +3,8 @@
     python3 bench/conversation.py [--model NAME | --engine-url URL --engine-model NAME]
                                   [--visits 2] [--turns 6] [--quick] [--no-baseline]
                                   [--no-injection] [--transcripts all|sample|none]
-                                  [--threads N] [--save FILE]
-    python3 bench/conversation.py --report FILE      # judge and print a saved run again
+                                  [--threads N] [--save FILE] [--only-baseline]
+    python3 bench/conversation.py --report FILE...   # judge and print saved runs again
     python3 bench/conversation.py --self-check       # the metrics on known cases
 
 Real character nodes in this one process (``run_node``, loopback, mDNS off, temporary
@@ -95,8 +95,12 @@ async def run_all(args: argparse.Namespace, engine: EngineTarget) -> list[Config
     await warm_up(engine)
     chars = characters()
     configurations = [(NOW, False)] + ([] if args.no_baseline else [(BEFORE, True)])
-    results = []
+    if args.only_baseline:
+        configurations = [(BEFORE, True)]
+    results: list[ConfigResult] = []
     for label, baseline in configurations:
+        if results and results[-1].interrupted:
+            break
         results.append(
             await run_configuration(
                 label,
@@ -129,7 +133,8 @@ def report(
     judge = Judge(characters())
     summary = []
     for result in results:
-        print(f"\n=== {engine_label} · {result.label} ===")
+        partial = f" — INTERRUPTED ({result.interrupted}), partial" if result.interrupted else ""
+        print(f"\n=== {engine_label} · {result.label}{partial} ===")
         fig = figures(result, judge)
         print_figures(result, fig)
         print_engine(result)
@@ -142,8 +147,8 @@ def report(
     )
     for result in results:
         print_prompt(result.label, sample_call(result, judge, "EN", 2))
-    now = results[0]
-    print_prompt(f"{now.label}, Japanese speaker", sample_call(now, judge, "JA", 2), limit=4000)
+    for result in results:
+        print_prompt(f"{result.label}, Japanese speaker", sample_call(result, judge, "JA", 2))
 
     if args.transcripts != "none":
         for result in results:
@@ -176,7 +181,10 @@ def report(
         )
     print(ISSUE_TABLE)
 
-    result, fig, full, inj = summary[0]
+    current = [entry for entry in summary if not entry[0].baseline]
+    if not current:
+        return
+    result, fig, full, inj = current[0]
     n = len(fig.lines["all"])
     if not n:
         return
@@ -249,6 +257,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         help="1 visit per pair, 2 pairs, 6 hostile lines, no baseline",
     )
     parser.add_argument("--no-baseline", action="store_true")
+    parser.add_argument(
+        "--only-baseline", action="store_true", help="the baseline configuration alone"
+    )
     parser.add_argument("--no-injection", action="store_true")
     parser.add_argument("--transcripts", choices=("all", "sample", "none"), default="all")
     parser.add_argument(
@@ -256,15 +267,23 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     parser.add_argument("--save", type=Path, help="also save the run's records as JSON here")
     parser.add_argument(
-        "--report", type=Path, metavar="FILE", help="judge and print a saved run (no model)"
+        "--report",
+        type=Path,
+        nargs="+",
+        metavar="FILE",
+        help="judge and print saved runs of one engine (no model); their configurations "
+        "are reported together",
     )
     parser.add_argument("--self-check", action="store_true", help="check the metrics and exit")
     args = parser.parse_args(argv)
     if args.self_check:
         return self_check()
     if args.report is not None:
-        results, meta = from_json(json.loads(args.report.read_text(encoding="utf-8")))
-        print(meta["header"] + f" (saved run, judged again from {args.report})")
+        results = []
+        for path in args.report:
+            saved, meta = from_json(json.loads(path.read_text(encoding="utf-8")))
+            print(meta["header"] + f" (saved run, judged again from {path})")
+            results.extend(saved)
         report(results, args, meta["engine"], int(meta["turns"]))
         return 0
     if not 2 <= args.turns <= 16:
@@ -298,7 +317,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         meta = {"header": header, "engine": label, "turns": args.turns}
         args.save.write_text(json.dumps(to_json(results, meta), ensure_ascii=False), "utf-8")
     print(header)
+    for result in results:
+        if result.interrupted:
+            print(f"  {result.label}: INTERRUPTED ({result.interrupted}): partial figures")
     report(results, args, label, args.turns)
+    if any(result.interrupted for result in results):
+        return 130
     return 0 if any(r.visits and r.visits[0].lines for r in results) else 1
 
 
