@@ -47,7 +47,10 @@ def add_party_command(sub: Any) -> None:
     )
     party.add_argument("--engine-model", metavar="NAME", help="model name at --engine-url")
     party.add_argument(
-        "--threads", type=int, metavar="N", help="llama.cpp threads (default: every core, at most 8)"
+        "--threads",
+        type=int,
+        metavar="N",
+        help="llama.cpp threads (default: every core, at most 8)",
     )
     party.add_argument(
         "--lan", action="store_true", help="also meet characters on the LAN (mDNS, all interfaces)"
