@@ -222,7 +222,11 @@ def verify(
     if transport_peer is not None and transport_peer != sender:
         raise SenderMismatch(f"from {peer_id_to_str(sender)} was delivered by another peer")
     if abs(ts - now_ms) > window_ms:
-        raise StaleTimestamp(f"ts is {ts - now_ms} ms from now, window ±{window_ms} ms")
+        raise StaleTimestamp(
+            f"ts is {ts - now_ms} ms from now, window ±{window_ms} ms",
+            sender=sender,
+            ahead_ms=ts - now_ms,
+        )
     if replay is not None:
         replay.check(sender, seq)
 

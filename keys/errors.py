@@ -157,9 +157,25 @@ class SenderMismatch(EnvelopeError):
 
 
 class StaleTimestamp(EnvelopeError):
-    """``ts`` is further from the local clock than the accepted window."""
+    """``ts`` is further from the local clock than the accepted window.
+
+    ``sender`` and ``ahead_ms`` (``ts - now``) are set when :func:`keys.verify` raises it,
+    which it does only after the signature verified: the sender's clock really says so.
+    """
 
     reason = "stale_timestamp"
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        reason: str | None = None,
+        sender: bytes | None = None,
+        ahead_ms: int | None = None,
+    ) -> None:
+        super().__init__(message, reason=reason)
+        self.sender = sender
+        self.ahead_ms = ahead_ms
 
 
 class Replayed(EnvelopeError):

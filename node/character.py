@@ -47,6 +47,7 @@ from node.storage.store import ReplayMark, Store
 from node.visits.messages import VISIT_BODIES
 from node.visits.service import transports_for
 from node.wire.batching import receive_batch
+from node.wire.clock_skew import ClockSkew
 from node.wire.gate import EnvelopeGate
 from node.wire.rejections import RejectionLog
 from registry_crdt import DIRECTORY_BODIES
@@ -84,10 +85,17 @@ class CharacterNode:
         self.host = host
         self.events = events
         self.replay = replay
-        self.rejections = RejectionLog(events)
+        self.clock_skew = ClockSkew(events)
+        self.rejections = RejectionLog(events, clock_skew=self.clock_skew)
         self.book = PeerBook(identity.peer_id_str)
         self._greeted: set[str] = set()
-        self.gate = EnvelopeGate(identity.peer_id, replay, now_ms, bodies=BODIES_SPOKEN)
+        self.gate = EnvelopeGate(
+            identity.peer_id,
+            replay,
+            now_ms,
+            bodies=BODIES_SPOKEN,
+            observe=self.clock_skew.envelope,
+        )
         self._wake_dialer, self.dialer_wakeups = trio.open_memory_channel[None](1)
         self._publish_lock = trio.Lock()
         self.received = 0
@@ -109,9 +117,12 @@ class CharacterNode:
             on_changed=lambda entries, via: self.gossip_health.entries_arrived(
                 entries, via, now_ms()
             ),
+            peer_offset_ms=self.clock_skew.peer_offset_ms,
         )
         self.gossip_health = GossipHealth(identity.peer_id_str, self._reset_gossip_link)
-        self.anti_entropy = AntiEntropy(host, self.directory, self._seal_sync)
+        self.anti_entropy = AntiEntropy(
+            host, self.directory, self._seal_sync, clock_skew=self.clock_skew
+        )
         self.liveness = Liveness(host, self._lost_connection)
         self.spectator = spectator
         self.agent: Agent | None = None

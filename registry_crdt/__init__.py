@@ -21,9 +21,15 @@ equivocation, beyond_horizon), or a :class:`DirectoryError` with a ``reason``.
 
 Anti-entropy (see :mod:`registry_crdt.messages`): ``summary()`` → ``digest(against)`` →
 ``diff(digest)`` → ``delta_for(diff.want)``; or ``digest()`` → ``diff`` → ``delta_for``.
+A side that refuses a sync message may answer with a :class:`Refusal` (reason, detail).
 
-Reading: ``online(now_ms)``, ``presence(peer, now_ms)`` (a lapsed lease reads
-``offline``, with no message), ``get(peer)``, ``entries()``. Upkeep:
+Reading: ``online(now_ms)``, ``presence(peer or entry, now_ms)`` (a lapsed lease reads
+``offline``, with no message), ``get(peer)``, ``entries()``. Leases are read on the
+reader's clock: the lease of a held entry runs from when it was written, on this
+replica's clock (``Entry.learned_ms``; ``receive(raw, now_ms, offset_of=...)`` with the
+measured offset to each writer's clock), so a writer whose clock is off reads like one
+whose clock is right (:mod:`registry_crdt.presence`).
+Upkeep:
 ``collect_garbage(now_ms)``; persistence: ``snapshot()`` / ``Directory.restore(data,
 now_ms)``; gossip of local changes: ``version`` / ``delta_since(version)``.
 
@@ -38,6 +44,12 @@ Rules (the constants live in :mod:`registry_crdt.limits`):
   ``now_ms`` is refused (``future_clock``); it is accepted later, once it is no longer in
   the future, when anti-entropy offers it again. So no entry can outrank its writer's
   next one by more than 5 minutes.
+* Presence: read on the reader's clock, from when the version held was written,
+  translated by the measured offset to its writer's clock (capped at the writer's
+  ``expiresAt`` + 6 min; with no offset measured, or restored from a snapshot, on the
+  writer's clock).
+  Merge order and retention stay on the writer's clock, so replicas hold the same
+  entries whatever their clocks.
 * Retention: every entry is forgotten, and refused, from ``clock.wall_ms +
   MAX_LEASE_MS + HORIZON_MS`` (1 h + 24 h). That bound grows with the clock, so when an
   entry (a ``left`` tombstone, a lapsed lease) is collected every older one of the same
@@ -65,7 +77,7 @@ from registry_crdt.card import (
     verify_card,
 )
 from registry_crdt.clock import HLC, ZERO, Clock
-from registry_crdt.directory import ApplyResult, Directory, Outcome
+from registry_crdt.directory import ApplyResult, Directory, OffsetOf, Outcome
 from registry_crdt.entry import (
     ENTRY_DOMAIN,
     DigestItem,
@@ -99,6 +111,7 @@ from registry_crdt.messages import (
     Diff,
     Digest,
     Message,
+    Refusal,
     Summary,
     from_body,
     to_bodies,
@@ -134,9 +147,11 @@ __all__ = [
     "MalformedMessage",
     "Message",
     "NameCard",
+    "OffsetOf",
     "Outcome",
     "Persona",
     "Presence",
+    "Refusal",
     "Souvenir",
     "Status",
     "Summary",

@@ -10,6 +10,12 @@ Time enters only through ``now_ms``: :meth:`Directory.apply` refuses clocks too 
 ahead and entries already past their retention, :meth:`Directory.collect_garbage`
 forgets them, and the views read lapsed leases as offline. :meth:`Directory.merge` is
 the pure lattice join, for replicas whose entries were admitted already.
+
+Each replica also notes when, on its own clock, the version it holds of each peer was
+written (``Entry.learned_ms``: the writer's clock moved by the measured offset between
+the two clocks; see :meth:`~Directory.apply`), and reads leases from then on its own
+clock (:mod:`registry_crdt.presence`). That note is local: it is never sent, never in a
+digest or snapshot, and never decides a merge.
 """
 
 from __future__ import annotations
@@ -17,14 +23,14 @@ from __future__ import annotations
 import hashlib
 import math
 from bisect import bisect_left
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from enum import StrEnum
 from typing import Any, Final
 
 from keys import Malformed, canonical, peer_id_from_public_key
 from registry_crdt import _schema as check
-from registry_crdt.entry import Entry, Presence, check_clock, key_of, verify_entry
+from registry_crdt.entry import Entry, Presence, check_clock, held, key_of, verify_entry
 from registry_crdt.errors import (
     CorruptSnapshot,
     DirectoryError,
@@ -69,6 +75,20 @@ class ApplyResult:
     entry: Entry | None = None
 
 
+OffsetOf = Callable[[bytes], int | None]
+"""``offset_of(peer) -> ms`` this replica's clock is ahead of ``peer``'s, None if unknown."""
+
+
+def _learned_ms(entry: Entry, now_ms: int, learned: bool, offset_of: OffsetOf | None) -> int | None:
+    """When ``entry`` was written, on this replica's clock (see :meth:`Directory.apply`)."""
+    if not learned:
+        return None
+    if offset_of is None:
+        return now_ms
+    offset = offset_of(entry.peer)
+    return None if offset is None else min(entry.clock.wall_ms + offset, now_ms)
+
+
 class Directory:
     """One replica of the directory. Pure state: no clock, no I/O."""
 
@@ -84,7 +104,7 @@ class Directory:
         self._order: list[bytes] | None = None  # the peers, sorted; rebuilt when they change
         self._version = 0
         for entry in entries:
-            self._join(entry)
+            self._join(entry, entry.learned_ms)
 
     # --- reading ------------------------------------------------------------------------
 
@@ -106,10 +126,17 @@ class Directory:
         """Return every entry held, tombstones and lapsed leases included, by PeerID."""
         return [self._entries[peer] for peer in sorted(self._entries)]
 
-    def presence(self, peer: bytes, now_ms: int) -> Presence:
-        """Return what to believe about ``peer`` now (offline if unknown or lapsed)."""
-        entry = self._entries.get(peer)
-        return Presence.OFFLINE if entry is None else entry.presence(now_ms)
+    def presence(self, peer: bytes | Entry, now_ms: int) -> Presence:
+        """Return what to believe about ``peer`` now (offline if unknown or lapsed), the
+        lease read from when this replica learned the entry, on the ``now_ms`` clock.
+
+        Given an :class:`Entry`, read the copy held of that very version if there is one
+        (it knows when it was learned), else the entry as it is.
+        """
+        if isinstance(peer, Entry):
+            return self._held_copy(peer).presence(now_ms)
+        found = self._entries.get(peer)
+        return Presence.OFFLINE if found is None else found.presence(now_ms)
 
     def online(self, now_ms: int) -> list[Entry]:
         """Return the peers present now — online, away or asleep, lease unexpired."""
@@ -131,18 +158,33 @@ class Directory:
 
     # --- changing -----------------------------------------------------------------------
 
-    def apply(self, entry: Entry, now_ms: int) -> ApplyResult:
+    def apply(
+        self,
+        entry: Entry,
+        now_ms: int,
+        *,
+        learned: bool = True,
+        offset_of: OffsetOf | None = None,
+    ) -> ApplyResult:
         """Merge one verified entry received (or written) at ``now_ms``.
 
         Raises :class:`FutureClock` if its clock is more than ``MAX_SKEW_MS`` ahead;
         ignores it (``BEYOND_HORIZON``) if replicas would already have forgotten it.
+
+        When it is stored, this replica notes when, on its own clock, the entry was
+        written (``learned_ms``), and reads its lease from there: with ``offset_of``,
+        the writer's ``clock.wall_ms`` moved by how far this replica's clock is ahead of
+        the writer's (None if that is not measured: the lease is then read on the
+        writer's clock); without it, ``now_ms`` (our own entries, and callers that know
+        the entry is fresh). With ``learned=False`` (an entry read back from disk), the
+        writer's clock.
         """
         check_clock(entry.clock, now_ms)
         if now_ms >= entry.retain_until_ms:
             return ApplyResult(Outcome.BEYOND_HORIZON, False)
-        return self._join(entry)
+        return self._join(entry, _learned_ms(entry, now_ms, learned, offset_of))
 
-    def receive(self, raw: bytes, now_ms: int) -> ApplyResult:
+    def receive(self, raw: bytes, now_ms: int, *, offset_of: OffsetOf | None = None) -> ApplyResult:
         """Verify wire bytes with :func:`verify_entry` and :meth:`apply` them.
 
         The very entry already held is recognised by its hash before any signature
@@ -152,12 +194,15 @@ class Directory:
         if known and hashlib.sha256(raw).digest() in self._held:
             return ApplyResult(Outcome.DUPLICATE, False)
         entry = verify_entry(raw, now_ms)
-        result = self.apply(entry, now_ms)
-        return ApplyResult(result.outcome, result.changed, entry)
+        result = self.apply(entry, now_ms, offset_of=offset_of)
+        return ApplyResult(result.outcome, result.changed, self._held_copy(entry))
 
     def merge(self, other: Directory) -> int:
-        """Join ``other`` into this replica (no time checks); return how many peers changed."""
-        return sum(self._join(entry).changed for entry in other._entries.values())
+        """Join ``other`` into this replica (no time checks); return how many peers changed.
+
+        An entry taken from ``other`` keeps the time ``other`` learned it.
+        """
+        return sum(self._join(entry, entry.learned_ms).changed for entry in other._entries.values())
 
     def copy(self) -> Directory:
         """Return an independent replica with the same entries (and local version)."""
@@ -181,16 +226,21 @@ class Directory:
             self._remove(peer)
         return sorted(gone)
 
-    def _join(self, entry: Entry) -> ApplyResult:
+    def _held_copy(self, entry: Entry) -> Entry:
+        """The copy held of ``entry``'s very version (it knows when it was learned)."""
+        mine = self._entries.get(entry.peer)
+        return mine if mine is not None and mine.hash == entry.hash else entry
+
+    def _join(self, entry: Entry, learned_ms: int | None) -> ApplyResult:
         current = self._entries.get(entry.peer)
         if current is None:
-            self._store(entry, None)
+            self._store(held(entry, learned_ms), None)
             return ApplyResult(Outcome.NEW, True)
         if current.hash == entry.hash:
             return ApplyResult(Outcome.DUPLICATE, False)
         wins = entry.wins_over(current)
         if wins:
-            self._store(entry, current)
+            self._store(held(entry, learned_ms), current)
         if entry.clock == current.clock:
             return ApplyResult(Outcome.EQUIVOCATION, wins)
         return ApplyResult(Outcome.UPDATED if wins else Outcome.STALE, wins)
@@ -310,6 +360,8 @@ class Directory:
 
         Entries now past retention, or ahead of a clock that went backwards, are left
         out (peers will resend them). Raises :class:`CorruptSnapshot` for anything else.
+        When each entry was learned is not kept: restored leases read on the writer's
+        clock until the peer's next renewal (see :mod:`registry_crdt.presence`).
         """
         try:
             decoded: Any = canonical.unpackb(data)
@@ -322,7 +374,7 @@ class Directory:
         directory = cls()
         for i, raw in enumerate(raws):
             try:
-                directory.apply(verify_entry(raw, now_ms), now_ms)
+                directory.apply(verify_entry(raw, now_ms), now_ms, learned=False)
             except FutureClock:
                 continue
             except DirectoryError as exc:

@@ -23,8 +23,7 @@ from __future__ import annotations
 
 import hashlib
 import re
-from dataclasses import InitVar, dataclass, field
-from enum import StrEnum
+from dataclasses import InitVar, dataclass, field, replace
 from typing import Any, Final
 
 from keys import (
@@ -70,6 +69,9 @@ from registry_crdt.limits import (
     MAX_URL_CHARS,
     MAX_WALL_MS,
 )
+from registry_crdt.presence import Presence as Presence
+from registry_crdt.presence import Status as Status
+from registry_crdt.presence import lease_end, read_presence
 
 ENTRY_VERSION: Final = 1
 ENTRY_DOMAIN: Final = b"roomverse/directory-entry/v1\x00"
@@ -90,25 +92,6 @@ _FIELDS: Final = (
 _HANDLE: Final = re.compile(r"[A-Za-z0-9._-]+")
 # Only the functions of this module hold it, so only they can build an Entry.
 _CHECKED: Final = object()
-
-
-class Status(StrEnum):
-    """What an entry says about its peer; ``left`` is a tombstone."""
-
-    ONLINE = "online"
-    AWAY = "away"
-    ASLEEP = "asleep"
-    LEFT = "left"
-
-
-class Presence(StrEnum):
-    """What a reader should believe now: the status, or offline once the lease lapsed."""
-
-    ONLINE = "online"
-    AWAY = "away"
-    ASLEEP = "asleep"
-    OFFLINE = "offline"
-    LEFT = "left"
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -147,6 +130,9 @@ class Entry:
     raw: bytes = field(repr=False)
     hash: bytes = field(compare=False, repr=False)
     item: DigestItem = field(compare=False, repr=False)
+    learned_ms: int | None = field(default=None, compare=False)
+    """When the replica holding this entry learned it, on its own clock (None: not held,
+    or restored from a snapshot). Not part of the entry: see :func:`held`."""
     _token: InitVar[object]
 
     def __post_init__(self, _token: object) -> None:
@@ -168,13 +154,25 @@ class Entry:
         """When replicas forget this entry (and refuse it): see :func:`retain_until`."""
         return retain_until(self.clock)
 
+    @property
+    def lease_ms(self) -> int:
+        """How long the lease runs, as the writer asked: ``expiresAt - clock.wall_ms``."""
+        return self.expires_ms - self.clock.wall_ms
+
+    @property
+    def lease_end_ms(self) -> int:
+        """When the lease lapses on the reader's clock (:mod:`registry_crdt.presence`):
+        ``lease_ms`` after :attr:`learned_ms` (capped), else the writer's ``expiresAt``."""
+        return lease_end(self.expires_ms, self.lease_ms, self.learned_ms)
+
     def presence(self, now_ms: int) -> Presence:
-        """Return the status, or ``offline`` once the lease has lapsed (``left`` stays left)."""
-        if self.status is Status.LEFT:
-            return Presence.LEFT
-        if now_ms >= self.expires_ms:
-            return Presence.OFFLINE
-        return Presence(self.status.value)
+        """Return the status, or ``offline`` once the lease has lapsed (``left`` stays left).
+
+        ``now_ms`` is the reader's clock; for an entry a :class:`~registry_crdt.Directory`
+        holds, the lease runs from when that replica learned it, so a writer whose clock
+        is off reads the same as one whose clock is right.
+        """
+        return read_presence(self.status, self.lease_end_ms, now_ms)
 
     def wins_over(self, other: Entry) -> bool:
         """Tell whether this entry replaces ``other`` for the same peer.
@@ -183,6 +181,14 @@ class Entry:
         by the larger SHA-256 of the wire bytes, which every replica computes alike.
         """
         return (self.clock, self.hash) > (other.clock, other.hash)
+
+
+def held(entry: Entry, learned_ms: int | None) -> Entry:
+    """Return ``entry`` as a replica holds it: the same signed entry, learned at
+    ``learned_ms`` on the replica's clock (None: when is not known)."""
+    if entry.learned_ms == learned_ms:
+        return entry
+    return replace(entry, learned_ms=learned_ms, _token=_CHECKED)
 
 
 def retain_until(clock: Clock) -> int:

@@ -10,10 +10,18 @@ Four messages, each a map with a ``type``::
                                                       lies in the ranges, sorted by peer
     diff     {entries: [entry bytes], want: [peer]}   what the digest's sender lacks or holds
                                                       older, and what it holds newer
+    refusal  {reason, detail}                         sync only: the last message of a sync
+                                                      its sender refused, and why (``reason``
+                                                      a code such as ``stale_timestamp``,
+                                                      ``detail`` one line for the owner)
 
 Keys are the first 32 bits of the Ed25519 public key (:func:`~registry_crdt.entry.key_of`);
 ranges are half-open ``[lo, hi)`` over ``0..2**32``. A digest is authoritative inside its
 ranges: a peer it does not list there is one its sender lacks.
+
+A ``refusal`` is added in a backward-compatible way: it is only ever sent to a peer whose
+message was refused anyway, so a node that predates it refuses it (``schema``) at the
+end of a sync that had already failed, and nothing else changes for it.
 
 Anti-entropy (A starts, B answers; every step a pure function of a replica)::
 
@@ -36,6 +44,7 @@ wherever ``directory`` envelopes travel, so every delta and sync body is checked
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from types import MappingProxyType
@@ -63,7 +72,10 @@ from registry_crdt.limits import (
 )
 
 FULL_RANGE: Final = ((0, KEY_SPACE),)
-_TYPES: Final = ("delta", "summary", "digest", "diff")
+_TYPES: Final = ("delta", "summary", "digest", "diff", "refusal")
+MAX_REFUSAL_DETAIL_CHARS: Final = 300
+_REASON: Final = re.compile(r"[a-z][a-z0-9_]*")
+_MAX_REASON_CHARS: Final = 40
 # Room for the body's own keys and array headers.
 _BODY_OVERHEAD: Final = 64
 _PEER_ITEM_BYTES: Final = 2 + 38
@@ -105,7 +117,15 @@ class Diff:
     want: tuple[bytes, ...] = ()
 
 
-Message = Delta | Summary | Digest | Diff
+@dataclass(frozen=True, slots=True)
+class Refusal:
+    """Why the sender refused this sync (the message it could not accept); last message."""
+
+    reason: str
+    detail: str = ""
+
+
+Message = Delta | Summary | Digest | Diff | Refusal
 
 
 def bucket_range(index: int, bits: int) -> tuple[int, int]:
@@ -136,6 +156,8 @@ def to_bodies(message: Message, max_bytes: int = BODY_BUDGET_BYTES) -> list[dict
     each body meaningful alone: digest bodies split the ranges where they split the items.
     """
     budget = max_bytes - _BODY_OVERHEAD
+    if isinstance(message, Refusal):
+        return [{"type": "refusal", "reason": message.reason, "detail": message.detail}]
     if isinstance(message, Summary):
         return [{"type": "summary", "bits": message.bits, "hashes": message.hashes}]
     if isinstance(message, Digest):
@@ -285,6 +307,13 @@ def _from_body(body: Mapping[str, Any]) -> Message:
     if kind == "delta":
         check.fields(body, "body", ("type", "entries"))
         return Delta(_entries(body["entries"]))
+    if kind == "refusal":
+        check.fields(body, "body", ("type", "reason", "detail"))
+        reason = check.pattern(
+            body["reason"], "body.reason", _REASON, _MAX_REASON_CHARS, "a reason code ([a-z0-9_])"
+        )
+        detail = check.text(body["detail"], "body.detail", 0, MAX_REFUSAL_DETAIL_CHARS)
+        return Refusal(reason, detail)
     check.fields(body, "body", ("type", "entries", "want"))
     want = check.array(body["want"], "body.want", MAX_WANT)
     for i, peer in enumerate(want):

@@ -33,7 +33,7 @@ from libp2p.tools.anyio_service import background_trio_service
 from node._libp2p.addrs import DialError, peer_info
 from node._libp2p.peer_events import ConnectionNotifee, PeerEvent, PubsubMessage
 from node._libp2p.routers import DropCounters, DropLogFilter, FrugalGossipSub, GuardedPubsub
-from node._libp2p.sockets import close_sockets, dead_connections
+from node._libp2p.sockets import UNACKNOWLEDGED, close_sockets, dead_connections
 from node._libp2p.streams import (
     PING_PROTOCOL,
     STREAM_CLOSE_TIMEOUT_S,
@@ -79,8 +79,10 @@ class P2PHost:
         peer_events: trio.MemoryReceiveChannel[PeerEvent],
         counters: DropCounters,
         on_drop: Callable[[str, str], None],
+        conn_opened: dict[int, float] | None = None,
     ) -> None:
         self._host = host
+        self._conn_opened = conn_opened if conn_opened is not None else {}
         self._pubsub = pubsub
         self._nursery = nursery
         self.peer_events = peer_events
@@ -216,18 +218,27 @@ class P2PHost:
 
     async def close_wedged(self, silence_s: float) -> list[str]:
         """Close every connection :func:`~node._libp2p.sockets.dead_connections` finds
-        (the sockets first, then py-libp2p's bookkeeping, bounded); return the peers
-        concerned, once each."""
-        closed: list[str] = []
+        (the sockets first, then py-libp2p's bookkeeping, bounded); return the peers with
+        data left unacknowledged, once each. A superseded connection (the peer is on a
+        newer one) is closed too, but its peer is not returned: it is not unresponsive."""
+        unresponsive: list[str] = []
         connections = self._host.get_network().get_connections_map()
+        now = trio.current_time()
+        seen = {id(conn) for conns in connections.values() for conn in conns}
+        for gone in [key for key in self._conn_opened if key not in seen]:
+            del self._conn_opened[gone]
         for pid, conns in list(connections.items()):
-            for conn in dead_connections(list(conns), silence_s):
+            listed = list(conns)
+            opened = [self._conn_opened.setdefault(id(conn), now) for conn in listed]
+            for conn, why in dead_connections(listed, silence_s, opened):
+                peer = pid.to_base58()
+                logger.info("closing a connection to %s: %s", peer, why)
                 close_sockets(conn)
                 with contextlib.suppress(Exception), trio.move_on_after(STREAM_CLOSE_TIMEOUT_S):
                     await conn.close()
-                if pid.to_base58() not in closed:
-                    closed.append(pid.to_base58())
-        return closed
+                if why == UNACKNOWLEDGED and peer not in unresponsive:
+                    unresponsive.append(peer)
+        return unresponsive
 
     def is_connected(self, peer_id: str) -> bool:
         try:
@@ -384,7 +395,8 @@ async def open_p2p_host(
     pubsub_logger = logging.getLogger(_pubsub_module.__name__)
     pubsub_logger.addFilter(drop_filter)
     events_send, events_receive = trio.open_memory_channel[PeerEvent](4096)
-    host.get_network().register_notifee(ConnectionNotifee(events_send))
+    notifee = ConnectionNotifee(events_send)
+    host.get_network().register_notifee(notifee)
     try:
         async with (
             host.run(listen_addrs=maddrs),
@@ -393,7 +405,9 @@ async def open_p2p_host(
             background_trio_service(router),
         ):
             await pubsub.wait_until_ready()
-            p2p = P2PHost(host, pubsub, nursery, events_receive, counters, on_drop)
+            p2p = P2PHost(
+                host, pubsub, nursery, events_receive, counters, on_drop, notifee.opened_at
+            )
             yield p2p
             # A stream request abandoned on a dead link may still sit in py-libp2p's
             # shielded cleanup; with the sockets closed under it, it ends at once, so

@@ -33,6 +33,9 @@ class PeerEvent:
 class ConnectionNotifee(INotifee):
     def __init__(self, send: trio.MemorySendChannel[PeerEvent]) -> None:
         self._send = send
+        self.opened_at: dict[int, float] = {}
+        """``id(connection)`` → when it was opened (trio time): tells a simultaneous
+        dial's twins from an old connection and its replacement. Pruned by the host."""
 
     def _emit(self, kind: Literal["connected", "disconnected"], conn: INetConn) -> None:
         try:
@@ -52,6 +55,7 @@ class ConnectionNotifee(INotifee):
         return None
 
     async def connected(self, network: INetwork, conn: INetConn) -> None:
+        self.opened_at[id(conn)] = trio.current_time()
         self._emit("connected", conn)
 
     async def disconnected(self, network: INetwork, conn: INetConn) -> None:

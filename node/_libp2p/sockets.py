@@ -78,25 +78,41 @@ def close_sockets(conn: object) -> None:
             sock.socket.close()
 
 
-def dead_connections(conns: list[T], silence_s: float) -> list[T]:
-    """The connections to one peer that should be closed.
+UNACKNOWLEDGED = "tcp_unacknowledged"
+SUPERSEDED = "superseded"
 
-    A connection whose peer has not acknowledged data we sent for ``silence_s`` is dead:
-    the kernel knows, per TCP socket, whether bytes await an acknowledgement and how long
+
+def dead_connections(
+    conns: list[T], silence_s: float, opened_at: list[float] | None = None
+) -> list[tuple[T, str]]:
+    """The connections to one peer that should be closed, each with why.
+
+    ``tcp_unacknowledged``: the peer has not acknowledged data we sent for ``silence_s``.
+    The kernel knows, per TCP socket, whether bytes await an acknowledgement and how long
     ago the last one came, and a live peer's kernel acknowledges within a round trip
     however busy its program is. So this tells a dead path (partition, pulled cable, TCP
     in retransmission backoff after a heal) from a slow peer, with no traffic of its own.
+    Only this one means the peer is unreachable.
 
-    With several connections, one that has carried nothing for ``silence_s`` while
-    another is fresher goes too: after a heal the peer dials again, and the old
-    connection (which it has dropped) would otherwise keep py-libp2p's pubsub from using
-    the new one. Two fresh connections from a simultaneous dial both stay.
+    ``superseded``: with several connections, one that has carried nothing for
+    ``silence_s`` while a connection opened *later* is fresher: after a heal the peer
+    dials again, and the old connection (which it has dropped) would otherwise keep
+    py-libp2p's pubsub from using the new one. The peer is fine — it is on the new one.
+    Two connections opened together (``opened_at``, seconds on any one clock, within
+    ``silence_s`` of each other: a simultaneous dial, each side's pubsub writing on the
+    one it opened and reading the other) are twins, not old and new: both stay, however
+    quiet one of them is, since closing either would cut a live pubsub stream.
     """
+    opened = opened_at if opened_at is not None else [0.0] * len(conns)
     silence = [connection_silent_for_s(c) for c in conns]
-    freshest = min(silence, default=0.0)
-    return [
-        conn
-        for conn, quiet in zip(conns, silence, strict=True)
-        if any(unacked_for_s(s) >= silence_s for s in sockets_under(conn))
-        or (len(conns) > 1 and quiet >= silence_s > freshest)
-    ]
+    dead: list[tuple[T, str]] = []
+    for i, conn in enumerate(conns):
+        if any(unacked_for_s(s) >= silence_s for s in sockets_under(conn)):
+            dead.append((conn, UNACKNOWLEDGED))
+        elif silence[i] >= silence_s and any(
+            silence[j] < silence_s and opened[j] - opened[i] >= silence_s
+            for j in range(len(conns))
+            if j != i
+        ):
+            dead.append((conn, SUPERSEDED))
+    return dead

@@ -22,7 +22,9 @@ def directory_table(rows: Sequence[Mapping[str, Any]], *, now_ms: int) -> str:
     """One line per peer (``*`` marks our own), then its addresses, one a line."""
     lines = [f"{'NAME':<20} {'STATUS':<8} {'LAST SEEN':>10}  PEER ID / ADDRESSES"]
     for row in rows:
-        ago = max(0.0, (now_ms - row["last_seen_ms"]) / 1000)
+        # When we heard of it, on our clock; the writer's own clock only if we do not know.
+        seen = row.get("learned_ms") or row["last_seen_ms"]
+        ago = max(0.0, (now_ms - seen) / 1000)
         name = printable(row["name"])[:19] + (" *" if row["self"] else "")
         lines.append(f"{name:<20} {row['status']:<8} {ago_text(ago):>10}  {row['peer_id']}")
         lines.extend(f"{'':<41}{printable(addr)}" for addr in row["addrs"])

@@ -88,6 +88,10 @@ def status(args: argparse.Namespace) -> int:
     reply = control_request(args.data_dir, {"cmd": "status"})
     reply.pop("ok", None)
     print(json.dumps(reply, indent=2))
+    clock = reply.get("clock")
+    if isinstance(clock, dict) and clock.get("state") in ("ahead", "behind"):
+        # Stdout stays JSON; the one thing the owner must not miss goes to the terminal.
+        print(f"warning: {printable(str(clock.get('message')))}", file=sys.stderr)
     return EXIT_OK
 
 

@@ -18,6 +18,7 @@ from keys import PROTO_SYNC, TOPIC_DIRECTORY
 from node import _libp2p
 from node.directory.replica import DirectoryService
 from node.directory.sync import FULL_DIGEST_EVERY, Seal, run_sync
+from node.wire.clock_skew import ClockSkew
 from node.wire.frames import StreamFailed
 from node.wire.inbound import InboundLimit
 
@@ -29,10 +30,18 @@ SUBSCRIBE_WAIT_S = 10.0
 
 
 class AntiEntropy:
-    def __init__(self, host: _libp2p.P2PHost, service: DirectoryService, seal: Seal) -> None:
+    def __init__(
+        self,
+        host: _libp2p.P2PHost,
+        service: DirectoryService,
+        seal: Seal,
+        *,
+        clock_skew: ClockSkew | None = None,
+    ) -> None:
         self._host = host
         self._service = service
         self._seal = seal
+        self._skew = clock_skew
         self._inbound = InboundLimit(MAX_INBOUND_SYNCS)
         self._syncing: set[str] = set()
         self._opened = 0
@@ -45,7 +54,7 @@ class AntiEntropy:
             if not admitted:
                 await stream.reset()
                 return
-            await run_sync("serve", stream, peer, self._service, self._seal)
+            await run_sync("serve", stream, peer, self._service, self._seal, clock_skew=self._skew)
 
     async def sync_with(self, peer_id: str) -> None:
         """Run one sync with a connected peer (never raises for the peer's faults)."""
@@ -65,7 +74,15 @@ class AntiEntropy:
                 logger.info("no sync with %s: %s", peer_id, exc)
                 return
             try:
-                await run_sync("open", stream, peer_id, self._service, self._seal, full_digest=full)
+                await run_sync(
+                    "open",
+                    stream,
+                    peer_id,
+                    self._service,
+                    self._seal,
+                    full_digest=full,
+                    clock_skew=self._skew,
+                )
             finally:
                 await stream.aclose()
         finally:

@@ -41,7 +41,13 @@ def matches(entry: Entry, needle: str) -> bool:
 
 
 def row(entry: Entry, *, own_peer: bytes, now_ms: int) -> dict[str, Any]:
-    """One entry as the reader sees it at ``now_ms`` (``self``: it is our own)."""
+    """One entry as the reader sees it at ``now_ms`` (``self``: it is our own).
+
+    ``status`` and ``lease_expires_ms`` are on the reader's clock (the lease runs from
+    ``learned_ms``, when this replica learned the entry; None for one restored from the
+    snapshot, read on the writer's clock); ``last_seen_ms`` is the writer's own clock
+    reading (its entry's hybrid clock), which orders its entries.
+    """
     card = entry.card
     return {
         "peer_id": entry.peer_str,
@@ -50,7 +56,8 @@ def row(entry: Entry, *, own_peer: bytes, now_ms: int) -> dict[str, Any]:
         "tags": list(card.tags),
         "status": entry.presence(now_ms).value,
         "last_seen_ms": entry.clock.wall_ms,
-        "lease_expires_ms": entry.expires_ms,
+        "learned_ms": entry.learned_ms,
+        "lease_expires_ms": entry.lease_end_ms,
         "addrs": list(entry.addrs),
         "vouched_by": None if entry.vouch is None else peer_id_to_str(entry.signer),
         "self": entry.peer == own_peer,

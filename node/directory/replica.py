@@ -7,6 +7,9 @@ snapshot to SQLite (debounced), notice leases lapsing, and report every visible 
 as a ``directory_changed`` event. It needs no libp2p: the network is reached through
 the ``gossip`` callback, so it runs the same in tests with no host at all. What a
 reader is shown of the entries (rows, search, order) is :mod:`node.directory.listing`.
+Leases are read on this node's clock, from when it learned each entry
+(:mod:`registry_crdt.presence`): a peer whose clock is off still reads online while it
+renews.
 """
 
 from __future__ import annotations
@@ -42,6 +45,7 @@ from registry_crdt import (
     DirectoryError,
     Entry,
     NameCard,
+    OffsetOf,
     Outcome,
     Presence,
     Status,
@@ -139,8 +143,12 @@ class DirectoryService:
         on_present: OnPresent = lambda peer, addrs: None,
         on_changed: OnChanged = lambda entries, via: None,
         clock_ms: Callable[[], int] = now_ms,
+        peer_offset_ms: OffsetOf | None = None,
     ) -> None:
         self.identity = identity
+        self._peer_offset_ms = peer_offset_ms
+        """How far our clock is ahead of a peer's (measured: ClockSkew); leases of entries
+        from peers are read with it. None: entries received count as written now."""
         self.config = config
         self.store = store
         self.events = events
@@ -285,14 +293,14 @@ class DirectoryService:
 
     def _receive(self, raw: bytes, now: int) -> ApplyResult:
         if len(self.directory) < MAX_DIRECTORY_ENTRIES:
-            return self.directory.receive(raw, now)
+            return self.directory.receive(raw, now, offset_of=self._peer_offset_ms)
         entry = verify_entry(raw, now)
         if entry.peer not in self.directory:
             raise DirectoryError(
                 f"the directory holds {MAX_DIRECTORY_ENTRIES} entries; no new peers",
                 reason="directory_full",
             )
-        result = self.directory.apply(entry, now)
+        result = self.directory.apply(entry, now, offset_of=self._peer_offset_ms)
         return ApplyResult(result.outcome, result.changed, entry)
 
     def _changed(self, entries: Sequence[Entry], via: str) -> None:
@@ -310,7 +318,8 @@ class DirectoryService:
     def _report_changes(self, entries: Sequence[Entry], via: str) -> None:
         now = self.clock_ms()
         for entry in entries:
-            self._report(entry, entry.presence(now), via)
+            # The copy held knows when we learned it: its lease is read on our clock.
+            self._report(entry, self.directory.presence(entry, now), via)
 
     def _report(self, entry: Entry, presence: Presence, via: str) -> None:
         seen = _Seen(presence, entry.card.name, entry.addrs)

@@ -18,6 +18,14 @@ checked like gossip (signature, Noise-authenticated sender, timestamp window) bu
 against the replay window: a sync message only asks for or offers signed entries, and
 merging those is idempotent, so a replayed one gains nothing. Every read is bounded in
 size, count and time.
+
+A side that refuses a message (a bad envelope, a broken exchange) answers with a
+``refusal`` (reason, detail) before it gives up, so the other side can say why on its
+owner's screen (``sync_refused``) instead of seeing its syncs just fail. A refusal is
+read whatever its timestamp: it is how a node whose clock is off by more than the
+envelope window learns that everything it sends is refused (``stale_timestamp``). It is
+still signed, channel-bound and from the Noise-authenticated peer; the worst a replayed
+one can do is say again that the peer refused us. Refusals are never answered.
 """
 
 from __future__ import annotations
@@ -30,10 +38,19 @@ from typing import Any, Final, TypeVar
 
 import trio
 
-from keys import PROTO_SYNC, peer_id_from_str, verify
+from keys import (
+    DEFAULT_WINDOW_MS,
+    PROTO_SYNC,
+    StaleTimestamp,
+    Verified,
+    peer_id_from_str,
+    verify,
+)
+from keys.envelope import MAX_TS_MS
 from keys.errors import RemoteError
 from keys.kinds import KIND_DIRECTORY, SIZE_CAPS
 from node.directory.replica import DirectoryService
+from node.wire.clock_skew import ClockSkew
 from node.wire.frames import END_OF_MESSAGE, ByteStream, FrameReader, StreamFailed, frame
 from registry_crdt import (
     DIRECTORY_BODIES,
@@ -41,10 +58,12 @@ from registry_crdt import (
     Diff,
     Digest,
     Message,
+    Refusal,
     Summary,
     from_body,
     to_bodies,
 )
+from registry_crdt.messages import MAX_REFUSAL_DETAIL_CHARS
 
 logger = logging.getLogger(__name__)
 
@@ -52,6 +71,7 @@ SYNC_TIMEOUT_S: Final = 10.0
 MAX_PARTS: Final = 256
 """Bodies in one message (each ≤ 60 KiB): bounds what one sync can make us read."""
 FULL_DIGEST_EVERY: Final = 8
+REFUSAL_SEND_TIMEOUT_S: Final = 2.0
 
 Seal = Callable[[str, Mapping[str, Any]], Awaitable[bytes]]
 """``seal(channel, body) -> envelope bytes`` (kind ``directory``), with our next seq."""
@@ -63,6 +83,18 @@ class SyncProtocolError(RemoteError):
     """The peer broke the sync protocol (wrong message, too many parts, mixed types)."""
 
     reason = "sync_protocol"
+
+
+class SyncRefused(RemoteError):
+    """The peer refused what we sent, and said why (its ``refusal``)."""
+
+    reason = "refused_by_peer"
+
+    def __init__(self, refusal: Refusal, offset_s: float) -> None:
+        super().__init__(f"refused: {refusal.reason}: {refusal.detail}")
+        self.refusal = refusal
+        self.offset_s = offset_s
+        """How far our clock is ahead of the refuser's (by the refusal's own ``ts``)."""
 
 
 @dataclass
@@ -82,12 +114,18 @@ class SyncSession:
     """One side of one sync over ``stream`` with the peer ``peer_id``."""
 
     def __init__(
-        self, stream: ByteStream, peer_id: str, service: DirectoryService, seal: Seal
+        self,
+        stream: ByteStream,
+        peer_id: str,
+        service: DirectoryService,
+        seal: Seal,
+        clock_skew: ClockSkew | None = None,
     ) -> None:
         self._stream = stream
         self._peer = peer_id_from_str(peer_id)
         self._service = service
         self._seal = seal
+        self._skew = clock_skew
         self._reader = FrameReader(stream, SIZE_CAPS[KIND_DIRECTORY])
         self.result = SyncResult(peer_id)
 
@@ -156,6 +194,7 @@ class SyncSession:
 
     async def _receive(self) -> Message:
         parts: list[Message] = []
+        sealed_at = 0
         while True:
             data = await self._reader.read_frame()
             if data is None:
@@ -165,16 +204,46 @@ class SyncSession:
             if len(parts) == MAX_PARTS:
                 raise SyncProtocolError(f"a sync message of more than {MAX_PARTS} parts")
             self.result.bytes_received += len(data) + 4
-            envelope = verify(
+            envelope = self._verify(data)
+            sealed_at = envelope.ts_ms
+            if self._skew is not None:
+                self._skew.exchange(envelope.sender, envelope.ts_ms)
+            parts.append(from_body(envelope.body))
+        self.result.messages += 1
+        message = _join(parts)
+        if isinstance(message, Refusal):
+            offset_s = (self._service.clock_ms() - sealed_at) / 1000
+            raise SyncRefused(message, offset_s)
+        return message
+
+    def _verify(self, data: bytes) -> Verified:
+        def check(window_ms: int = DEFAULT_WINDOW_MS) -> Verified:
+            return verify(
                 data,
                 channel=PROTO_SYNC,
                 now_ms=self._service.clock_ms(),
                 transport_peer=self._peer,
+                window_ms=window_ms,
                 bodies=DIRECTORY_BODIES,
             )
-            parts.append(from_body(envelope.body))
-        self.result.messages += 1
-        return _join(parts)
+
+        try:
+            return check()
+        except StaleTimestamp:
+            # A refusal is read whatever its timestamp (see the module docstring).
+            envelope = check(window_ms=MAX_TS_MS)
+            if envelope.body.get("type") != "refusal":
+                raise
+            return envelope
+
+    async def refuse(self, error: RemoteError) -> None:
+        """Tell the peer why we give up (bounded; a peer that is gone is not waited for)."""
+        refusal = Refusal(error.reason, _refusal_detail(error))
+        with trio.move_on_after(REFUSAL_SEND_TIMEOUT_S):
+            try:
+                await self._send(refusal)
+            except (StreamFailed, trio.BrokenResourceError, trio.ClosedResourceError) as exc:
+                logger.debug("refusal to %s not sent: %s", self.result.peer_id, exc)
 
 
 def _join(parts: list[Message]) -> Message:
@@ -191,8 +260,8 @@ def _join(parts: list[Message]) -> Message:
         raise SyncProtocolError("a sync message mixes message types")
     if len(parts) == 1:
         return first
-    if isinstance(first, Summary):
-        raise SyncProtocolError("a summary comes in one part")
+    if isinstance(first, Summary | Refusal):
+        raise SyncProtocolError(f"a {_name(first)} comes in one part")
     if isinstance(first, Digest):
         digests = [p for p in parts if isinstance(p, Digest)]
         ranges = tuple(r for d in digests for r in d.ranges)
@@ -216,6 +285,19 @@ def _name(message: Message) -> str:
     return type(message).__name__.lower()
 
 
+def _refusal_detail(error: RemoteError) -> str:
+    """One printable line the peer's owner can read (the refusal's ``detail``)."""
+    if isinstance(error, StaleTimestamp) and error.ahead_ms is not None:
+        seconds = round(abs(error.ahead_ms) / 1000)
+        side = "ahead of" if error.ahead_ms > 0 else "behind"
+        return (
+            f"your clock is {seconds} s {side} mine, beyond the envelope window: "
+            "everything you send is refused until a clock is set right"
+        )
+    text = "".join(c if c.isprintable() else " " for c in str(error))
+    return text[:MAX_REFUSAL_DETAIL_CHARS]
+
+
 async def run_sync(
     role: str,
     stream: ByteStream,
@@ -224,13 +306,15 @@ async def run_sync(
     seal: Seal,
     *,
     full_digest: bool = False,
+    clock_skew: ClockSkew | None = None,
 ) -> SyncResult:
     """Run one side of a sync, bounded by SYNC_TIMEOUT_S; count and log the outcome.
 
-    A failure is counted in ``service.sync`` and named by ``result.failure``; nothing
-    the peer does makes this raise.
+    A failure is counted in ``service.sync`` and named by ``result.failure``; a message
+    we refuse is answered with a refusal, a refusal from the peer is reported
+    (``sync_refused``); nothing the peer does makes this raise.
     """
-    session = SyncSession(stream, peer_id, service, seal)
+    session = SyncSession(stream, peer_id, service, seal, clock_skew)
     counters = service.sync
     try:
         with trio.fail_after(SYNC_TIMEOUT_S):
@@ -243,8 +327,14 @@ async def run_sync(
         counters.failed += 1
         counters.by_reason[reason] = counters.by_reason.get(reason, 0) + 1
         counters.last_error = f"{peer_id}: {exc}"
-        if isinstance(exc, RemoteError) and not isinstance(exc, StreamFailed):
+        if isinstance(exc, SyncRefused):
+            refusal = exc.refusal
+            service.rejections.peer_refused(
+                peer_id, PROTO_SYNC, refusal.reason, refusal.detail, exc.offset_s
+            )
+        elif isinstance(exc, RemoteError) and not isinstance(exc, StreamFailed):
             service.rejections.reject(peer_id_from_str(peer_id), PROTO_SYNC, exc)
+            await session.refuse(exc)
         logger.info("sync (%s) with %s failed: %s", role, peer_id, exc)
         session.result.failure = reason
         return session.result

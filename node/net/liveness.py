@@ -4,7 +4,11 @@ A partition or a pulled cable leaves TCP connections open but mute; after a heal
 retransmission backoff keeps them mute for up to a minute more, while gossipsub goes on
 sending into them. :class:`Liveness` asks the kernel every LIVENESS_CHECK_S which
 connections have had data unacknowledged for WEDGED_AFTER_S (see
-``P2PHost.close_wedged``) and closes those; it also pings every peer each
+``P2PHost.close_wedged``) and closes those, reporting their peers as unresponsive. A
+connection superseded by a newer one to the same peer is closed too, but not reported:
+the peer is on the newer one; and the two connections of a simultaneous dial (both
+peers dialling at once, as at every start-up on a LAN) are neither — both stay; it also
+pings every peer each
 PING_INTERVAL_S, which keeps data in flight on connections nothing else uses and, as a
 fallback where the kernel cannot tell, drops a peer that misses SILENT_STRIKES pings.
 """

@@ -5,7 +5,8 @@ the subscriber then sees the same bytes. :class:`EnvelopeGate` verifies in the
 validator, remembers the result, and on delivery re-checks only the replay window (a
 duplicate may have been accepted in between) before accepting the envelope. Which bodies
 it accepts is given to it (``bodies``, see :mod:`keys.bodies`): the character passes the
-validators of every kind its topics carry.
+validators of every kind its topics carry. Each envelope it verifies is shown to
+``observe(sender, ts_ms)`` (the node's clock judgement, :mod:`node.wire.clock_skew`).
 """
 
 from __future__ import annotations
@@ -18,6 +19,9 @@ from keys import BODIES, Bodies, ReplayWindow, Verified, verify
 VALIDATED_CACHE = 4096
 """Verified envelopes kept between validator and consumer; past this, verify again."""
 
+Observe = Callable[[bytes, int], None]
+"""``observe(sender, ts_ms)``: an envelope ``sender`` sealed at ``ts_ms`` arrived now."""
+
 
 class EnvelopeGate:
     def __init__(
@@ -27,8 +31,10 @@ class EnvelopeGate:
         clock_ms: Callable[[], int],
         *,
         bodies: Bodies = BODIES,
+        observe: Observe | None = None,
     ) -> None:
         self.own_peer_id = own_peer_id
+        self._observe = observe
         self.replay = replay
         self._clock_ms = clock_ms
         self._bodies = bodies
@@ -57,7 +63,7 @@ class EnvelopeGate:
         return envelope
 
     def _verify(self, topic: str, origin: bytes, data: bytes) -> Verified:
-        return verify(
+        envelope = verify(
             data,
             channel=topic,
             now_ms=self._clock_ms(),
@@ -65,3 +71,6 @@ class EnvelopeGate:
             replay=self.replay,
             bodies=self._bodies,
         )
+        if self._observe is not None:
+            self._observe(envelope.sender, envelope.ts_ms)
+        return envelope

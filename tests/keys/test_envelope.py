@@ -430,8 +430,11 @@ def test_timestamp_inside_window(offset: int) -> None:
 
 @pytest.mark.parametrize("offset", [-WINDOW_MS - 1, WINDOW_MS + 1, 10**12])
 def test_timestamp_outside_window(offset: int) -> None:
-    with pytest.raises(StaleTimestamp):
+    with pytest.raises(StaleTimestamp) as caught:
         verify(seal_speak(), channel=TOPIC_ACTIONS, now_ms=NOW + offset)
+    # Raised after the signature verified: who sent it and how far its clock is off.
+    assert caught.value.ahead_ms == -offset
+    assert caught.value.sender == ALICE.peer_id
 
 
 def test_custom_window() -> None:

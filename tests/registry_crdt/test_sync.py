@@ -33,6 +33,7 @@ from registry_crdt import (
     Entry,
     MalformedMessage,
     Message,
+    Refusal,
     Status,
     from_body,
     make_entry,
@@ -79,7 +80,8 @@ def test_each_message_round_trips() -> None:
     digest = directory.digest()
     diff = Diff((ENTRIES[0].raw,), (PEOPLE[1].peer_id,))
     delta = Delta((ENTRIES[2].raw, ENTRIES[3].raw))
-    for message in (summary, digest, diff, delta, Delta(), Diff(), Digest((), ())):
+    refusal = Refusal("stale_timestamp", "your clock is 600 s ahead of mine")
+    for message in (summary, digest, diff, delta, Delta(), Diff(), Digest((), ()), refusal):
         assert round_trip(message) == [message]
 
 
@@ -197,6 +199,12 @@ def seal_directory(owner: Identity, body: dict[str, Any]) -> bytes:
         ({"type": "digest", "ranges": [[5, 5]], "items": []}, r"body\.ranges\[0\]"),
         ({"type": "digest", "ranges": [[0, 9], [5, 20]], "items": []}, r"body\.ranges\[1\]"),
         ({"type": "diff", "entries": [], "want": [b"x"]}, r"body\.want\[0\]"),
+        ({"type": "refusal", "reason": "stale_timestamp"}, r"body\.detail"),
+        ({"type": "refusal", "reason": "Nope!", "detail": ""}, r"body\.reason"),
+        ({"type": "refusal", "reason": "x" * 41, "detail": ""}, r"body\.reason"),
+        ({"type": "refusal", "reason": "schema", "detail": "a\x1b[2J"}, r"body\.detail"),
+        ({"type": "refusal", "reason": "schema", "detail": "x" * 301}, r"body\.detail"),
+        ({"type": "refusal", "reason": "schema", "detail": "", "ts": 1}, r"body\.ts"),
     ],
 )
 def test_malformed_bodies_are_schema_errors(body: dict[str, Any], field: str) -> None:
@@ -264,6 +272,7 @@ VALID_BODIES = [
         Directory(ENTRIES[:12]).summary(2),
         Directory(ENTRIES[:12]).digest(),
         Diff((ENTRIES[0].raw,), (PEOPLE[1].peer_id,)),
+        Refusal("schema", "body.x: unknown field"),
     )
     for body in to_bodies(message)
 ]
@@ -272,7 +281,9 @@ VALID_BODIES = [
 @SETTINGS
 @given(
     st.sampled_from(VALID_BODIES),
-    st.sampled_from(["type", "bits", "hashes", "ranges", "items", "entries", "want", "x"]),
+    st.sampled_from(
+        ["type", "bits", "hashes", "ranges", "items", "entries", "want", "reason", "detail", "x"]
+    ),
     body_values,
 )
 def test_any_body_raises_only_typed_errors(valid: dict[str, Any], name: str, value: Any) -> None:

@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from keys import TOPIC_DIRECTORY
+from tests.support.faketime import faketime_prefix
 from tests.support.netns import LanParty, Netns, iptables
 from tests.support.procs import POLL_INTERVAL_S, NodeProcess, write_character
 from tests.support.waiting import wait_until
@@ -57,13 +58,22 @@ class DirectoryParty:
         self.nodes: list[NodeProcess] = []
         self._pool = ThreadPoolExecutor(max_workers=lan.n)
 
-    def start(self, host: Netns, name: str, bootstrap: Sequence[str] = ()) -> NodeProcess:
+    def start(
+        self,
+        host: Netns,
+        name: str,
+        bootstrap: Sequence[str] = (),
+        *,
+        clock_offset_s: int = 0,
+    ) -> NodeProcess:
+        """Start a node on ``host``; ``clock_offset_s`` runs it with its wall clock that
+        many seconds off (a PC without network time; :mod:`tests.support.faketime`)."""
         node = NodeProcess(
             write_character(self.tmp_path, name),
             self.tmp_path / f"data-{name.lower()}",
             listen=(f"/ip4/{host.addr}/tcp/0",),
             bootstrap=bootstrap,
-            prefix=host.exec_prefix,
+            prefix=[*host.exec_prefix, *faketime_prefix(clock_offset_s)],
             extra=["--no-greet", *self.timing.flags()],
         )
         self.nodes.append(node)

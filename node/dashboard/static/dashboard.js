@@ -127,7 +127,9 @@
   // -- status -------------------------------------------------------------------------------
 
   function fact(list, label, value) {
-    list.append(el("dt", { text: label }), el("dd", { text: value }));
+    const dd = el("dd", { text: value });
+    list.append(el("dt", { text: label }), dd);
+    return dd;
   }
 
   function showOwnStatus(status) {
@@ -163,6 +165,11 @@
         ? `yes, about every ${Math.round(agent.autonomy.interval_s / 60)} min` : "only when asked");
     }
     fact(list, "Directory", `${s.directory.present} present of ${s.directory.held} known`);
+    if (s.clock) {
+      // "your clock is 92 s ahead of your peers": what the owner of a wrong clock must read.
+      const row = fact(list, "Clock", s.clock.message);
+      if (s.clock.state === "ahead" || s.clock.state === "behind") row.classList.add("warn");
+    }
     fact(list, "Envelopes received", String(s.received));
 
     showVisiting(s.visiting || []);
@@ -372,7 +379,7 @@
           el("span", { class: "name", text: e.self ? `${e.name} (you)` : e.name }),
           el("span", { class: "pill", "data-status": e.status, text: e.status })),
         e.description ? el("p", { class: "quote", text: e.description }) : null,
-        el("p", { class: "meta", text: [e.tags.length ? `#${e.tags.join(" #")}` : "", `seen ${ago(e.last_seen_ms)}`].filter(Boolean).join(" · ") }),
+        el("p", { class: "meta", text: [e.tags.length ? `#${e.tags.join(" #")}` : "", `seen ${ago(e.learned_ms || e.last_seen_ms)}`].filter(Boolean).join(" · ") }),
         el("p", { class: "meta mono", text: e.peer_id })));
     }
     $("dir-summary").textContent = `${d.entries.length} shown · ${d.present} present of ${d.held} known`;

@@ -326,6 +326,12 @@ async def test_in_process_dashboard_guards_switches_and_edits(tmp_path: Path) ->
             status = (await client.get("/api/status")).json()
             assert status["name"] == "Mina" and status["own_status"] == "online"
             assert status["mdns"] is False and status["agent"]["tier"]
+            assert status["clock"]["state"] == "unknown"  # no peer heard from yet
+            for peer in (Identity.generate() for _ in range(3)):
+                node.clock_skew.sample(peer.peer_id, 92.0)  # we read 92 s ahead of them
+            clock = (await client.get("/api/status")).json()["clock"]
+            assert clock["state"] == "ahead" and clock["offset_s"] == 92.0
+            assert clock["message"].startswith("your clock is 92 s ahead of your peers")
             reply = await client.post("/api/status", json={"status": "away"})
             assert reply.json() == {"ok": True, "status": "away"}
             assert own_status(node) is Status.AWAY

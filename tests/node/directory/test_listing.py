@@ -4,7 +4,15 @@ from __future__ import annotations
 
 from keys import Identity, peer_id_to_str
 from node.directory.listing import PRESENT, matches, row, rows
-from registry_crdt import Clock, Entry, Status, legacy_peer_id, make_entry, make_vouched_entry
+from registry_crdt import (
+    Clock,
+    Directory,
+    Entry,
+    Status,
+    legacy_peer_id,
+    make_entry,
+    make_vouched_entry,
+)
 from registry_crdt.testing import identities, sample_card
 
 NOW = 1_800_000_000_000
@@ -52,6 +60,7 @@ def test_a_row_is_json_with_the_card_the_lease_and_who_vouched() -> None:
         "tags": ["tea", "garden"],
         "status": "online",
         "last_seen_ms": NOW - 1000,
+        "learned_ms": None,  # not held by a replica: read on the writer's clock
         "lease_expires_ms": NOW - 1000 + LEASE_MS,
         "addrs": ["/ip4/10.0.0.1/tcp/4001"],
         "vouched_by": None,
@@ -96,3 +105,20 @@ def test_search_is_a_case_blind_substring_of_name_description_peer_id_or_tag() -
     ]
     assert len(rows([mina, other], own_peer=b"", now_ms=NOW, search="")) == 2
     assert len(rows([mina, other], own_peer=b"", now_ms=NOW, search=None)) == 2
+
+
+def test_a_held_entry_is_shown_on_the_readers_clock() -> None:
+    (peer,) = identities(1, seed=24)
+    # Written by a PC whose clock is 90 s behind ours: by its own expiresAt it lapsed
+    # 45 s ago, but we learned it just now, so it is online for a whole lease.
+    behind = entry(peer, "Slow", age_ms=90_000)
+    directory = Directory()
+    directory.apply(behind, NOW)
+    (held,) = directory.entries()
+    shown = row(held, own_peer=b"", now_ms=NOW + LEASE_MS - 1)
+    assert shown["status"] == "online"
+    assert shown["learned_ms"] == NOW
+    assert shown["lease_expires_ms"] == NOW + LEASE_MS
+    assert shown["last_seen_ms"] == NOW - 90_000  # the writer's own clock: it orders entries
+    assert row(held, own_peer=b"", now_ms=NOW + LEASE_MS)["status"] == "offline"
+    assert row(behind, own_peer=b"", now_ms=NOW)["status"] == "offline"  # not held

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import io
 import itertools
+import json
 from collections.abc import AsyncIterator, Mapping
 from contextlib import asynccontextmanager
 from pathlib import Path
@@ -25,6 +26,7 @@ from node.directory.replica import DirectoryService, DirectorySettings
 from node.directory.sync import SyncResult, run_sync
 from node.events import EventLog
 from node.storage.store import Store
+from node.wire.clock_skew import ClockSkew
 from node.wire.frames import END_OF_MESSAGE, ByteStream, frame
 from node.wire.rejections import RejectionLog
 from registry_crdt import DIRECTORY_BODIES, Clock, Delta, Digest, Status, make_entry, to_bodies
@@ -34,9 +36,12 @@ LEASE_MS = 60_000
 
 
 class Side:
-    def __init__(self, identity: Identity, service: DirectoryService) -> None:
+    def __init__(
+        self, identity: Identity, service: DirectoryService, clock_skew: ClockSkew
+    ) -> None:
         self.identity = identity
         self.service = service
+        self.clock_skew = clock_skew
         self._seq = itertools.count(1)
 
     async def seal(self, channel: str, body: Mapping[str, Any]) -> bytes:
@@ -45,7 +50,7 @@ class Side:
             kind="directory",
             channel=channel,
             seq=next(self._seq),
-            ts_ms=now_ms(),
+            ts_ms=self.service.clock_ms(),
             body=body,
             bodies=DIRECTORY_BODIES,
         )
@@ -57,10 +62,14 @@ class Side:
 
 
 @asynccontextmanager
-async def open_side(tmp_path: Path, name: str, seed: int) -> AsyncIterator[Side]:
+async def open_side(
+    tmp_path: Path, name: str, seed: int, *, skew_ms: int = 0
+) -> AsyncIterator[Side]:
+    """A replica whose wall clock reads ``skew_ms`` ahead of the real one."""
     (identity,) = identities(1, seed=seed)
     store = Store(tmp_path / f"{name}.db")
     events = EventLog("json", io.StringIO())
+    clock_skew = ClockSkew(events, wall_ms=lambda: now_ms() + skew_ms)
 
     async def gossip(bodies: list[dict[str, Any]]) -> None:
         return None
@@ -70,14 +79,15 @@ async def open_side(tmp_path: Path, name: str, seed: int) -> AsyncIterator[Side]
         CharacterConfig(name=name),
         store,
         events,
-        RejectionLog(events),
+        RejectionLog(events, clock_skew=clock_skew),
         settings=DirectorySettings(),
         gossip=gossip,
         public_addrs=lambda: [f"/ip4/127.0.0.1/tcp/4001/p2p/{identity.peer_id_str}"],
+        clock_ms=lambda: now_ms() + skew_ms,
     )
     try:
         await service.write_own()
-        yield Side(identity, service)
+        yield Side(identity, service, clock_skew)
     finally:
         store.close()
 
@@ -109,11 +119,24 @@ async def sync_pair(a: Side, b: Side, *, full: bool = False) -> tuple[SyncResult
 
     async def opener() -> None:
         results["open"] = await run_sync(
-            "open", left, b.identity.peer_id_str, a.service, a.seal, full_digest=full
+            "open",
+            left,
+            b.identity.peer_id_str,
+            a.service,
+            a.seal,
+            full_digest=full,
+            clock_skew=a.clock_skew,
         )
 
     async def server() -> None:
-        results["serve"] = await run_sync("serve", right, a.identity.peer_id_str, b.service, b.seal)
+        results["serve"] = await run_sync(
+            "serve",
+            right,
+            a.identity.peer_id_str,
+            b.service,
+            b.seal,
+            clock_skew=b.clock_skew,
+        )
 
     async with trio.open_nursery() as nursery:
         nursery.start_soon(opener)
@@ -135,6 +158,57 @@ async def test_sync_makes_two_replicas_identical(tmp_path: Path, full: bool) -> 
         assert opened.entries_received == 1 + 15
         assert served.entries_received == 1 + 15
         assert '"via": "sync"' in a.events() and '"via": "sync"' in b.events()
+
+
+def events_named(side: Side, name: str) -> list[dict[str, Any]]:
+    lines = [json.loads(line) for line in side.events().splitlines()]
+    return [line for line in lines if line["event"] == name]
+
+
+@pytest.mark.parametrize("who_opens", ["fast", "right"])
+async def test_a_node_whose_clock_is_minutes_off_is_told_why_its_syncs_fail(
+    tmp_path: Path, who_opens: str
+) -> None:
+    """Issue 18: a clock 10 minutes ahead gets every envelope refused (stale_timestamp).
+    The refusing side says so in a refusal, which the other side reads whatever its
+    clock and reports as ``sync_refused``; each side logs the refusal once, not per try."""
+    async with (
+        open_side(tmp_path, "fast", 1, skew_ms=600_000) as fast,
+        open_side(tmp_path, "right", 2) as right,
+    ):
+        opener, server = (fast, right) if who_opens == "fast" else (right, fast)
+        for _ in range(3):
+            opened, served = await sync_pair(opener, server)
+            assert (opened.failure, served.failure) == ("refused_by_peer", "stale_timestamp")
+        (told,) = events_named(opener, "sync_refused")
+        assert told["reason"] == "stale_timestamp"
+        side = "ahead of" if opener is fast else "behind"
+        assert f"your clock is 600 s {side} mine" in told["detail"]
+        assert abs(told["offset_s"]) == 600
+        (refused,) = events_named(server, "rejected")
+        assert refused["reason"] == "stale_timestamp" and abs(refused["ahead_s"]) == 600
+        assert server.service.sync.by_reason == {"stale_timestamp": 3}
+        assert opener.service.sync.by_reason == {"refused_by_peer": 3}
+        # Both judged the clocks from what they received; only one peer each, so each
+        # says the other is off, with the right sign.
+        assert fast.clock_skew.reading().state == "ahead"
+        assert right.clock_skew.reading().state == "behind"
+        reading = fast.clock_skew.reading()
+        assert reading.offset_s is not None and 599 < reading.offset_s < 602
+        assert reading.refused
+        # Nothing was taken in either way.
+        assert len(fast.service.directory) == len(right.service.directory) == 1
+
+
+async def test_a_refusal_is_never_answered_with_a_refusal(tmp_path: Path) -> None:
+    async with open_side(tmp_path, "a", 1) as a:
+        (peer,) = identities(1, seed=9)
+        body = {"type": "refusal", "reason": "schema", "detail": "no"}
+        result = await rogue_then_serve(a, [frame(envelope(peer, body)), END_OF_MESSAGE], peer)
+        assert result.failure == "refused_by_peer"
+        assert result.bytes_sent == 0
+        (told,) = events_named(a, "sync_refused")
+        assert (told["reason"], told["detail"]) == ("schema", "no")
 
 
 async def test_sync_traffic_grows_with_the_difference_not_the_directory(
