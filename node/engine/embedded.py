@@ -15,6 +15,7 @@ import importlib
 import logging
 import math
 import os
+import secrets
 import threading
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -137,6 +138,11 @@ class LlamaGenerator:
                 messages=[{"role": m.role, "content": m.content} for m in request.messages],
                 max_tokens=request.max_tokens or DEFAULT_MAX_TOKENS,
                 temperature=0.8 if request.temperature is None else request.temperature,
+                # Without a seed, llama-cpp-python draws each call's from the last one,
+                # starting at a fixed number: every run said the same things, and a
+                # restored kept state rewound the chain (seen: a visit repeating the one
+                # before it word for word).
+                seed=secrets.randbits(32),
                 logits_processor=[partial(_end_when_set, stop, self._eos)],
                 **sampling_kwargs(request),
             )

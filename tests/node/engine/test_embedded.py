@@ -331,3 +331,39 @@ async def test_prompt_longer_than_the_context_is_a_400(tmp_path: Path) -> None:
         assert (err.value.status, err.value.code) == (400, "context_length_exceeded")
     finally:
         llama.close()
+
+
+class RecordingLlama:
+    """Stands in for ``llama_cpp.Llama``: records what each completion was asked with."""
+
+    def __init__(self) -> None:
+        self.calls: list[dict[str, object]] = []
+
+    def token_eos(self) -> int:
+        return 2
+
+    def create_chat_completion(self, **kwargs: object) -> dict[str, object]:
+        self.calls.append(kwargs)
+        return {
+            "choices": [{"message": {"content": "Hello."}, "finish_reason": "stop"}],
+            "usage": {"prompt_tokens": 3, "completion_tokens": 2},
+        }
+
+
+async def test_every_generation_gets_its_own_random_seed() -> None:
+    # llama-cpp-python chains seeds from a fixed start: each run would say the same
+    # things, and a restored context state rewinds the chain.
+    llama = RecordingLlama()
+    generate = LlamaGenerator(llama)
+    request = ChatRequest(
+        model="m",
+        messages=[ChatMessage("user", "Hi.")],
+        max_tokens=8,
+        temperature=0.8,
+        headers={},
+    )
+    for _ in range(4):
+        await generate(request)
+    seeds = [call["seed"] for call in llama.calls]
+    assert all(isinstance(seed, int) for seed in seeds)
+    assert len(set(seeds)) == 4
