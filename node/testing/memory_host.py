@@ -132,7 +132,7 @@ class MemoryNetwork:
             host._emit(PeerEvent("connected", remote.peer_id, remote._addr))
         self._changed.unpark_all()
 
-    def _disconnect(self, connection: MemoryConnection) -> None:
+    def _disconnect(self, connection: MemoryConnection[MemoryHost]) -> None:
         first, second = connection.ends
         if first._connections.get(second.peer_id) is not connection:
             return
@@ -191,7 +191,7 @@ class MemoryHost:
         self._nursery = nursery
         self._on_drop = on_drop
         self._closed = False
-        self._connections: dict[str, MemoryConnection] = {}
+        self._connections: dict[str, MemoryConnection[MemoryHost]] = {}
         self._met: set[str] = set()
         """Peers we were ever connected to: opening a stream to one dials it again."""
         self._handlers: dict[str, MemoryStreamHandler] = {}

@@ -3,20 +3,27 @@ two :class:`~node.testing.memory_host.MemoryHost` s that carries them."""
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from typing import Any, Generic, Protocol, TypeVar
 
 import trio
 
 from node.wire.frames import StreamFailed
 
-if TYPE_CHECKING:
-    from node.testing.memory_host import MemoryHost
+
+class HostEnd(Protocol):
+    """What a link needs of the hosts at its ends (``MemoryHost``; no import back)."""
+
+    @property
+    def peer_id(self) -> str: ...
+
+
+End = TypeVar("End", bound=HostEnd)
 
 
 class MemoryStream:
     """One end of an in-memory stream, with :class:`~node._libp2p.P2PStream`'s methods."""
 
-    def __init__(self, connection: MemoryConnection, peer_id: str) -> None:
+    def __init__(self, connection: MemoryConnection[Any], peer_id: str) -> None:
         self.peer_id = peer_id
         self._connection = connection
         self._other: MemoryStream = self  # set by _stream_pair
@@ -92,17 +99,17 @@ class MemoryStream:
         return "stream closed for writing"
 
 
-class MemoryConnection:
+class MemoryConnection(Generic[End]):
     """A link between two hosts and the streams that run over it."""
 
-    def __init__(self, dialer: MemoryHost, listener: MemoryHost) -> None:
+    def __init__(self, dialer: End, listener: End) -> None:
         self.ends = (dialer, listener)
         self.streams: set[MemoryStream] = set()
 
-    def other(self, host: MemoryHost) -> MemoryHost:
+    def other(self, host: End) -> End:
         return self.ends[1] if host is self.ends[0] else self.ends[0]
 
-    def stream_pair(self, opener: MemoryHost) -> tuple[MemoryStream, MemoryStream]:
+    def stream_pair(self, opener: End) -> tuple[MemoryStream, MemoryStream]:
         """(opener's end, the other host's end)."""
         remote = self.other(opener)
         mine, theirs = MemoryStream(self, remote.peer_id), MemoryStream(self, opener.peer_id)
