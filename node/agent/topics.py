@@ -80,17 +80,29 @@ def part_of_day(hour: int) -> str:
     return "night"
 
 
+KIND_WEIGHTS: Final[dict[TopicKind, int]] = {
+    TopicKind.INTEREST: 3,
+    TopicKind.MEMORY: 2,
+    TopicKind.TIME: 1,
+    TopicKind.EVERYDAY: 1,
+}
+"""How often each available kind is drawn. Our own interests and what we share with this
+partner make a visit about these two characters; the time of day and everyday subjects
+are what anyone would say (issue 12's benchmark: with every kind equally likely, one
+line in four used a persona word)."""
+
+
 def pick_topic(tags: Sequence[str], *, has_memory: bool, hour: int, rng: random.Random) -> Topic:
-    """A topic for one visit: first a kind (each available kind equally likely), then a
-    subject of that kind. ``tags`` are our own character's; ``has_memory`` says whether
-    we remember something of this partner."""
+    """A topic for one visit: first a kind (weighted by :data:`KIND_WEIGHTS` among the
+    available ones), then a subject of that kind. ``tags`` are our own character's;
+    ``has_memory`` says whether we remember something of this partner."""
     interests = [tag.strip() for tag in tags if tag.strip()]
     kinds = [TopicKind.TIME, TopicKind.EVERYDAY]
     if interests:
         kinds.append(TopicKind.INTEREST)
     if has_memory:
         kinds.append(TopicKind.MEMORY)
-    kind = rng.choice(kinds)
+    kind = rng.choices(kinds, weights=[KIND_WEIGHTS[k] for k in kinds])[0]
     if kind is TopicKind.INTEREST:
         return Topic(kind, rng.choice(interests))
     if kind is TopicKind.TIME:

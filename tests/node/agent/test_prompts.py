@@ -50,7 +50,15 @@ from node.agent.spotlight import (
     normalise,
     strip_marks,
 )
-from node.agent.topics import EVERYDAY, Topic, TopicKind, part_of_day, pick_topic, topic_line
+from node.agent.topics import (
+    EVERYDAY,
+    KIND_WEIGHTS,
+    Topic,
+    TopicKind,
+    part_of_day,
+    pick_topic,
+    topic_line,
+)
 from node.engine import ChatMessage
 from node.privacy.invisible import INVISIBLE
 
@@ -543,6 +551,18 @@ def test_topics_come_from_our_tags_the_time_a_shared_memory_or_everyday_life() -
     assert {t.subject for t in drawn if t.kind is TopicKind.EVERYDAY} <= set(EVERYDAY)
     bare = {pick_topic((), has_memory=False, hour=8, rng=random.Random(s)) for s in range(50)}
     assert {t.kind for t in bare} == {TopicKind.TIME, TopicKind.EVERYDAY}
+
+
+def test_our_interests_and_shared_memories_come_up_more_often_than_small_talk() -> None:
+    kinds = [
+        pick_topic(("tea",), has_memory=True, hour=8, rng=random.Random(seed)).kind
+        for seed in range(2000)
+    ]
+    share = {kind: kinds.count(kind) / len(kinds) for kind in TopicKind}
+    total = sum(KIND_WEIGHTS.values())
+    for kind, weight in KIND_WEIGHTS.items():
+        assert share[kind] == pytest.approx(weight / total, abs=0.04)
+    assert share[TopicKind.INTEREST] > share[TopicKind.MEMORY] > share[TopicKind.TIME]
 
 
 def test_a_topic_is_reproducible_from_its_seed() -> None:
