@@ -179,6 +179,21 @@ class StaleTimestamp(EnvelopeError):
 
 
 class Replayed(EnvelopeError):
-    """``(from, seq)`` was already accepted, or is older than the replay window."""
+    """``(from, seq)`` was already accepted, or is older than the replay window.
+
+    ``sender`` and ``seq`` name the envelope when :class:`keys.ReplayWindow` raises it.
+    """
 
     reason = "replayed"
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        reason: str | None = None,
+        sender: bytes | None = None,
+        seq: int | None = None,
+    ) -> None:
+        super().__init__(message, reason=reason)
+        self.sender = sender
+        self.seq = seq

@@ -57,9 +57,13 @@ class ReplayWindow:
             return
         offset = hwm - seq
         if offset >= WINDOW:
-            raise Replayed(f"seq {seq} is older than the replay window (newest {hwm})")
+            raise Replayed(
+                f"seq {seq} is older than the replay window (newest {hwm})",
+                sender=sender,
+                seq=seq,
+            )
         if mask >> offset & 1:
-            raise Replayed(f"seq {seq} was already accepted")
+            raise Replayed(f"seq {seq} was already accepted", sender=sender, seq=seq)
 
     def accept(self, sender: bytes, seq: int) -> bool:
         """Record ``(sender, seq)`` as delivered; return ``False`` if it was refused already.

@@ -15,7 +15,8 @@ parses every import and enforces it, and that there is no cycle)::
       privacy, events
     wire, _libp2p, storage           frames and the envelope gate; the libp2p adapter; SQLite
     net, engine                      reaching peers (dialing, liveness, mDNS); reaching LLMs
-    directory                        the node's replica, sync, anti-entropy, name card
+    directory, catch_up              the node's replica, sync, anti-entropy, name card; the
+                                       actions' anti-entropy (what gossip lost, from a peer)
     visits                           the visit protocol (pure) and the service that runs it
     agent                            persona, prompts, memory use, affinity, autonomy
     character, control, dashboard    the running node as a whole; its local faces

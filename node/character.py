@@ -10,7 +10,8 @@ from __future__ import annotations
 
 import contextlib
 import logging
-from collections.abc import Callable, Mapping
+from collections import OrderedDict
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 import trio
@@ -22,7 +23,9 @@ from keys import (
     TOPIC_DIRECTORY,
     EnvelopeError,
     Identity,
+    Replayed,
     ReplayWindow,
+    StaleTimestamp,
     Verified,
     join_bodies,
     peer_id_from_str,
@@ -32,6 +35,7 @@ from keys import (
 from keys.errors import RoomverseError
 from node import _libp2p
 from node.agent.agent import Agent, Collaborators
+from node.catch_up.service import Absorbed, CatchUp
 from node.clock import now_ms, poll_until
 from node.config import CharacterConfig
 from node.directory.anti_entropy import AntiEntropy
@@ -56,6 +60,7 @@ logger = logging.getLogger(__name__)
 
 GREETING_WAIT_S = 10.0
 RECEIVE_BATCH = 256
+CAUGHT_UP_REMEMBERED = 4096
 DIRECTORY_DIAL_TARGET = 16
 """Peers learned from the directory are dialled only while we have fewer connections."""
 BODIES_SPOKEN = join_bodies(BODIES, DIRECTORY_BODIES, VISIT_BODIES)
@@ -123,6 +128,9 @@ class CharacterNode:
         self.anti_entropy = AntiEntropy(
             host, self.directory, self._seal_sync, clock_skew=self.clock_skew
         )
+        self.catch_up = CatchUp(host, store, identity.peer_id, self.accept_relayed, events)
+        self._caught_up: OrderedDict[tuple[bytes | None, int | None], None] = OrderedDict()
+        """The newest envelopes catch-up brought (their gossip copy may still come)."""
         self.liveness = Liveness(host, self._lost_connection)
         self.spectator = spectator
         self.agent: Agent | None = None
@@ -197,7 +205,7 @@ class CharacterNode:
             try:
                 self.gate.validate(topic, origin, data)
             except EnvelopeError as exc:
-                self.rejections.reject(origin, topic, exc)
+                self._refused(origin, topic, exc)
                 return False
             return True
 
@@ -210,39 +218,91 @@ class CharacterNode:
 
     async def _accept_batch(self, topic: str, batch: list[_libp2p.PubsubMessage]) -> None:
         accepted: list[Verified] = []
-        now = now_ms()
         for msg in batch:
             if msg.origin == self.identity.peer_id:
                 continue
             try:
                 accepted.append(self.gate.admit(topic, msg.origin, msg.data))
             except EnvelopeError as exc:
-                self.rejections.reject(msg.origin, topic, exc)
-        if not accepted:
+                self._refused(msg.origin, topic, exc)
+        await self._record(accepted)
+
+    def _refused(self, origin: bytes, topic: str, error: EnvelopeError) -> None:
+        """Log a refused gossip message, unless catch-up brought it first (then gossip
+        delivering it too is no fault of anyone's: it is counted, not logged)."""
+        if isinstance(error, Replayed) and (error.sender, error.seq) in self._caught_up:
+            self.catch_up.counters.gossip_after_catch_up += 1
             return
+        self.rejections.reject(origin, topic, error)
+
+    async def accept_relayed(self, envelopes: Sequence[tuple[str, bytes]], relay: str) -> Absorbed:
+        """Public envelopes a peer relayed to us (catch-up: :mod:`node.catch_up`), verified
+        like gossip: signature, channel, timestamp window and replay window; the author
+        need not be the peer that relayed it. What we hold already is a duplicate, not an
+        error; one too old for the envelope window is dropped quietly (it is old because it
+        was relayed late, not because a clock is off)."""
+        relay_id = peer_id_from_str(relay)
+        accepted: list[Verified] = []
+        duplicates = refused = 0
+        now = now_ms()
+        for channel, raw in envelopes:
+            try:
+                envelope = verify(
+                    raw, channel=channel, now_ms=now, replay=self.replay, bodies=BODIES_SPOKEN
+                )
+            except (Replayed, StaleTimestamp):
+                duplicates += 1
+                continue
+            except EnvelopeError as exc:
+                self.rejections.reject(relay_id, channel, exc)
+                refused += 1
+                continue
+            if envelope.sender == self.identity.peer_id or not self.replay.accept(
+                envelope.sender, envelope.seq
+            ):
+                duplicates += 1
+                continue
+            accepted.append(envelope)
+            self._caught_up[(envelope.sender, envelope.seq)] = None
+            while len(self._caught_up) > CAUGHT_UP_REMEMBERED:
+                self._caught_up.popitem(last=False)
+        stored = await self._record(accepted, via="catch_up")
+        return Absorbed(stored, duplicates + len(accepted) - stored, refused)
+
+    async def _record(self, accepted: Sequence[Verified], via: str = "gossip") -> int:
+        """Store newly accepted envelopes and show them to listeners and the event log;
+        returns how many were new (the store drops duplicates)."""
+        if not accepted:
+            return 0
+        stored = 0
         # One batch at a time from store to listeners: the actions and contexts consumers
-        # run concurrently, and listeners (the firehose) must see cursors in order (and the
-        # replay marks written must never be older than ones already written).
+        # and catch-up run concurrently, and listeners (the firehose) must see cursors in
+        # order (and the replay marks written must never be older than ones already written).
         async with self._record_lock:
             marks = []
             for sender in {env.sender for env in accepted}:
                 snapshot = self.replay.snapshot(sender)
                 if snapshot is not None:
                     marks.append(ReplayMark(sender, snapshot[0], snapshot[1]))
-            cursors = await self.store.record_received(accepted, marks, now)
+            cursors = await self.store.record_received(accepted, marks, now_ms())
             for envelope, cursor in zip(accepted, cursors, strict=True):
                 if cursor is None:
                     continue
+                stored += 1
                 self.received += 1
                 for listener in self.envelope_listeners:
                     listener(cursor, envelope)
+                fields: dict[str, Any] = {"from": envelope.sender_str}
+                if via != "gossip":
+                    fields["via"] = via
                 self.events.emit(
                     "action_received",
-                    **{"from": envelope.sender_str},
+                    **fields,
                     kind=envelope.kind,
                     seq=envelope.seq,
                     body=_public_body(envelope.body),
                 )
+        return stored
 
     async def consume_directory(self, messages: trio.MemoryReceiveChannel[Any]) -> None:
         """Merge the entries gossiped on the directory topic (not stored as envelopes:
@@ -288,6 +348,7 @@ class CharacterNode:
                 if self.book.path_is_back(event.peer_id, trio.current_time()):
                     self._wake_dialer_now()
                 nursery.start_soon(self.anti_entropy.sync_on_connect, event.peer_id)
+                nursery.start_soon(self.catch_up.ask_on_connect, event.peer_id)
                 if greet and event.peer_id not in self._greeted:
                     self._greeted.add(event.peer_id)
                     nursery.start_soon(self.greet, event.peer_id)

@@ -31,6 +31,7 @@ from keys import (
 )
 from keys.cli import KEY_FILE_NAME
 from node import _libp2p
+from node.catch_up.wire import PROTO_CATCH_UP
 from node.character import CharacterNode
 from node.config import CharacterConfig
 from node.control.commands import handle_control
@@ -157,6 +158,7 @@ async def _run_character(
         node.host.set_validator(TOPIC_DIRECTORY, node.validator(TOPIC_DIRECTORY))
         nursery.start_soon(node.consume_directory, await node.host.subscribe(TOPIC_DIRECTORY))
         node.host.set_stream_handler(PROTO_SYNC, node.anti_entropy.serve)
+        node.host.set_stream_handler(PROTO_CATCH_UP, node.catch_up.serve)
         nursery.start_soon(node.watch_peers, nursery, options.greet and not options.spectator)
         await nursery.start(
             serve_control, config.resolved_data_dir(), lambda request: handle_control(node, request)
@@ -177,6 +179,7 @@ async def _run_character(
             await nursery.start(_run_mdns, node, options.mdns_interval)
         await nursery.start(node.directory.run)
         nursery.start_soon(node.anti_entropy.run_periodically, nursery)
+        nursery.start_soon(node.catch_up.run_periodically, nursery)
         nursery.start_soon(node.liveness.run, nursery)
         nursery.start_soon(node.gossip_health.run)
         if node.agent is not None:

@@ -76,7 +76,7 @@ NODE_LAYERS: tuple[tuple[str, ...], ...] = (
     ("node.config", "node.clock", "node.errors", "node.lazy", "node.privacy", "node.events"),
     ("node.wire", "node._libp2p", "node.storage"),
     ("node.net", "node.engine"),
-    ("node.directory",),
+    ("node.directory", "node.catch_up"),
     ("node.visits",),
     ("node.agent",),
     ("node.character", "node.control", "node.dashboard"),

@@ -95,6 +95,7 @@ def status_of(node: CharacterNode) -> dict[str, Any]:
         "refused_by_peers": dict(node.rejections.refused_by_peers),
         "outgoing_queues": node.host.outgoing_queues(),
         "gossip_link_resets": node.gossip_health.resets,
+        "catch_up": node.catch_up.counters.to_json(),
         "directory": node.directory.summary(),
         "clock": node.clock_skew.reading().to_json(),
         "own_status": node.directory.status.value,

@@ -112,6 +112,17 @@ class ReplayMark:
 
 
 @dataclass(frozen=True, slots=True)
+class HeldEnvelope:
+    """One public envelope we hold (sent or received), as catch-up offers it."""
+
+    sender: bytes
+    seq: int
+    channel: str
+    raw: bytes
+    stored_ms: int
+
+
+@dataclass(frozen=True, slots=True)
 class StoredEnvelope:
     id: int
     direction: str
@@ -249,6 +260,28 @@ class Store:
                 (cursor, *kinds, limit),
             ).fetchall()
             return [(int(i), bytes(raw), str(channel)) for i, raw, channel in rows]
+
+        return await self._db.call(read)
+
+    async def newest_held(self, *, kinds: Sequence[str], limit: int) -> list[HeldEnvelope]:
+        """The newest ``limit`` envelopes of ``kinds`` we hold, sent or received, newest
+        first (catch-up's candidates: :mod:`node.catch_up`)."""
+
+        def read(conn: sqlite3.Connection) -> list[HeldEnvelope]:
+            rows = [
+                row
+                for kind in kinds  # one index walk per kind, newest first, never a sort
+                for row in conn.execute(
+                    "SELECT id, sender, seq, channel, raw, stored_ms FROM envelopes "
+                    "WHERE kind = ? ORDER BY id DESC LIMIT ?",
+                    (kind, limit),
+                )
+            ]
+            rows.sort(key=lambda row: -int(row[0]))
+            return [
+                HeldEnvelope(bytes(s), int(q), str(c), bytes(r), int(t))
+                for _, s, q, c, r, t in rows[:limit]
+            ]
 
         return await self._db.call(read)
 

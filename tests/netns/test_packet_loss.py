@@ -7,7 +7,9 @@ anti-entropy every second, as in the partition test. Loss is an iptables ``stati
 rule on each namespace's INPUT (:class:`~tests.support.packet_loss.RandomLoss`): each
 direction of each link loses that share of its packets. While it lasts, every node says
 a tagged line every 2 s over its control socket; after 20 % loss every node must have
-heard every line of the others, exactly once; after 40 %, the network must recover.
+heard every line of the others, exactly once; after 40 %, the network must recover and
+every line said during the loss must arrive once it ends (catch-up, ``node.catch_up``,
+brings what gossip lost).
 """
 
 from __future__ import annotations
@@ -35,7 +37,8 @@ SAY_EVERY_S = 2.0
 CONVERGE_AFTER_LOSS_S = 15.0
 """The issue's bound: from the end of the loss to every node showing all five online."""
 DELIVER_AFTER_HEAVY_LOSS_S = 30.0
-"""After 40 % loss: everything must have arrived within this (0-5 s measured when it did)."""
+"""After 40 % loss: everything must have arrived within this (catch-up runs on every new
+connection and every 10 s ±25 %)."""
 
 
 @dataclass
@@ -107,23 +110,26 @@ def test_20_percent_loss_for_60_s_delivers_every_action_and_the_directory_conver
 
 
 @pytest.mark.timeout(150)
-def test_after_40_percent_loss_for_30_s_the_network_recovers_without_a_crash(
+def test_after_40_percent_loss_for_30_s_everything_said_arrives_without_a_crash(
     five: Lan,
 ) -> None:
-    """What holds after heavy loss: no crash, no duplicate, the directory agrees again and
-    every line said afterwards reaches everyone. Not asserted (a known gap, issue 18's
-    note): that every line said *during* the loss arrives; one sent into a connection the
-    liveness check then closes as dead can be lost for good (gossip advertises it for 3 s
-    only, and actions have no anti-entropy), about 4 runs in 10."""
+    """No crash, no duplicate, the directory agrees again, every line said during the loss
+    arrives once it ends (before catch-up, one sent into a connection the liveness check
+    then closed as dead was lost for good about 4 runs in 10: gossip offers a message for
+    3 s only), and every line said afterwards reaches everyone."""
     during = speak_through_loss(five, 0.40, 30.0)
     ended = time.monotonic()
     five.party.wait_agreement(five.nodes, CONVERGE_AFTER_LOSS_S, everyone_sees(five.ids))
+    during.wait_delivered(DELIVER_AFTER_HEAVY_LOSS_S)
+    print(f"everything said during the loss arrived {time.monotonic() - ended:.1f} s after it")
+    caught_up = sum(
+        1 for node in five.nodes for e in node.of("action_received") if e.get("via") == "catch_up"
+    )
+    print(f"{caught_up} of the receipts came by catch-up")
     after = ActionTraffic(five.nodes, every_s=SAY_EVERY_S, tag="after-loss")
     after.run(3 * SAY_EVERY_S)
     after.wait_delivered(DELIVER_AFTER_HEAVY_LOSS_S)
     print(f"recovered {time.monotonic() - ended:.1f} s after the loss ended")
+    exactly_once(during)
     exactly_once(after)
-    for d in during.deliveries():
-        assert d.duplicates == 0, f"{d.node}: {d}"
-        print(f"{d.node}: {d.received}/{d.expected} of the lines said during the loss")
     assert crashes(five.nodes) == []

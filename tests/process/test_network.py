@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import itertools
 import sqlite3
+import time
 from collections import Counter
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -14,6 +15,7 @@ from node.control.socket import control_request
 from node.errors import ControlError
 from tests.support.line_reader import Event
 from tests.support.procs import NodeProcess, start_character
+from tests.support.waiting import wait_until
 
 
 def speeches(node: NodeProcess) -> list[tuple[str, str]]:
@@ -206,3 +208,47 @@ def sent_speech(conn: sqlite3.Connection) -> dict[int, str]:
     )
     bodies = {int(seq): msgpack.unpackb(body, raw=False) for seq, body in rows}
     return {seq: body["text"] for seq, body in bodies.items() if body.get("type") == "speak"}
+
+
+GOSSIP_HISTORY_S = 5.0
+"""py-libp2p's gossipsub keeps a message 5 heartbeats (1 s each) and offers it (IHAVE) to
+peers that join meanwhile: a line older than that reaches a newcomer only by catch-up."""
+
+
+def test_a_late_joiner_catches_up_on_the_last_minutes_once_even_from_a_gone_author(
+    tmp_path: Path, nodes: list[NodeProcess]
+) -> None:
+    """CatchUp (``/roomverse/catchup/1.0.0``): lines gossip can no longer bring arrive
+    once a peer that holds them is connected, each once, verified like gossip (here Ann's
+    lines come from Ben: the relay is not the author), and are marked as caught up."""
+    a = start_character(tmp_path, nodes, "Ann", extra=["--no-greet"])
+    b = start_character(tmp_path, nodes, "Ben", bootstrap=a.addrs, extra=["--no-greet"])
+    a.wait_topic_peers([b.peer_id])
+    sent = [
+        (a.peer_id, "Ann's first line"),
+        (a.peer_id, "Ann's second line"),
+        (b.peer_id, "Ben's line"),
+    ]
+    for author, text in sent:
+        (a if author == a.peer_id else b).act("speak", text)
+    said_at = time.monotonic()
+    wait_all_heard([a, b], sent, "the lines said before Cat came")
+    assert a.stop() == 0
+    wait_until(
+        lambda: time.monotonic() - said_at > GOSSIP_HISTORY_S + 1,
+        GOSSIP_HISTORY_S + 2,
+        "the lines to be older than gossip's history",
+    )
+
+    c = start_character(tmp_path, nodes, "Cat", bootstrap=b.addrs, extra=["--no-greet"])
+    wait_all_heard([c], sent, "the lines said before Cat came, at Cat")
+    c.act("speak", "Cat is here")
+    sent.append((c.peer_id, "Cat is here"))
+    wait_all_heard([b, c], sent, "Cat's line")
+
+    caught_up = [e for e in c.of("action_received") if e.get("via") == "catch_up"]
+    assert sorted(e["body"]["text"] for e in caught_up) == sorted(t for _, t in sent[:3])
+    for node in (b, c):
+        assert Counter(speeches(node)) == Counter(s for s in sent if s[0] != node.peer_id)
+        assert not node.of("rejected")
+    assert c.status()["catch_up"]["stored"] == 3

@@ -1,0 +1,1 @@
+"""CatchUp: the public envelopes (actions, contexts) gossip lost, fetched from a peer."""
