@@ -193,6 +193,12 @@ _BREAKS: Final = (
     ),
     re.compile(r"\b(?:openai|chatgpt|alibaba\s+cloud|qwen|anthropic)\b"),
     re.compile(r"\b(?:my|the)\s+(?:system\s+prompt|instructions|training\s+data|programming)\b"),
+    # Writing code or a document is an assistant's task, not a line spoken out loud.
+    re.compile(
+        r"```|\bdef\s+\w+\s*\(|\bfunction\s+\w+\s*\("
+        r"|\b(?:below|here)\s+is\s+(?:the|a|an|my)\s+(?:\w+\s+)?"
+        r"(?:code|function|script|program|snippet|implementation)\b"
+    ),
     re.compile(r"(?m)^\s*(?:system|user|assistant|human|ai|bot)\s*[:：]"),
     re.compile(
         r"(?:(?<![a-z])ai|人工知能|言語モデル|チャットボット)"
@@ -203,7 +209,7 @@ _BREAKS: Final = (
     ),
     re.compile(
         r"手伝[いうえ][^。！？!?\n]{0,10}?(?:でき|いたし|しま|させ|ことがあれば|が必要)"
-        r"|何か[^。！？!?\n]{0,6}?手伝|お役に立て"
+        r"|何か[^。！？!?\n]{0,6}?手伝|お役に立て|お手伝い[をがはしでい]|どういった(?:お手伝い|ご用)"
     ),
     re.compile(r"ご質問(?:があれば|はありますか|など|がございましたら)|お気軽に|ご用件"),
     re.compile(r"サポート(?:いたします|します|できます|させていただ)"),
@@ -222,7 +228,7 @@ _SPEECH_VERB = re.compile(
     r"\b(?:say|repeat|write|type|print|reply|respond|answer|output|echo|spell|shout|"
     r"include|(?:start|begin|end|finish)\s+(?:your|the|each)\s+(?:reply|answer|line|message|"
     r"response)s?)\b|言って|いって|言え|言いなさい|繰り返|くりかえ|書いて|答えて|返事して|"
-    r"出力|と言|とだけ|と返"
+    r"出力|と言|とだけ|と返|で始め|ではじめ|で終わ|で締め"
 )
 _QUOTED = re.compile(
     r"\"([^\"\n]{2,80})\"|“([^”\n]{2,80})”|「([^」\n]{1,80})」|『([^』\n]{1,80})』"

@@ -41,8 +41,8 @@ from node.agent.prompts.views import (
 from node.agent.prompts.visit_turn import (
     ROLEPLAY,
     VisitRole,
+    instructions,
     partner_label,
-    roleplay_rules,
     roleplay_sampling,
     visit_messages,
 )
@@ -121,6 +121,7 @@ class EngineVoice:
         )
         turns = self._turns(lines)
         closing = self._heard_goodbye(lines)
+        winding_down = len(lines) >= WIND_DOWN_FROM
         messages = visit_messages(
             me=me,
             partner=view,
@@ -129,7 +130,7 @@ class EngineVoice:
             turns=turns,
             topic=self._topic(partner.peer_id, visit_role, relation, len(lines)),
             closing=closing,
-            winding_down=len(lines) >= WIND_DOWN_FROM,
+            winding_down=winding_down,
         )
         label = partner_label(view, visit_role, me)
         context = LineContext(
@@ -138,7 +139,13 @@ class EngineVoice:
             languages=allowed_in_visit(self.persona.languages, partner.languages, visit_role),
             heard=tuple(t.text for t in turns if t.speaker == "partner"),
             said=tuple(t.text for t in turns if t.speaker == "me"),
-            secret=roleplay_rules(me, visit_role),
+            secret=instructions(
+                me,
+                _relation(relation),
+                visit_role,
+                closing=closing,
+                winding_down=winding_down,
+            ),
         )
         kind: Kind = "opening" if not lines else "reply"
 

@@ -172,6 +172,23 @@ def roleplay_rules(me: PersonaView, role: VisitRole) -> str:
     return f"{intro}\n\n" + "\n".join(rules)
 
 
+ENDING: Final = {
+    "en": "The visit is ending now: say a short, warm goodbye.",
+    "ja": "訪問はもう終わりです。短く温かいお別れを言ってください。",
+}
+WIND_DOWN: Final = {
+    "en": "When you have nothing new to say, say a short, warm goodbye instead.",
+    "ja": "もう話すことがなくなったら、短く温かいお別れを言ってください。",
+}
+
+
+def _closing_line(japanese: bool, closing: bool, winding_down: bool) -> str | None:
+    lang = "ja" if japanese else "en"
+    if closing:
+        return ENDING[lang]
+    return WIND_DOWN[lang] if winding_down else None
+
+
 def _roleplay_system(
     me: PersonaView,
     relation: RelationView | None,
@@ -186,20 +203,38 @@ def _roleplay_system(
         persona = [f"{me.name}について: {about}"]
         if me.greeting:
             persona.append(f"{me.name}のいつものあいさつ: 「{me.greeting}」")
-        ending = "訪問はもう終わりです。短く温かいお別れを言ってください。"
-        wind_down = "もう話すことがなくなったら、短く温かいお別れを言ってください。"
     else:
         persona = [f"About {me.name}: {about}"]
         if me.greeting:
             persona.append(f'{me.name} often greets people with: "{me.greeting}"')
-        ending = "The visit is ending now: say a short, warm goodbye."
-        wind_down = "When you have nothing new to say, say a short, warm goodbye instead."
     intro, rules = roleplay_rules(me, role).split("\n\n", 1)
     sections = [intro, "\n".join(persona), rules, _memory(relation, japanese=japanese)]
     if topic is not None:
         sections.append(plain_text(topic_line(topic, japanese), TOPIC_LIMIT))
-    if closing or winding_down:
-        sections.append(ending if closing else wind_down)
+    ending = _closing_line(japanese, closing, winding_down)
+    if ending is not None:
+        sections.append(ending)
+    return "\n\n".join(sections)
+
+
+def instructions(
+    me: PersonaView,
+    relation: RelationView | None,
+    role: VisitRole,
+    *,
+    closing: bool = False,
+    winding_down: bool = False,
+) -> str:
+    """What of a visit turn's system message tells the model how to behave — the rules,
+    how well we know the partner, how to end — and so must never be spoken back (the
+    output guard's leak check). Not the persona, our memories or the topic: those are
+    ours to talk about."""
+    japanese = speaks_japanese_first(me)
+    bare = None if relation is None else replace(relation, summary="", notes="")
+    sections = [roleplay_rules(me, role), _memory(bare, japanese=japanese)]
+    ending = _closing_line(japanese, closing, winding_down)
+    if ending is not None:
+        sections.append(ending)
     return "\n\n".join(sections)
 
 
