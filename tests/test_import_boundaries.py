@@ -54,7 +54,7 @@ def test_sans_io_packages_import_no_io_framework() -> None:
 def test_only_the_adapter_package_imports_libp2p() -> None:
     importers = [
         str(path.relative_to(REPO))
-        for path in python_files("keys", "registry_crdt", "node", "firehose")
+        for path in python_files("keys", "registry_crdt", "node", "firehose", "bridge")
         if "libp2p" in imported_roots(path) and LIBP2P_ADAPTER not in path.parents
     ]
     assert importers == []

@@ -19,7 +19,8 @@ def render_reply(reply: Mapping[str, Any], *, now_ms: int) -> str:
 
 
 def directory_table(rows: Sequence[Mapping[str, Any]], *, now_ms: int) -> str:
-    """One line per peer (``*`` marks our own), then its addresses, one a line."""
+    """One line per peer (``*`` marks our own), then its addresses, one a line; a legacy
+    HTTP participant says which bridge vouches for it."""
     lines = [f"{'NAME':<20} {'STATUS':<8} {'LAST SEEN':>10}  PEER ID / ADDRESSES"]
     for row in rows:
         # When we heard of it, on our clock; the writer's own clock only if we do not know.
@@ -28,6 +29,8 @@ def directory_table(rows: Sequence[Mapping[str, Any]], *, now_ms: int) -> str:
         name = printable(row["name"])[:19] + (" *" if row["self"] else "")
         lines.append(f"{name:<20} {row['status']:<8} {ago_text(ago):>10}  {row['peer_id']}")
         lines.extend(f"{'':<41}{printable(addr)}" for addr in row["addrs"])
+        if row.get("vouched_by"):
+            lines.append(f"{'':<41}legacy HTTP participant, vouched for by {row['vouched_by']}")
     return "\n".join(lines)
 
 

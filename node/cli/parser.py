@@ -15,6 +15,7 @@ SET_STATUS_COMMANDS = ("online", "away", "asleep")
 
 EXTERNAL_COMMANDS: Final[dict[str, tuple[str, str]]] = {
     "firehose": ("firehose.cli", "stream the network's public actions to browsers until Ctrl-C"),
+    "bridge": ("bridge.cli", "the HTTP bridge: legacy HTTP participants register and list here"),
 }
 """Commands whose package sits above ``node``: name → (module with ``main(argv)``, help).
 ``node`` never imports them; :func:`node.cli.main.main` imports the module by name."""

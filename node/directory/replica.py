@@ -51,6 +51,7 @@ from registry_crdt import (
     Status,
     from_body,
     make_entry,
+    make_vouched_entry,
     to_bodies,
     verify_entry,
 )
@@ -234,6 +235,31 @@ class DirectoryService:
             if gossip:
                 await self._gossip_entry(entry)
             return entry
+
+    async def vouch(
+        self, handle: str, card: NameCard, urls: Sequence[str], lease_s: float
+    ) -> Entry:
+        """Sign, as this node (a bridge), the entry of the legacy HTTP participant it calls
+        ``handle`` (``card.id`` must be its :func:`registry_crdt.legacy_peer_id`), online
+        for ``lease_s``; apply and gossip it. Vouching again renews the lease: nothing
+        here renews it, so a participant that stops registering goes offline by itself.
+        Raises :class:`registry_crdt.DirectoryUsageError` for an entry peers would refuse."""
+        async with self._write_lock:
+            now = self.clock_ms()
+            entry = make_vouched_entry(
+                self.identity,
+                handle,
+                card,
+                list(urls),
+                Status.ONLINE,
+                self._hlc.tick(now),
+                int(lease_s * 1000),
+                now,
+            )
+            self.directory.apply(entry, now)
+            self._changed([entry], "self")
+        await self._gossip_entry(entry)
+        return entry
 
     async def _gossip_entry(self, entry: Entry) -> None:
         try:

@@ -379,7 +379,7 @@
           el("span", { class: "name", text: e.self ? `${e.name} (you)` : e.name }),
           el("span", { class: "pill", "data-status": e.status, text: e.status })),
         e.description ? el("p", { class: "quote", text: e.description }) : null,
-        el("p", { class: "meta", text: [e.tags.length ? `#${e.tags.join(" #")}` : "", `seen ${ago(e.learned_ms || e.last_seen_ms)}`].filter(Boolean).join(" · ") }),
+        el("p", { class: "meta", text: [e.vouched_by ? "legacy HTTP participant (via a bridge)" : "", e.tags.length ? `#${e.tags.join(" #")}` : "", `seen ${ago(e.learned_ms || e.last_seen_ms)}`].filter(Boolean).join(" · ") }),
         el("p", { class: "meta mono", text: e.peer_id })));
     }
     $("dir-summary").textContent = `${d.entries.length} shown · ${d.present} present of ${d.held} known`;

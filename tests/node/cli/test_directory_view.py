@@ -49,6 +49,15 @@ def test_the_table_marks_our_own_row_and_lists_addresses_under_each_peer() -> No
     ]
 
 
+def test_a_legacy_participant_is_marked_with_its_bridge() -> None:
+    zundamon = {**listed("Zundamon", 3, addrs=("https://zunda.example",)), "vouched_by": "12D3B"}
+    assert directory_table([zundamon], now_ms=NOW).splitlines()[1:] == [
+        "Zundamon             online       3s ago  12D3KooWExample",
+        "                                         https://zunda.example",
+        "                                         legacy HTTP participant, vouched for by 12D3B",
+    ]
+
+
 def test_other_peoples_text_cannot_drive_the_terminal() -> None:
     table = directory_table([listed("evil\x1b[2J", 0, addrs=("/x\x07",))], now_ms=NOW)
     assert "\x1b" not in table and "\x07" not in table

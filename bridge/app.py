@@ -1,0 +1,159 @@
+"""The bridge's HTTP face (quart-trio, served by hypercorn's trio worker).
+
+Routes: ``POST /register`` (a legacy participant joins, or renews its lease) and
+``GET /directory[?q=TEXT]`` (everyone online, libp2p characters and legacy participants
+alike, with the URL at which a legacy client reaches each). Every request passes the
+gate (token, rate limits) first; every refusal is problem+json (:mod:`bridge.problems`).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+from collections.abc import Callable
+from typing import Any
+
+from quart import Response, request
+from quart_trio import QuartTrio
+from werkzeug.exceptions import HTTPException
+
+from bridge.guard import TOKEN_HEADER, Gate
+from bridge.problems import PROBLEM_JSON, Problem, invalid
+from bridge.registry import Registry
+from bridge.schema import MAX_BODY_BYTES, MAX_NAME_CHARS, parse_registration, text
+
+logger = logging.getLogger(__name__)
+
+Listing = Callable[[str | None], list[dict[str, Any]]]
+"""``listing(search)``: the directory rows (``CharacterNode.directory.listing``)."""
+
+ROUTE_KINDS = {"register": "other", "directory": "other"}
+
+
+def problem_response(problem: Problem) -> Response:
+    response = Response(_json(problem.body()), status=problem.status, content_type=PROBLEM_JSON)
+    for name, value in problem.headers.items():
+        response.headers[name] = value
+    return response
+
+
+def _json(value: object) -> str:
+    return json.dumps(value, ensure_ascii=False)
+
+
+def create_bridge_app(
+    registry: Registry,
+    gate: Gate,
+    listing: Listing,
+    *,
+    public_url: str | None = None,
+    clock_s: Callable[[], float] = time.monotonic,
+) -> QuartTrio:
+    app = QuartTrio(__name__)
+    app.config["MAX_CONTENT_LENGTH"] = MAX_BODY_BYTES
+    app.config["PROPAGATE_EXCEPTIONS"] = False
+
+    @app.before_request
+    async def admit() -> None:
+        route = request.endpoint or "other"
+        peer = request.remote_addr or ""
+        ip = gate.client_ip(peer, request.headers.get("X-Forwarded-For", ""))
+        kind = ROUTE_KINDS.get(route, "other")
+        gate.admit(kind, ip, request.headers.get(TOKEN_HEADER, ""), clock_s())
+
+    @app.after_request
+    async def harden(response: Response) -> Response:
+        response.headers["Cache-Control"] = "no-store"
+        response.headers["X-Content-Type-Options"] = "nosniff"
+        if response.status_code >= 400:
+            response.headers["Connection"] = "close"  # the body may be left unread
+        return response
+
+    @app.errorhandler(Problem)
+    async def refused(problem: Problem) -> Response:
+        if problem.status >= 500:
+            logger.warning("bridge request failed: %s", problem)
+        else:
+            logger.info("bridge request refused: %s", problem)
+        return problem_response(problem)
+
+    @app.errorhandler(HTTPException)
+    async def http_error(exc: HTTPException) -> Response:
+        status = exc.code or 500
+        slug = {404: "not-found", 405: "method-not-allowed", 413: "body-too-large"}.get(
+            status, "bad-request"
+        )
+        detail = exc.description or exc.name
+        if status == 413:
+            detail = f"the request body is over {MAX_BODY_BYTES} bytes"
+        return problem_response(Problem(status, slug, exc.name, detail))
+
+    @app.errorhandler(Exception)
+    async def unexpected(exc: Exception) -> Response:
+        logger.exception("bridge request crashed")
+        return problem_response(
+            Problem(500, "internal", "Internal error", "the bridge failed; see its log")
+        )
+
+    async def json_body() -> object:
+        if request.mimetype != "application/json":
+            raise Problem(
+                415, "unsupported-media-type", "Unsupported media type", "send application/json"
+            )
+        data = await request.get_data(cache=False, as_text=False)
+        try:
+            return json.loads(data)
+        except (ValueError, UnicodeDecodeError) as exc:
+            raise invalid(f"the body is not JSON: {exc}") from exc
+
+    def base_url() -> str:
+        return (public_url or request.host_url).rstrip("/")
+
+    def online(search: str | None) -> list[dict[str, Any]]:
+        rows = []
+        for row in listing(search):
+            if row["self"] or row["status"] not in ("online", "away", "asleep"):
+                continue
+            legacy = row["vouched_by"] is not None
+            url = row["addrs"][0] if legacy and row["addrs"] else None
+            rows.append(
+                {
+                    "id": row["peer_id"],
+                    "name": row["name"],
+                    "status": row["status"],
+                    "description": row["description"],
+                    "kind": "legacy" if legacy else "libp2p",
+                    "url": url or f"{base_url()}/characters/{row['peer_id']}",
+                }
+            )
+        return rows
+
+    @app.post("/register")
+    async def register() -> Response:
+        registration = parse_registration(await json_body())
+        registered = await registry.register(registration)
+        return Response(
+            _json(
+                {
+                    "id": registered.peer_id,
+                    "url": registered.url,
+                    "lease_s": registered.lease_s,
+                    "lease_expires_ms": registered.lease_expires_ms,
+                    "online": online(None),
+                }
+            ),
+            content_type="application/json",
+        )
+
+    @app.get("/directory")
+    async def directory() -> Response:
+        unknown = sorted(set(request.args) - {"q"})
+        if unknown:
+            raise invalid(f"unknown query parameter(s) {', '.join(map(repr, unknown))}")
+        search = request.args.get("q")
+        if search is not None:
+            search = text(search, "q", MAX_NAME_CHARS, one_line=True)
+        return Response(_json({"online": online(search)}), content_type="application/json")
+
+    return app

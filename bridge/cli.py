@@ -1,0 +1,177 @@
+"""``roomverse bridge``: the arguments and the command (``roomverse`` hands ``bridge ...``
+to :func:`main` by name). Exit codes as for ``roomverse``: 0 stopped cleanly, 1 failed at
+run time, 2 bad usage.
+
+Without ``--token-file`` the bridge refuses to start unless ``--open`` is given, and
+``--open`` is refused on an address other than loopback: an open bridge on the internet
+would hand anyone the owners' engines.
+"""
+
+from __future__ import annotations
+
+import argparse
+import ipaddress
+import sys
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from keys.cli import passphrase_from
+from keys.errors import ConfigError, LocalError, RoomverseError
+from node import DEFAULT_LISTEN, NetworkSettings, add_network_arguments
+
+if TYPE_CHECKING:
+    from bridge.service import BridgeSettings
+
+EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
+DEFAULT_HTTP = "127.0.0.1:8000"
+MAX_TOKEN_BYTES = 1024
+
+
+def add_bridge_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--http",
+        default=DEFAULT_HTTP,
+        metavar="HOST:PORT",
+        help=f"where legacy participants connect (default {DEFAULT_HTTP}; port 0 = any)",
+    )
+    access = parser.add_mutually_exclusive_group()
+    access.add_argument(
+        "--token-file", type=Path, help="file holding the shared community token (required)"
+    )
+    access.add_argument(
+        "--open", action="store_true", help="no token (refused unless --http is loopback)"
+    )
+    parser.add_argument(
+        "--allow-private-urls",
+        action="store_true",
+        help="let participants register http:// and loopback/private addresses (LAN, tests)",
+    )
+    parser.add_argument(
+        "--trust-proxy",
+        action="store_true",
+        help="take the client address from X-Forwarded-For's last hop (behind ngrok)",
+    )
+    parser.add_argument(
+        "--public-url", metavar="URL", help="how clients reach this bridge (the ngrok URL)"
+    )
+    parser.add_argument(
+        "--lease",
+        type=float,
+        metavar="SECONDS",
+        help="a registration lasts this long unless renewed (default 300)",
+    )
+    add_network_arguments(parser, data_dir_default="per user")
+
+
+def settings_from(args: argparse.Namespace) -> BridgeSettings:
+    """The settings the flags describe; :class:`ConfigError` names a bad flag."""
+    from bridge.service import BridgeSettings
+
+    host, port = parse_http(args.http)
+    token = read_token(args.token_file) if args.token_file is not None else None
+    if token is None:
+        if not args.open:
+            raise ConfigError(
+                "--token-file", "give the community token file, or --open on a loopback address"
+            )
+        if not _loopback(host):
+            raise ConfigError("--open", f"refused on {host}: an open bridge must be loopback-only")
+    if args.lease is not None and not 10 <= args.lease <= 3600:
+        raise ConfigError("--lease", "must be between 10 and 3600 seconds")
+    network = NetworkSettings(
+        listen=tuple(args.listen or DEFAULT_LISTEN),
+        bootstrap=tuple(args.bootstrap or ()),
+        mdns=not args.no_mdns,
+    )
+    from node import check_network_addrs
+
+    check_network_addrs(network, listen_field="--listen", bootstrap_field="--bootstrap")
+    extra = {} if args.lease is None else {"lease_s": args.lease}
+    return BridgeSettings(
+        http_host=host,
+        http_port=port,
+        token=token,
+        allow_private_urls=args.allow_private_urls,
+        trust_proxy=args.trust_proxy,
+        public_url=args.public_url,
+        network=network,
+        data_dir=args.data_dir,
+        passphrase=passphrase_from(args.passphrase_file),
+        **extra,
+    )
+
+
+def read_token(path: Path) -> str:
+    try:
+        data = path.read_bytes()
+    except OSError as exc:
+        raise ConfigError("--token-file", f"cannot read {path}: {exc.strerror}") from exc
+    token = data.decode("utf-8", errors="replace").strip()
+    if len(token) < 16 or len(data) > MAX_TOKEN_BYTES or not token.isprintable():
+        raise ConfigError("--token-file", "the token must be 16 to 1024 printable characters")
+    return token
+
+
+def parse_http(text: str) -> tuple[str, int]:
+    host, sep, port_text = text.rpartition(":")
+    host = host.removeprefix("[").removesuffix("]")
+    if not sep or not host or not port_text.isdigit() or int(port_text) > 65535:
+        raise ConfigError("--http", f"expected HOST:PORT, got {text!r}")
+    return host, int(port_text)
+
+
+def _loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def run_bridge_command(args: argparse.Namespace) -> int:
+    import trio
+
+    from bridge.service import run_bridge
+    from node import EventLog
+
+    try:
+        settings = settings_from(args)
+    except ConfigError as exc:
+        print(f"roomverse: config error: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    events = EventLog(args.log_format)
+    try:
+        trio.run(run_bridge, settings, events)
+    except KeyboardInterrupt:
+        events.emit("stopped", reason="interrupt")
+    except (Exception, BaseExceptionGroup) as exc:
+        cause = exc
+        while isinstance(cause, BaseExceptionGroup) and cause.exceptions:
+            cause = cause.exceptions[0]
+        if isinstance(cause, RoomverseError):
+            print(f"roomverse: {cause}", file=sys.stderr)
+            return EXIT_USAGE if isinstance(cause, LocalError) else EXIT_FAILED
+        if isinstance(cause, OSError):
+            print(f"roomverse: bridge cannot start: {cause}", file=sys.stderr)
+            return EXIT_FAILED
+        raise
+    return EXIT_OK
+
+
+def main(argv: list[str] | None = None) -> int:
+    """``python -m bridge``: the same flags as ``roomverse bridge``."""
+    from node import setup_logging
+
+    parser = argparse.ArgumentParser(prog="roomverse bridge")
+    parser.add_argument("-v", "--verbose", action="count", default=0, help="more logs on stderr")
+    add_bridge_arguments(parser)
+    try:
+        args = parser.parse_args(argv)
+    except SystemExit as exc:
+        return int(exc.code) if isinstance(exc.code, int) else EXIT_USAGE
+    setup_logging(args.verbose)
+    return run_bridge_command(args)
+
+
+__all__ = ["main", "run_bridge_command", "settings_from"]

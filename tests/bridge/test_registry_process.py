@@ -1,0 +1,188 @@
+"""``roomverse bridge`` as a real process: legacy participants register with the seed's
+own call, everyone online is listed, the vouched entry reaches libp2p characters, and
+every refusal is problem+json while honest traffic keeps flowing."""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+import requests
+
+from bridge.guard import TOKEN_HEADER
+from bridge.registry import handle_for
+from keys import peer_id_from_str, peer_id_to_str
+from registry_crdt import legacy_peer_id
+from tests.support.bridge_process import TOKEN, BridgeProcess
+from tests.support.legacy_participant import legacy_participant
+from tests.support.procs import NodeProcess, start_character
+from tests.support.waiting import wait_until
+
+PROBLEM = "application/problem+json"
+
+
+@pytest.fixture
+def bridge(tmp_path: Path) -> Iterator[BridgeProcess]:
+    process = BridgeProcess(tmp_path / "bridge", extra=["--allow-private-urls", "--trust-proxy"])
+    try:
+        process.wait_ready()
+        yield process
+    finally:
+        process.stop()
+
+
+def test_the_seeds_registration_call_works_and_the_entry_reaches_libp2p_characters(
+    tmp_path: Path, bridge: BridgeProcess, nodes: list[NodeProcess]
+) -> None:
+    mina = start_character(tmp_path, nodes, "Mina", bootstrap=bridge.addrs, extra=["--no-greet"])
+    with legacy_participant() as url:
+        # The seed's snippet, as written, plus the community token header.
+        response = requests.post(
+            f"{bridge.url}/register",
+            json={"name": "Zundamon", "url": url},
+            headers={TOKEN_HEADER: TOKEN},
+            timeout=30,
+        )
+        assert response.status_code == 200, response.text
+        answer = response.json()
+        expected_id = peer_id_to_str(
+            legacy_peer_id(peer_id_from_str(bridge.peer_id), handle_for(url))
+        )
+        assert answer["id"] == expected_id
+        assert answer["lease_s"] == 300
+        # Registering again is the heartbeat: same id, a later lease.
+        again = bridge.post("/register", {"name": "Zundamon", "url": url + "/"}).json()
+        assert again["id"] == expected_id
+        assert again["lease_expires_ms"] >= answer["lease_expires_ms"]
+
+    def listed() -> dict[str, dict[str, str]] | None:
+        rows = {row["name"]: row for row in bridge.get("/directory").json()["online"]}
+        return rows if {"Mina", "Zundamon"} <= set(rows) else None
+
+    rows = wait_until(listed, 30, "Mina and Zundamon listed by the bridge")
+    assert rows["Zundamon"] == {
+        "id": expected_id,
+        "name": "Zundamon",
+        "status": "online",
+        "description": "ずんだ餅の妖精なのだ。",
+        "kind": "legacy",
+        "url": url,
+    }
+    assert rows["Mina"]["kind"] == "libp2p"
+    assert rows["Mina"]["url"] == f"{bridge.url}/characters/{mina.peer_id}"
+    assert [r["name"] for r in bridge.get("/directory?q=zunda").json()["online"]] == ["Zundamon"]
+
+    def at_mina() -> dict[str, object] | None:
+        found = [e for e in mina.directory()["entries"] if e["peer_id"] == expected_id]
+        return found[0] if found else None
+
+    entry = wait_until(at_mina, 30, "Zundamon's vouched entry at Mina")
+    assert entry["vouched_by"] == bridge.peer_id
+    assert entry["status"] == "online"
+    assert entry["addrs"] == [url]
+
+
+def test_refusals_are_problems_and_honest_traffic_keeps_flowing(bridge: BridgeProcess) -> None:
+    honest: list[int] = []
+    stop = threading.Event()
+
+    def keep_listing() -> None:
+        for _ in range(600):  # bounded: at most a minute
+            if stop.is_set():
+                return
+            honest.append(
+                bridge.get("/directory", **{"X-Forwarded-For": "203.0.113.7"}).status_code
+            )
+            time.sleep(0.1)
+
+    listing = threading.Thread(target=keep_listing)
+    listing.start()
+    try:
+
+        def refused(response: requests.Response, status: int, words: str) -> None:
+            assert response.status_code == status, response.text
+            assert response.headers["Content-Type"].startswith(PROBLEM)
+            body = response.json()
+            assert body["status"] == status and words in body["detail"], body
+            assert "Traceback" not in response.text
+
+        url = f"{bridge.url}/register"
+        good = {"name": "Zundamon", "url": "https://example.invalid"}
+        refused(requests.post(url, json=good, timeout=10), 401, "header is missing")
+        refused(
+            requests.post(url, json=good, headers={TOKEN_HEADER: "x" * 40}, timeout=10),
+            401,
+            "wrong token",
+        )
+        refused(bridge.post("/register", {**good, "extra": 1}), 422, "unknown field(s) 'extra'")
+        refused(bridge.post("/register", {"name": "Z"}), 422, "missing field(s) 'url'")
+        refused(bridge.post("/register", {**good, "name": "Z" * 65}), 422, "at most 64")
+        refused(bridge.post("/register", {**good, "name": 7}), 422, "must be a string")
+        refused(bridge.post("/register", ["not", "an", "object"]), 422, "JSON object")
+        refused(bridge.post("/register", {**good, "name": "x" * 20_000}), 413, "over 16384 bytes")
+        garbage = requests.post(
+            url,
+            data=b"{nope",
+            headers=bridge.headers(**{"Content-Type": "application/json"}),
+            timeout=10,
+        )
+        refused(garbage, 422, "not JSON")
+        refused(bridge.get("/nowhere"), 404, "not found")
+        # A flood from one address: refused with Retry-After; others are not affected.
+        flood = [bridge.get("/directory", **{"X-Forwarded-For": "198.51.100.9"}) for _ in range(30)]
+        limited = [r for r in flood if r.status_code == 429]
+        assert limited, [r.status_code for r in flood]
+        refused(limited[0], 429, "too many")
+        assert int(limited[0].headers["Retry-After"]) >= 1
+    finally:
+        stop.set()
+        listing.join(70)
+    assert honest and set(honest) == {200}, honest
+
+
+@pytest.mark.parametrize(
+    ("behaviour", "words"),
+    [
+        ("garbage", "not JSON"),
+        ("huge", "more than 65536 bytes"),
+        ("silent", "did not answer within"),
+    ],
+)
+def test_a_participant_that_answers_badly_is_not_registered(
+    bridge: BridgeProcess, behaviour: str, words: str
+) -> None:
+    with legacy_participant(behaviour) as url:  # type: ignore[arg-type]
+        response = bridge.post("/register", {"name": "Broken", "url": url})
+    assert response.status_code == 502, response.text
+    assert words in response.json()["detail"]
+    assert bridge.get("/directory").json()["online"] == []
+
+
+@pytest.mark.parametrize(
+    ("url", "words"),
+    [
+        ("http://example.invalid", "must be https"),
+        ("https://user:pw@example.invalid", "credentials"),
+        ("https://127.0.0.1:8443", "127.0.0.1"),
+        ("https://10.1.2.3", "10.1.2.3"),
+        ("https://169.254.169.254/latest", "169.254.169.254"),
+        ("https://[::1]:8443", "::1"),
+        ("https://localhost:8443", "loopback, private"),
+        ("https://no-such-host.invalid", "does not resolve"),
+    ],
+)
+def test_a_url_the_bridge_must_not_call_is_refused_before_any_request(
+    tmp_path: Path, url: str, words: str
+) -> None:
+    guarded = BridgeProcess(tmp_path / "guarded")
+    try:
+        guarded.wait_ready()
+        response = guarded.post("/register", {"name": "Sneaky", "url": url})
+        assert response.status_code == 422, response.text
+        assert response.headers["Content-Type"].startswith(PROBLEM)
+        assert words in response.json()["detail"]
+    finally:
+        guarded.stop()
