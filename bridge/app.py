@@ -8,6 +8,7 @@ gate (token, rate limits) first; every refusal is problem+json (:mod:`bridge.pro
 
 from __future__ import annotations
 
+import base64
 import json
 import logging
 import time
@@ -22,13 +23,34 @@ from bridge.guard import TOKEN_HEADER, Gate
 from bridge.problems import PROBLEM_JSON, Problem, invalid
 from bridge.registry import Registry
 from bridge.schema import MAX_BODY_BYTES, MAX_NAME_CHARS, parse_registration, text
+from registry_crdt import IconLink, InlineIcon, NameCard
 
 logger = logging.getLogger(__name__)
 
 Listing = Callable[[str | None], list[dict[str, Any]]]
 """``listing(search)``: the directory rows (``CharacterNode.directory.listing``)."""
+CardOf = Callable[[str], NameCard | None]
+"""``card_of(peer_id)``: the name card of a libp2p character online, or None."""
 
 ROUTE_KINDS = {"register": "other", "directory": "other"}
+
+
+def seed_manifest(card: NameCard) -> dict[str, Any]:
+    """A name card in the seed's manifest shape (name, icon, greeting, description)."""
+    icon: str | None = None
+    if isinstance(card.icon, IconLink):
+        icon = card.icon.url
+    elif isinstance(card.icon, InlineIcon):
+        icon = f"data:{card.icon.mime};base64,{base64.b64encode(card.icon.data).decode()}"
+    return {
+        "name": card.name,
+        "icon": icon,
+        "greeting": card.persona.greeting,
+        "description": card.description,
+        "languages": list(card.persona.languages),
+        "souvenirs": [{"name": s.name, "description": s.description} for s in card.souvenirs],
+        "id": card.id,
+    }
 
 
 def problem_response(problem: Problem) -> Response:
@@ -46,6 +68,7 @@ def create_bridge_app(
     registry: Registry,
     gate: Gate,
     listing: Listing,
+    card_of: CardOf,
     *,
     public_url: str | None = None,
     clock_s: Callable[[], float] = time.monotonic,
@@ -145,6 +168,19 @@ def create_bridge_app(
             ),
             content_type="application/json",
         )
+
+    @app.get("/characters/<peer_id>/manifest")
+    async def manifest(peer_id: str) -> Response:
+        card = card_of(peer_id)
+        if card is None:
+            raise Problem(
+                404,
+                "no-such-character",
+                "No such character",
+                f"no libp2p character {peer_id[:64]!r} is online here (legacy participants "
+                "are reached at their own URL: see GET /directory)",
+            )
+        return Response(_json(seed_manifest(card)), content_type="application/json")
 
     @app.get("/directory")
     async def directory() -> Response:

@@ -11,6 +11,7 @@ import logging
 import signal
 import socket
 from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -24,7 +25,18 @@ from bridge.guard import Gate, Limits
 from bridge.participants import ANSWER_TIMEOUT_S
 from bridge.registry import DEFAULT_LEASE_S, Registry
 from bridge.urls import guarded_client
-from node import CharacterConfig, CharacterNode, EventLog, NetworkSettings, NodeOptions, run_node
+from keys import peer_id_from_str
+from keys.errors import InvalidPeerId
+from node import (
+    CharacterConfig,
+    CharacterNode,
+    EventLog,
+    NetworkSettings,
+    NodeOptions,
+    now_ms,
+    run_node,
+)
+from registry_crdt import NameCard, Presence
 
 if TYPE_CHECKING:
     from trio_typing import TaskStatus
@@ -87,7 +99,11 @@ async def run_bridge(
         )
         gate = Gate(settings.token, settings.limits, trust_proxy=settings.trust_proxy)
         app = create_bridge_app(
-            registry, gate, node.directory.listing, public_url=settings.public_url
+            registry,
+            gate,
+            node.directory.listing,
+            partial(character_card, node),
+            public_url=settings.public_url,
         )
         config = Config()
         config.bind = [f"fd://{sock.detach()}"]
@@ -117,6 +133,19 @@ async def run_bridge(
         await client.aclose()
         nursery.cancel_scope.cancel()
     events.emit("bridge_stopped")
+
+
+def character_card(node: CharacterNode, peer_id: str) -> NameCard | None:
+    """The card of the libp2p character ``peer_id`` if it is online (not a legacy one)."""
+    try:
+        entry = node.directory.directory.get(peer_id_from_str(peer_id))
+    except InvalidPeerId:
+        return None
+    if entry is None or entry.vouch is not None:
+        return None
+    if entry.presence(now_ms()) not in (Presence.ONLINE, Presence.AWAY, Presence.ASLEEP):
+        return None
+    return entry.card
 
 
 def _bound(host: str, port: int) -> socket.socket:

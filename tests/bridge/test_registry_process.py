@@ -74,6 +74,11 @@ def test_the_seeds_registration_call_works_and_the_entry_reaches_libp2p_characte
     assert rows["Mina"]["kind"] == "libp2p"
     assert rows["Mina"]["url"] == f"{bridge.url}/characters/{mina.peer_id}"
     assert [r["name"] for r in bridge.get("/directory?q=zunda").json()["online"]] == ["Zundamon"]
+    manifest = bridge.get(f"/characters/{mina.peer_id}/manifest").json()
+    assert (manifest["name"], manifest["id"], manifest["souvenirs"]) == ("Mina", mina.peer_id, [])
+    assert set(manifest) >= {"icon", "greeting", "description"}
+    missing = bridge.get(f"/characters/{expected_id}/manifest")
+    assert missing.status_code == 404 and "own URL" in missing.json()["detail"]
 
     def at_mina() -> dict[str, object] | None:
         found = [e for e in mina.directory()["entries"] if e["peer_id"] == expected_id]
