@@ -22,7 +22,15 @@ from werkzeug.exceptions import HTTPException
 from bridge.guard import TOKEN_HEADER, Gate
 from bridge.problems import PROBLEM_JSON, Problem, invalid
 from bridge.registry import Registry
-from bridge.schema import MAX_BODY_BYTES, MAX_NAME_CHARS, parse_registration, text
+from bridge.schema import (
+    MAX_BODY_BYTES,
+    MAX_NAME_CHARS,
+    parse_chat,
+    parse_registration,
+    parse_visit,
+    text,
+)
+from bridge.visits import LegacyVisits
 from registry_crdt import IconLink, InlineIcon, NameCard
 
 logger = logging.getLogger(__name__)
@@ -32,7 +40,8 @@ Listing = Callable[[str | None], list[dict[str, Any]]]
 CardOf = Callable[[str], NameCard | None]
 """``card_of(peer_id)``: the name card of a libp2p character online, or None."""
 
-ROUTE_KINDS = {"register": "other", "directory": "other"}
+ROUTE_KINDS = {"visit": "visit", "chat": "chat"}
+"""Endpoints with a rate of their own; the rest share the ``other`` rate."""
 
 
 def seed_manifest(card: NameCard) -> dict[str, Any]:
@@ -69,6 +78,7 @@ def create_bridge_app(
     gate: Gate,
     listing: Listing,
     card_of: CardOf,
+    visits: LegacyVisits,
     *,
     public_url: str | None = None,
     clock_s: Callable[[], float] = time.monotonic,
@@ -171,6 +181,9 @@ def create_bridge_app(
 
     @app.get("/characters/<peer_id>/manifest")
     async def manifest(peer_id: str) -> Response:
+        return Response(_json(seed_manifest(character(peer_id))), content_type="application/json")
+
+    def character(peer_id: str) -> NameCard:
         card = card_of(peer_id)
         if card is None:
             raise Problem(
@@ -180,7 +193,35 @@ def create_bridge_app(
                 f"no libp2p character {peer_id[:64]!r} is online here (legacy participants "
                 "are reached at their own URL: see GET /directory)",
             )
-        return Response(_json(seed_manifest(card)), content_type="application/json")
+        return card
+
+    @app.post("/characters/<peer_id>/visit")
+    async def visit(peer_id: str) -> Response:
+        wanted = parse_visit(await json_body())
+        card = character(peer_id)
+        conversation, reply, done = await visits.start(
+            peer_id, card.name, wanted.visitor, wanted.message, wanted.context
+        )
+        answer: dict[str, Any] = {
+            "conversation_id": conversation.id,
+            "reply": reply,
+            "host": {"id": peer_id, "name": card.name},
+            "done": done,
+        }
+        if done:
+            answer["outcome"] = conversation.outcome
+        return Response(_json(answer), content_type="application/json")
+
+    @app.post("/characters/<peer_id>/chat")
+    async def chat(peer_id: str) -> Response:
+        wanted = parse_chat(await json_body())
+        conversation, reply, done = await visits.chat(
+            peer_id, wanted.conversation_id, wanted.message
+        )
+        answer: dict[str, Any] = {"reply": reply, "done": done}
+        if done:
+            answer["outcome"] = conversation.outcome
+        return Response(_json(answer), content_type="application/json")
 
     @app.get("/directory")
     async def directory() -> Response:

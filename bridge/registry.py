@@ -58,6 +58,7 @@ class Registered:
     url: str
     lease_s: float
     lease_expires_ms: int
+    card_digest: bytes
 
 
 def canonical_url(url: str) -> str:
@@ -118,6 +119,7 @@ class Registry:
             url=url,
             lease_s=self.lease_s,
             lease_expires_ms=entry.clock.wall_ms + int(self.lease_s * 1000),
+            card_digest=entry.card_digest,
         )
 
 

@@ -93,3 +93,57 @@ def _object(
     if missing:
         raise invalid(f"{where}: missing field(s) {', '.join(map(repr, missing))}")
     return data
+
+
+MAX_CONTEXT_CHARS: Final = 500
+CONVERSATION_ID_CHARS: Final = 32
+
+
+@dataclass(frozen=True, slots=True)
+class VisitRequest:
+    visitor: Registration
+    message: str
+    context: str
+
+
+@dataclass(frozen=True, slots=True)
+class ChatRequest:
+    conversation_id: str
+    message: str
+
+
+def parse_visit(data: object) -> VisitRequest:
+    """``POST /characters/{id}/visit {"visitor": {"name", "url", "card"?}, "message",
+    "context"?}``. The visitor's URL is required: the bridge registers it (or renews its
+    registration) to know whom it speaks for."""
+    body = _object(data, "the request body", required={"visitor", "message"}, optional={"context"})
+    visitor = _object(body["visitor"], "visitor", required={"name", "url"}, optional={"card"})
+    card = parse_card(visitor["card"], "visitor.card") if "card" in visitor else LegacyCard()
+    return VisitRequest(
+        visitor=Registration(
+            name=text(
+                visitor["name"], "visitor.name", MAX_NAME_CHARS, one_line=True, required=True
+            ),
+            url=text(visitor["url"], "visitor.url", MAX_URL_CHARS, one_line=True, required=True),
+            card=card,
+        ),
+        message=text(body["message"], "message", MAX_MESSAGE_CHARS, required=True),
+        context=text(body.get("context", ""), "context", MAX_CONTEXT_CHARS),
+    )
+
+
+def parse_chat(data: object) -> ChatRequest:
+    """``POST /characters/{id}/chat {"conversation_id", "message", "partner"?}`` (the seed
+    sends the visitor's name as ``partner``; the conversation already knows it)."""
+    body = _object(
+        data, "the request body", required={"conversation_id", "message"}, optional={"partner"}
+    )
+    conversation = text(body["conversation_id"], "conversation_id", CONVERSATION_ID_CHARS)
+    if len(conversation) != CONVERSATION_ID_CHARS:
+        raise invalid(f"conversation_id is {CONVERSATION_ID_CHARS} characters")
+    if "partner" in body:
+        text(body["partner"], "partner", MAX_NAME_CHARS, one_line=True)
+    return ChatRequest(
+        conversation_id=conversation,
+        message=text(body["message"], "message", MAX_MESSAGE_CHARS, required=True),
+    )

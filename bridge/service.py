@@ -25,6 +25,7 @@ from bridge.guard import Gate, Limits
 from bridge.participants import ANSWER_TIMEOUT_S
 from bridge.registry import DEFAULT_LEASE_S, Registry
 from bridge.urls import guarded_client
+from bridge.visits import LegacyVisits
 from keys import peer_id_from_str
 from keys.errors import InvalidPeerId
 from node import (
@@ -103,6 +104,7 @@ async def run_bridge(
             gate,
             node.directory.listing,
             partial(character_card, node),
+            LegacyVisits(node, registry, nursery),
             public_url=settings.public_url,
         )
         config = Config()

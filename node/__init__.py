@@ -64,6 +64,9 @@ if TYPE_CHECKING:
     from node.events import EventLog
     from node.process import NodeOptions, open_character, run_node
     from node.storage.store import Store
+    from node.visits.contracts import Partner, VisitResult
+    from node.visits.conversation import Line
+    from node.visits.proxy import ProxyVisitor, RelayedLines
     from node.visits.service import VisitTargetError
     from node.wire.batching import receive_batch
     from node.wire.gate import EnvelopeGate
@@ -91,6 +94,12 @@ _WHERE: dict[str, str] = {
     "Agent": "node.agent.agent",
     "Engines": "node.engine.engines",
     "VisitTargetError": "node.visits.service",
+    # a bridge's visits for legacy participants
+    "ProxyVisitor": "node.visits.proxy",
+    "RelayedLines": "node.visits.proxy",
+    "Partner": "node.visits.contracts",
+    "VisitResult": "node.visits.contracts",
+    "Line": "node.visits.conversation",
     "NodeOptions": "node.process",
     "open_character": "node.process",
     "run_node": "node.process",
@@ -132,13 +141,18 @@ __all__ = [
     "Engines",
     "EnvelopeGate",
     "EventLog",
+    "Line",
     "NetworkSettings",
     "NodeOptions",
     "P2PHost",
+    "Partner",
+    "ProxyVisitor",
     "PublishError",
     "PubsubMessage",
+    "RelayedLines",
     "Store",
     "Validator",
+    "VisitResult",
     "VisitSettings",
     "VisitTargetError",
     "add_network_arguments",

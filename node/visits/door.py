@@ -95,7 +95,8 @@ class Door:
             self.settings,
             status=self.status(),
             known_visitor=relation is not None and relation.completed_count > 0,
-            within_rate=self.rate.allow(channel.partner, now / 1000),
+            # A bridge's visitors are each their own visitor, not the bridge.
+            within_rate=self.rate.allow(knock.on_behalf_of or channel.partner, now / 1000),
             busy=busy,
             may_reply=self.may_reply(),
             requested_turns=knock.turns,
@@ -191,6 +192,12 @@ class Door:
             role="guest",
         )
         return result
+
+    async def turn_away(
+        self, channel: VisitChannel, conv: Conversation, visit: str, reason: str
+    ) -> None:
+        """Decline a knock we will not even record (it is not who it says it is)."""
+        await self._send(channel, conv, Decline(visit, reason))
 
     async def _send(self, channel: VisitChannel, conv: Conversation, decline: Decline) -> None:
         conv.send(decline, self.clock_ms())

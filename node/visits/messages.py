@@ -2,7 +2,8 @@
 
 Every message is a signed ``visit`` envelope whose body is a map with a ``type``::
 
-    knock     visit id, name, card digest, first line (turn 0), context, private, turns
+    knock     visit id, name, card digest, first line (turn 0), context, private, turns,
+              and ``for``: the PeerID of the legacy participant a bridge knocks for
     welcome   the turn and time budget, whether the visit is private
     decline   a reason, and the answering machine's reply if the host is away or asleep
     say       one turn of speech
@@ -33,6 +34,7 @@ MAX_NAME: Final = 64
 MAX_TURNS: Final = 64
 MAX_VISIT_MS: Final = 4 * 3600 * 1000
 VISIT_ID_HEX: Final = 32
+MAX_PEER_ID_BYTES: Final = 64
 DECLINE_REASONS: Final = frozenset(
     {"closed", "unknown_visitor", "away", "asleep", "busy", "rate_limited", "resting", "error"}
 )
@@ -58,6 +60,9 @@ class Knock:
     private: bool = False
     turns: int = 0
     """Turns the guest would like (0: the host decides)."""
+    on_behalf_of: bytes = b""
+    """A bridge knocking for a legacy HTTP participant: that participant's PeerID, whose
+    directory entry this bridge vouches for (the host checks); empty otherwise."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -122,6 +127,8 @@ def to_body(message: VisitMessage) -> dict[str, Any]:
         }
         if message.context:
             body["context"] = message.context
+        if message.on_behalf_of:
+            body["for"] = message.on_behalf_of
         return body
     if isinstance(message, Welcome):
         return {
@@ -175,6 +182,7 @@ def from_body(body: Mapping[str, Any]) -> VisitMessage:
             body.get("context", ""),
             body["private"],
             body["turns"],
+            body.get("for", b""),
         )
     if kind == Welcome.TYPE:
         return Welcome(visit, body["max_turns"], body["max_ms"], body["private"])
@@ -196,7 +204,7 @@ def from_body(body: Mapping[str, Any]) -> VisitMessage:
 _SCHEMAS: Final[Mapping[str, tuple[frozenset[str], frozenset[str]]]] = {
     Knock.TYPE: (
         frozenset({"type", "visit", "name", "card", "first_line", "private", "turns"}),
-        frozenset({"context"}),
+        frozenset({"context", "for"}),
     ),
     Welcome.TYPE: (frozenset({"type", "visit", "max_turns", "max_ms", "private"}), frozenset()),
     Decline.TYPE: (frozenset({"type", "visit", "reason"}), frozenset({"message"})),
@@ -231,6 +239,7 @@ def validate_visit_body(body: Mapping[str, Any]) -> None:
         "text": lambda v: _text(v, 1, MAX_LINE),
         "message": lambda v: _text(v, 0, MAX_LINE),
         "card": lambda v: type(v) is bytes and len(v) == 32,
+        "for": lambda v: type(v) is bytes and 0 < len(v) <= MAX_PEER_ID_BYTES,
         "transcript": lambda v: type(v) is bytes and len(v) == 32,
         "host_receipt": lambda v: type(v) is bytes and 0 < len(v) <= 4096,
         "private": lambda v: type(v) is bool,

@@ -12,13 +12,13 @@ import logging
 from collections.abc import Awaitable, Callable, Mapping
 from typing import Any, Final
 
-from keys import PROTO_VISIT, peer_id_from_str
+from keys import PROTO_VISIT, peer_id_from_str, peer_id_to_str
 from keys.errors import InvalidPeerId, LocalError, RemoteError, RoomverseError
 from node import _libp2p
 from node.directory.replica import DirectoryService
 from node.visits.contracts import Partner, VisitResult
-from node.visits.conversation import Line
-from node.visits.messages import MAX_NAME
+from node.visits.conversation import Line, VisitProtocolError
+from node.visits.messages import MAX_NAME, Knock
 from node.visits.session import VisitSession
 from node.visits.wire import Seal, VisitChannel
 from node.wire.inbound import InboundLimit
@@ -80,11 +80,24 @@ class VisitService:
         finally:
             await channel.close()
 
-    def describe(self, peer_id: str, claimed_name: str) -> Partner:
-        """Who is at the door: the directory's card if we have one, else the knock's name."""
+    def describe(self, peer_id: str, knock: Knock) -> Partner:
+        """Who is at the door: the directory's card if we have one, else the knock's name.
+
+        A knock ``for`` a legacy participant comes from a bridge: it is that participant
+        at the door, if its directory entry is vouched for by this very bridge
+        (:class:`VisitProtocolError` otherwise), so its memory and affinity are its own.
+        """
+        if knock.on_behalf_of:
+            entry = self._directory.directory.get(knock.on_behalf_of)
+            if entry is None or entry.vouch is None or peer_id_to_str(entry.signer) != peer_id:
+                raise VisitProtocolError(
+                    f"a knock for {_shown(knock.on_behalf_of)}, whom {peer_id} "
+                    "does not vouch for in our directory"
+                )
+            return partner_of(entry)
         entry = self._entry(peer_id)
         if entry is None:
-            return Partner(peer_id, claimed_name[:MAX_NAME])
+            return Partner(peer_id, knock.name[:MAX_NAME])
         return partner_of(entry)
 
     # -- guest side ---------------------------------------------------------------------
@@ -120,6 +133,8 @@ class VisitService:
         turns: int = 0,
         private: bool | None = None,
         on_start: Callable[[str], Awaitable[None]] | None = None,
+        context: str = "",
+        on_behalf_of: bytes = b"",
     ) -> VisitResult:
         entry = self.resolve(target)
         peer_id = entry.peer_str
@@ -136,7 +151,14 @@ class VisitService:
 
         try:
             return await self.session.guest(
-                channel, partner, first_line, turns=turns, private=private, on_start=started
+                channel,
+                partner,
+                first_line,
+                turns=turns,
+                private=private,
+                context=context,
+                on_start=started,
+                on_behalf_of=on_behalf_of,
             )
         finally:
             await channel.close()
@@ -209,6 +231,14 @@ def partner_of(entry: Entry) -> Partner:
         _first(entry.addrs),
         tuple(card.persona.languages),
     )
+
+
+def _shown(peer: bytes) -> str:
+    """A PeerID as text, or its bytes in hex when they are not a PeerID."""
+    try:
+        return peer_id_to_str(peer)
+    except InvalidPeerId:
+        return peer.hex()
 
 
 def _first(addrs: tuple[str, ...]) -> str:

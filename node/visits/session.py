@@ -39,7 +39,7 @@ from node.visits.contracts import (
     VisitResult,
     Voice,
 )
-from node.visits.conversation import Conversation, Line, Phase
+from node.visits.conversation import Conversation, Line, Phase, VisitProtocolError
 from node.visits.door import Door, close_visit, visit_start
 from node.visits.messages import Decline, Farewell, Knock, Say, VisitMessage, Welcome, cap_line
 from node.visits.ongoing import OngoingVisit, OngoingVisits
@@ -105,14 +105,23 @@ class VisitSession:
     # -- host ---------------------------------------------------------------------------
 
     async def host(
-        self, channel: VisitChannel, describe: Callable[[str, str], Partner]
+        self, channel: VisitChannel, describe: Callable[[str, Knock], Partner]
     ) -> VisitResult | None:
-        """Answer the knock on ``channel``; None if no acceptable knock came."""
+        """Answer the knock on ``channel``; None if no acceptable knock came.
+
+        ``describe(peer_id, knock)`` says who is at the door (for a bridge's knock, the
+        legacy participant it vouches for); it raises :class:`VisitProtocolError` when the
+        knock speaks for someone it may not."""
         conv = Conversation("host", me=self.me, partner=channel.partner)
         knock = await self.door.await_knock(channel, conv)
         if knock is None:
             return None
-        partner = describe(channel.partner_id, knock.name)
+        try:
+            partner = describe(channel.partner_id, knock)
+        except VisitProtocolError as exc:
+            self.reject(channel.partner, PROTO_VISIT, exc)
+            await self.door.turn_away(channel, conv, knock.visit, "unknown_visitor")
+            return None
         now = self.clock_ms()
         relation = await self.memory.relation(partner.peer_id)
         decision = self.door.decide(channel, knock, relation, busy=bool(self.hosting), now=now)
@@ -149,8 +158,10 @@ class VisitSession:
         private: bool | None = None,
         context: str = "",
         on_start: Callable[[str], Awaitable[None]] | None = None,
+        on_behalf_of: bytes = b"",
     ) -> VisitResult:
-        """Visit ``partner`` over ``channel``: knock, talk, say goodbye, countersign."""
+        """Visit ``partner`` over ``channel``: knock, talk, say goodbye, countersign.
+        ``on_behalf_of``: a bridge knocking for the legacy participant with that PeerID."""
         visit = secrets.token_hex(16)
         private = self.settings.private if private is None else private
         relation = await self.memory.relation(partner.peer_id)
@@ -167,7 +178,9 @@ class VisitSession:
             turns=turns or self.settings.max_turns,
             max_ms=int(self.settings.max_minutes * 60_000),
         )
-        knock = Knock(visit, self.name, self.card(), first_line, context, private, turns)
+        knock = Knock(
+            visit, self.name, self.card(), first_line, context, private, turns, on_behalf_of
+        )
         result = VisitResult(visit, partner, "guest", "partner_vanished")
         try:
             await self._send(channel, conv, partner, knock)

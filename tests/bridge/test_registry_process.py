@@ -136,6 +136,27 @@ def test_refusals_are_problems_and_honest_traffic_keeps_flowing(bridge: BridgePr
         )
         refused(garbage, 422, "not JSON")
         refused(bridge.get("/nowhere"), 404, "not found")
+        nobody = "12D3KooWSiXCe69tnQZaqB6hdHksVBP9kPhfTaTfVEZJ3yDrHFDh"
+        knock = {"visitor": {"name": "Z", "url": "https://example.invalid"}, "message": "hi"}
+        refused(bridge.post(f"/characters/{nobody}/visit", knock), 404, "no libp2p character")
+        refused(
+            bridge.post(f"/characters/{nobody}/visit", {**knock, "visitor": {"name": "Z"}}),
+            422,
+            "missing field(s) 'url'",
+        )
+        refused(
+            bridge.post(f"/characters/{nobody}/visit", {**knock, "message": "x" * 501}),
+            422,
+            "at most 500",
+        )
+        chat = {"conversation_id": "0" * 32, "message": "hi"}
+        refused(bridge.post(f"/characters/{nobody}/chat", chat), 404, "conversation_id")
+        # Visits have the seed's rate: 3 a minute per address.
+        knocks = [
+            bridge.post(f"/characters/{nobody}/visit", knock, **{"X-Forwarded-For": "198.51.100.7"})
+            for _ in range(5)
+        ]
+        assert [r.status_code for r in knocks] == [404, 404, 404, 429, 429]
         # A flood from one address: refused with Retry-After; others are not affected.
         flood = [bridge.get("/directory", **{"X-Forwarded-For": "198.51.100.9"}) for _ in range(30)]
         limited = [r for r in flood if r.status_code == 429]

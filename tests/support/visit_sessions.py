@@ -27,7 +27,7 @@ from node.storage.store import Store
 from node.testing.voice import ScriptedVoice
 from node.visits.contracts import Partner, VisitResult
 from node.visits.conversation import Line
-from node.visits.messages import VISIT_BODIES
+from node.visits.messages import VISIT_BODIES, Knock
 from node.visits.session import VisitSession
 from node.visits.wire import VisitChannel
 from registry_crdt import Status
@@ -70,8 +70,8 @@ class Side:
     def partner(self) -> Partner:
         return Partner(self.identity.peer_id_str, self.name)
 
-    def describe(self, peer_id: str, name: str) -> Partner:
-        return Partner(peer_id, name)
+    def describe(self, peer_id: str, knock: Knock) -> Partner:
+        return Partner(peer_id, knock.name)
 
     def events(self, name: str) -> list[dict[str, Any]]:
         """The events called ``name`` this side emitted, in order."""

@@ -17,6 +17,8 @@ import trio.testing
 from keys import PROTO_VISIT, Identity, seal
 from node.clock import now_ms
 from node.privacy.log_scrub import RedactingFilter
+from node.visits.contracts import Partner
+from node.visits.conversation import VisitProtocolError
 from node.visits.messages import VISIT_BODIES, Farewell, Knock, Say, Welcome
 from tests.support.pii_corpus import leaks, pii_items
 from tests.support.visit_sessions import Side, channels, sides, visit
@@ -111,6 +113,27 @@ async def test_two_guests_at_once_one_is_told_busy(tmp_path: Path) -> None:
             nursery.start_soon(one, ann)
             nursery.start_soon(one, bob)
         assert sorted(results) == ["completed", "declined:busy"]
+
+
+async def test_a_knock_for_someone_the_door_does_not_accept_is_turned_away(
+    tmp_path: Path,
+) -> None:
+    """A bridge's knock ``for`` a participant it does not vouch for (describe refuses it):
+    declined as an unknown visitor, the refusal logged, nothing recorded."""
+    async with sides(tmp_path, "Bridge", "Host") as (bridge, host):
+        to_host, to_guest = channels(bridge, host)
+
+        def refuse(peer_id: str, knock: Knock) -> Partner:
+            assert knock.on_behalf_of == b"\x00\x24zunda"
+            raise VisitProtocolError("a knock for someone this peer does not vouch for")
+
+        knock = Knock("ab" * 16, "Zundamon", bytes(32), "hello", on_behalf_of=b"\x00\x24zunda")
+        await to_host.send(knock)
+        assert await host.session.host(to_guest, refuse) is None
+        _, answer = await to_host.receive(5)
+        assert getattr(answer, "reason", None) == "unknown_visitor"
+        assert [exc.reason for exc in host.rejected] == ["visit_protocol"]
+        assert await host.memory.visits() == []
 
 
 async def test_a_knock_reusing_a_visit_id_is_refused(tmp_path: Path) -> None:
