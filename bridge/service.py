@@ -22,6 +22,7 @@ from hypercorn.trio import serve
 
 from bridge.app import create_bridge_app
 from bridge.guard import Gate, Limits
+from bridge.hosting import LegacyHostFactory
 from bridge.participants import ANSWER_TIMEOUT_S
 from bridge.registry import DEFAULT_LEASE_S, Registry
 from bridge.urls import guarded_client
@@ -34,6 +35,7 @@ from node import (
     EventLog,
     NetworkSettings,
     NodeOptions,
+    host_for_legacy,
     now_ms,
     run_node,
 )
@@ -119,6 +121,7 @@ async def run_bridge(
             )
         )
         url = binds[0].replace("0.0.0.0", "127.0.0.1")
+        host_for_legacy(node, LegacyHostFactory(node, client, settings.public_url or url))
         events.emit(
             "bridge_ready",
             url=url,

@@ -31,6 +31,7 @@ from node import (
     RelayedLines,
     VisitResult,
     VisitTargetError,
+    proxy_visit,
 )
 
 logger = logging.getLogger(__name__)
@@ -161,8 +162,13 @@ class LegacyVisits:
 
         result: VisitResult | None = None
         try:
-            result = await self._node.proxy_visit(
-                conversation.host_id, visitor, conversation.lines, on_line=heard, context=context
+            result = await proxy_visit(
+                self._node,
+                conversation.host_id,
+                visitor,
+                conversation.lines,
+                on_line=heard,
+                context=context,
             )
         except (VisitTargetError, RoomverseError) as exc:
             conversation.outcome, conversation.reason = "failed", str(exc)

@@ -19,7 +19,8 @@ parses every import and enforces it, and that there is no cycle)::
                                        actions' anti-entropy (what gossip lost, from a peer)
     visits                           the visit protocol (pure) and the service that runs it
     agent                            persona, prompts, memory use, affinity, autonomy
-    character, control, dashboard    the running node as a whole; its local faces
+    character, control, dashboard,   the running node as a whole; its local faces; what a
+      bridging                         bridge's node does (visits for legacy participants)
     process, party, cli              a config becomes a process; the party; the commands
     testing                          test doubles (use any layer, used by none)
 """
@@ -39,6 +40,7 @@ if TYPE_CHECKING:
         open_p2p_host,
     )
     from node.agent.agent import Agent
+    from node.bridging import LegacyHostFor, host_for_legacy, proxy_visit
     from node.character import CharacterNode
     from node.cli.main import main
     from node.cli.parser import add_network_arguments
@@ -66,7 +68,7 @@ if TYPE_CHECKING:
     from node.storage.store import Store
     from node.visits.contracts import Partner, VisitResult
     from node.visits.conversation import Line
-    from node.visits.proxy import ProxyVisitor, RelayedLines
+    from node.visits.proxy import LegacyHost, ProxyVisitor, RelayedLines, RelayFailed
     from node.visits.service import VisitTargetError
     from node.wire.batching import receive_batch
     from node.wire.gate import EnvelopeGate
@@ -97,6 +99,11 @@ _WHERE: dict[str, str] = {
     # a bridge's visits for legacy participants
     "ProxyVisitor": "node.visits.proxy",
     "RelayedLines": "node.visits.proxy",
+    "RelayFailed": "node.visits.proxy",
+    "LegacyHost": "node.visits.proxy",
+    "LegacyHostFor": "node.bridging",
+    "host_for_legacy": "node.bridging",
+    "proxy_visit": "node.bridging",
     "Partner": "node.visits.contracts",
     "VisitResult": "node.visits.contracts",
     "Line": "node.visits.conversation",
@@ -141,6 +148,8 @@ __all__ = [
     "Engines",
     "EnvelopeGate",
     "EventLog",
+    "LegacyHost",
+    "LegacyHostFor",
     "Line",
     "NetworkSettings",
     "NodeOptions",
@@ -149,6 +158,7 @@ __all__ = [
     "ProxyVisitor",
     "PublishError",
     "PubsubMessage",
+    "RelayFailed",
     "RelayedLines",
     "Store",
     "Validator",
@@ -159,6 +169,7 @@ __all__ = [
     "check_network_addrs",
     "control_request",
     "control_stream",
+    "host_for_legacy",
     "load_config",
     "main",
     "model_choice",
@@ -169,6 +180,7 @@ __all__ = [
     "open_p2p_host",
     "parse_config",
     "poll_until",
+    "proxy_visit",
     "receive_batch",
     "run_node",
     "setup_logging",

@@ -47,20 +47,14 @@ from node.net.dialing import PeerBook
 from node.net.gossip_health import GossipHealth
 from node.net.lan_addrs import advertisable_addrs
 from node.net.liveness import Liveness
-from node.privacy.redact import redact
-from node.storage.memory import Memory
 from node.storage.store import ReplayMark, Store
-from node.visits.contracts import OnLine, Partner, VisitResult
-from node.visits.conversation import Line
 from node.visits.messages import VISIT_BODIES
-from node.visits.proxy import NoRelations, ProxyVisitor, RelayedLines
-from node.visits.service import VisitService, transports_for
-from node.visits.session import VisitSession
+from node.visits.service import transports_for
 from node.wire.batching import receive_batch
 from node.wire.clock_skew import ClockSkew
 from node.wire.gate import EnvelopeGate
 from node.wire.rejections import RejectionLog
-from registry_crdt import DIRECTORY_BODIES, Status
+from registry_crdt import DIRECTORY_BODIES
 
 logger = logging.getLogger(__name__)
 
@@ -203,49 +197,6 @@ class CharacterNode:
 
     async def _seal_sync(self, channel: str, body: Mapping[str, Any]) -> bytes:
         return await self.seal("directory", channel, body)
-
-    async def proxy_visit(
-        self,
-        target: str,
-        visitor: ProxyVisitor,
-        lines: RelayedLines,
-        *,
-        on_line: OnLine,
-        context: str = "",
-    ) -> VisitResult:
-        """Visit ``target`` (a PeerID or name) as a bridge, for the legacy participant
-        ``visitor``, its lines relayed through ``lines`` (:mod:`node.visits.proxy`);
-        ``on_line`` hears every line once stored. Raises
-        :class:`node.visits.service.VisitTargetError` for a target we cannot visit."""
-
-        async def said(visit: str, partner: Partner, line: Line, mine: bool) -> None:
-            await service.line_said(visit, partner, line, mine)
-            await on_line(visit, partner, line, mine)
-
-        session = VisitSession(
-            me=self.identity.peer_id,
-            name=visitor.name,
-            card=lambda: visitor.card_digest,
-            settings=self.config.visits,
-            voice=lines,
-            memory=Memory(self.store.db, redact),
-            relations=NoRelations(),
-            events=self.events,
-            clock_ms=now_ms,
-            status=lambda: Status.ONLINE,
-            may_reply=lambda: True,
-            on_line=said,
-            reject=self.rejections.reject,
-        )
-        service = VisitService(
-            session=session,
-            host=self.host,
-            directory=self.directory,
-            seal=self.seal,
-            publish=self.publish,
-            clock_ms=now_ms,
-        )
-        return await service.visit(target, context=context, on_behalf_of=visitor.peer_id)
 
     # -- incoming -----------------------------------------------------------------
 

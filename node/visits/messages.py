@@ -3,7 +3,8 @@
 Every message is a signed ``visit`` envelope whose body is a map with a ``type``::
 
     knock     visit id, name, card digest, first line (turn 0), context, private, turns,
-              and ``for``: the PeerID of the legacy participant a bridge knocks for
+              ``for``: the PeerID of the legacy participant a bridge knocks for, and
+              ``to``: the legacy participant a guest visits at the bridge that vouches for it
     welcome   the turn and time budget, whether the visit is private
     decline   a reason, and the answering machine's reply if the host is away or asleep
     say       one turn of speech
@@ -63,6 +64,9 @@ class Knock:
     on_behalf_of: bytes = b""
     """A bridge knocking for a legacy HTTP participant: that participant's PeerID, whose
     directory entry this bridge vouches for (the host checks); empty otherwise."""
+    to: bytes = b""
+    """Knocking at a bridge's door to visit the legacy participant it vouches for: that
+    participant's PeerID; empty when the host is the peer the stream goes to."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -129,6 +133,8 @@ def to_body(message: VisitMessage) -> dict[str, Any]:
             body["context"] = message.context
         if message.on_behalf_of:
             body["for"] = message.on_behalf_of
+        if message.to:
+            body["to"] = message.to
         return body
     if isinstance(message, Welcome):
         return {
@@ -183,6 +189,7 @@ def from_body(body: Mapping[str, Any]) -> VisitMessage:
             body["private"],
             body["turns"],
             body.get("for", b""),
+            body.get("to", b""),
         )
     if kind == Welcome.TYPE:
         return Welcome(visit, body["max_turns"], body["max_ms"], body["private"])
@@ -204,7 +211,7 @@ def from_body(body: Mapping[str, Any]) -> VisitMessage:
 _SCHEMAS: Final[Mapping[str, tuple[frozenset[str], frozenset[str]]]] = {
     Knock.TYPE: (
         frozenset({"type", "visit", "name", "card", "first_line", "private", "turns"}),
-        frozenset({"context", "for"}),
+        frozenset({"context", "for", "to"}),
     ),
     Welcome.TYPE: (frozenset({"type", "visit", "max_turns", "max_ms", "private"}), frozenset()),
     Decline.TYPE: (frozenset({"type", "visit", "reason"}), frozenset({"message"})),
@@ -240,6 +247,7 @@ def validate_visit_body(body: Mapping[str, Any]) -> None:
         "message": lambda v: _text(v, 0, MAX_LINE),
         "card": lambda v: type(v) is bytes and len(v) == 32,
         "for": lambda v: type(v) is bytes and 0 < len(v) <= MAX_PEER_ID_BYTES,
+        "to": lambda v: type(v) is bytes and 0 < len(v) <= MAX_PEER_ID_BYTES,
         "transcript": lambda v: type(v) is bytes and len(v) == 32,
         "host_receipt": lambda v: type(v) is bytes and 0 < len(v) <= 4096,
         "private": lambda v: type(v) is bool,

@@ -87,6 +87,8 @@ class VisitService:
         at the door, if its directory entry is vouched for by this very bridge
         (:class:`VisitProtocolError` otherwise), so its memory and affinity are its own.
         """
+        if knock.to and knock.to != self.session.me:
+            raise VisitProtocolError(f"a knock for {_shown(knock.to)}, who does not live here")
         if knock.on_behalf_of:
             entry = self._directory.directory.get(knock.on_behalf_of)
             if entry is None or entry.vouch is None or peer_id_to_str(entry.signer) != peer_id:
@@ -140,9 +142,20 @@ class VisitService:
         peer_id = entry.peer_str
         partner = partner_of(entry)
         first_line = await self.session.opening(partner)
-        await self._connect(peer_id, entry.addrs)
-        stream = await self.host.open_stream(peer_id, PROTO_VISIT, timeout=OPEN_TIMEOUT_S)
-        channel = VisitChannel(stream, peer_id, self._seal, self._clock_ms)
+        # A legacy HTTP participant is visited at the bridge that vouches for it.
+        door, addrs, to = peer_id, entry.addrs, b""
+        if entry.vouch is not None:
+            door, to = peer_id_to_str(entry.signer), entry.peer
+            bridge = self._entry(door)  # a bridge is a spectator: often not in the directory
+            addrs = bridge.addrs if bridge is not None else ()
+            if not addrs and not self.host.is_connected(door):
+                raise VisitTargetError(
+                    f"{entry.card.name} is reached through the bridge {door}, "
+                    "which we are not connected to"
+                )
+        await self._connect(door, addrs)
+        stream = await self.host.open_stream(door, PROTO_VISIT, timeout=OPEN_TIMEOUT_S)
+        channel = VisitChannel(stream, door, self._seal, self._clock_ms)
 
         async def started(visit: str) -> None:
             await self._announce({"type": "move", "to": peer_id})
@@ -159,6 +172,7 @@ class VisitService:
                 context=context,
                 on_start=started,
                 on_behalf_of=on_behalf_of,
+                to=to,
             )
         finally:
             await channel.close()

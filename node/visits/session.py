@@ -159,9 +159,11 @@ class VisitSession:
         context: str = "",
         on_start: Callable[[str], Awaitable[None]] | None = None,
         on_behalf_of: bytes = b"",
+        to: bytes = b"",
     ) -> VisitResult:
         """Visit ``partner`` over ``channel``: knock, talk, say goodbye, countersign.
-        ``on_behalf_of``: a bridge knocking for the legacy participant with that PeerID."""
+        ``on_behalf_of``: a bridge knocking for the legacy participant with that PeerID;
+        ``to``: the legacy participant visited at the bridge ``channel`` goes to."""
         visit = secrets.token_hex(16)
         private = self.settings.private if private is None else private
         relation = await self.memory.relation(partner.peer_id)
@@ -179,7 +181,7 @@ class VisitSession:
             max_ms=int(self.settings.max_minutes * 60_000),
         )
         knock = Knock(
-            visit, self.name, self.card(), first_line, context, private, turns, on_behalf_of
+            visit, self.name, self.card(), first_line, context, private, turns, on_behalf_of, to
         )
         result = VisitResult(visit, partner, "guest", "partner_vanished")
         try:

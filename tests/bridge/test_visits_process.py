@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 
 from tests.support.bridge_process import BridgeProcess
-from tests.support.legacy_participant import legacy_participant
+from tests.support.legacy_participant import legacy_participant, serving
 from tests.support.visit_party import Member, in_thread, open_party
 from tests.support.waiting import wait_until
 
@@ -93,3 +93,70 @@ async def test_a_legacy_participant_visits_a_character_through_the_bridge(
             if e["body"].get("type") == "speak"
         ]
         assert spoken_by_bridge == said
+
+
+async def test_a_character_visits_a_legacy_participant_through_the_bridge(
+    tmp_path: Path,
+) -> None:
+    async with open_party(tmp_path) as party:
+        mina = await party.add("Mina")
+        async with bridge_beside(mina, tmp_path) as bridge:
+            with serving() as zundamon:
+                registered = await in_thread(
+                    bridge.post, "/register", {"name": "Zundamon", "url": zundamon.url}
+                )
+                legacy_id = registered.json()["id"]
+
+                def mina_sees_zundamon(seen: dict[str, str]) -> bool:
+                    return seen.get(legacy_id) == "online"
+
+                await in_thread(
+                    mina.node.wait_directory, mina_sees_zundamon, 30, "Zundamon at Mina"
+                )
+                replies = await party.visit("Mina", "Zundamon", turns=8)
+
+            done = next(r for r in replies if r.get("done"))
+            # Zundamon said it was done after its third line: the bridge said goodbye.
+            assert (done["outcome"], done["reason"]) == ("ended_by_partner", "goodbye"), done
+            lines = [r["line"] for r in replies if "line" in r]
+            theirs = [line["text"] for line in lines if line["speaker"] != mina.node.peer_id]
+            assert theirs == [f"Zundamon's line {n} なのだ。" for n in (1, 2, 3)]
+            paths = [path for path, _ in zundamon.heard]
+            assert paths == ["/visit", "/chat", "/chat"]
+            visit_body = zundamon.heard[0][1]
+            assert visit_body["message"] == lines[0]["text"]
+            assert visit_body["visitor"] == {
+                "name": "Mina",
+                "url": f"{bridge.url}/characters/{mina.node.peer_id}",
+            }
+            assert all(body["conversation_id"] == "zc-1" for _, body in zundamon.heard[1:])
+
+        await mina.relation_updates(1)
+        (visit,) = (await mina.memory("visits"))["visits"]
+        assert (visit["partner_id"], visit["partner_name"]) == (legacy_id, "Zundamon")
+        assert visit["outcome"] == "ended_by_partner" and visit["receipt"], visit
+
+
+async def test_a_participant_answering_garbage_ends_the_visit_cleanly_with_a_reason(
+    tmp_path: Path,
+) -> None:
+    async with open_party(tmp_path) as party:
+        mina = await party.add("Mina")
+        async with bridge_beside(mina, tmp_path) as bridge:
+            with serving("garbage_replies") as broken:
+                registered = await in_thread(
+                    bridge.post, "/register", {"name": "Broken", "url": broken.url}
+                )
+                legacy_id = registered.json()["id"]
+
+                def seen(presence: dict[str, str]) -> bool:
+                    return presence.get(legacy_id) == "online"
+
+                await in_thread(mina.node.wait_directory, seen, 30, "Broken at Mina")
+                replies = await party.visit("Mina", "Broken", turns=8)
+            done = next(r for r in replies if r.get("done"))
+            assert (done["outcome"], done["reason"]) == (
+                "ended_by_partner",
+                "engine_unavailable",
+            ), done
+            assert [path for path, _ in broken.heard] == ["/visit"]

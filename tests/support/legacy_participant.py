@@ -1,5 +1,6 @@
 """A legacy participant's HTTP server in a thread (``http.server``): the seed's
-``GET /manifest``, and the ways a participant can misbehave for the bridge's tests."""
+``GET /manifest``, ``POST /visit`` and ``POST /chat`` (Zundamon answers each line with a
+numbered one, done after its third), and the ways a participant can misbehave."""
 
 from __future__ import annotations
 
@@ -7,10 +8,13 @@ import json
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Literal
 
-Behaviour = Literal["ok", "huge", "garbage", "silent"]
+Behaviour = Literal["ok", "huge", "garbage", "silent", "garbage_replies"]
+"""``garbage``: the manifest is not JSON; ``garbage_replies``: the manifest is fine, its
+answers to /visit and /chat are not."""
 
 MANIFEST = {
     "name": "Zundamon",
@@ -22,6 +26,29 @@ MANIFEST = {
 
 class _Handler(BaseHTTPRequestHandler):
     server: _Server
+
+    def do_POST(self) -> None:
+        length = int(self.headers.get("Content-Length", "0"))
+        body = json.loads(self.rfile.read(length) or b"{}")
+        self.server.heard.append((self.path, body))
+        answer: dict[str, object]
+        if self.path == "/visit":
+            answer = {"conversation_id": "zc-1", "reply": "Zundamon's line 1 なのだ。"}
+        elif self.path == "/chat":
+            count = sum(1 for path, _ in self.server.heard if path == "/chat") + 1
+            answer = {"reply": f"Zundamon's line {count} なのだ。", "done": count >= 3}
+        else:
+            self.send_error(404)
+            return
+        if self.server.behaviour in ("garbage", "garbage_replies"):
+            data = b"<html>not json"
+        else:
+            data = json.dumps(answer, ensure_ascii=False).encode()
+        self.send_response(200)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(data)))
+        self.end_headers()
+        self.wfile.write(data)
 
     def do_GET(self) -> None:
         if self.path != "/manifest":
@@ -58,18 +85,34 @@ class _Server(ThreadingHTTPServer):
     daemon_threads = True
     behaviour: Behaviour = "ok"
     release: threading.Event
+    heard: list[tuple[str, dict[str, object]]]
+
+
+@dataclass
+class Participant:
+    url: str
+    heard: list[tuple[str, dict[str, object]]]
+    """Every POST it got: (path, JSON body), in order."""
 
 
 @contextmanager
 def legacy_participant(behaviour: Behaviour = "ok") -> Iterator[str]:
     """Serve on 127.0.0.1 (a free port) until the block exits; yields its base URL."""
+    with serving(behaviour) as participant:
+        yield participant.url
+
+
+@contextmanager
+def serving(behaviour: Behaviour = "ok") -> Iterator[Participant]:
+    """As :func:`legacy_participant`, yielding what it heard too."""
     server = _Server(("127.0.0.1", 0), _Handler)
     server.behaviour = behaviour
     server.release = threading.Event()
+    server.heard = []
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
     try:
-        yield f"http://127.0.0.1:{server.server_address[1]}"
+        yield Participant(f"http://127.0.0.1:{server.server_address[1]}", server.heard)
     finally:
         server.release.set()
         server.shutdown()

@@ -27,6 +27,7 @@ MESSAGES = [
     Knock(VISIT, "Mina", bytes(32), "Hello there!", "by the sea", False, 6),
     Knock(VISIT, "Kai", b"\x01" * 32, "Hi", "", True, 0),
     Knock(VISIT, "Zundamon", b"\x02" * 32, "Hi", "", False, 0, b"\x00\x24" + b"z" * 36),
+    Knock(VISIT, "Mina", b"\x03" * 32, "Hi", "", False, 0, to=b"\x00\x24" + b"z" * 36),
     Welcome(VISIT, 8, 600_000, False),
     Decline(VISIT, "away", "Mina is out, I'll pass it on."),
     Decline(VISIT, "busy"),
