@@ -40,7 +40,7 @@ Listing = Callable[[str | None], list[dict[str, Any]]]
 CardOf = Callable[[str], NameCard | None]
 """``card_of(peer_id)``: the name card of a libp2p character online, or None."""
 
-ROUTE_KINDS = {"visit": "visit", "chat": "chat"}
+ROUTE_KINDS = {"visit": "visit", "root_visit": "visit", "chat": "chat", "root_chat": "chat"}
 """Endpoints with a rate of their own; the rest share the ``other`` rate."""
 
 
@@ -62,6 +62,46 @@ def seed_manifest(card: NameCard) -> dict[str, Any]:
     }
 
 
+def agent_card_of(card: NameCard, base_url: str, addrs: list[str]) -> dict[str, Any]:
+    """An A2A v1.0-shaped agent card for the character the bridge fronts: the seed
+    protocol at the bridge's root as its interface, its PeerID and multiaddrs as an
+    extension so an A2A client can also find it on libp2p."""
+    description = card.description or f"{card.name}, a RoomVerse character"
+    return {
+        "name": card.name,
+        "description": description,
+        "version": card.version,
+        "supportedInterfaces": [
+            {"url": base_url, "protocolBinding": "HTTP+JSON", "protocolVersion": "1.0"}
+        ],
+        "capabilities": {
+            "streaming": False,
+            "pushNotifications": False,
+            "extensions": [
+                {
+                    "uri": "urn:roomverse:libp2p",
+                    "description": "The character's libp2p identity (RoomVerse network).",
+                    "required": False,
+                    "params": {"peerId": card.id, "multiaddrs": addrs},
+                }
+            ],
+        },
+        "defaultInputModes": ["text/plain"],
+        "defaultOutputModes": ["text/plain"],
+        "skills": [
+            {
+                "id": "visit",
+                "name": "Visit and chat",
+                "description": f"Drop in on {card.name} and talk (POST /visit, then /chat).",
+                "tags": ["roleplay", "conversation", "roomverse"],
+                "examples": [card.persona.greeting] if card.persona.greeting else [],
+                "inputModes": ["text/plain"],
+                "outputModes": ["text/plain"],
+            }
+        ],
+    }
+
+
 def problem_response(problem: Problem) -> Response:
     response = Response(_json(problem.body()), status=problem.status, content_type=PROBLEM_JSON)
     for name, value in problem.headers.items():
@@ -80,6 +120,8 @@ def create_bridge_app(
     card_of: CardOf,
     visits: LegacyVisits,
     *,
+    front: Callable[[], str | None] | None = None,
+    addrs_of: Callable[[str], list[str]] = lambda peer_id: [],
     public_url: str | None = None,
     clock_s: Callable[[], float] = time.monotonic,
 ) -> QuartTrio:
@@ -179,10 +221,6 @@ def create_bridge_app(
             content_type="application/json",
         )
 
-    @app.get("/characters/<peer_id>/manifest")
-    async def manifest(peer_id: str) -> Response:
-        return Response(_json(seed_manifest(character(peer_id))), content_type="application/json")
-
     def character(peer_id: str) -> NameCard:
         card = card_of(peer_id)
         if card is None:
@@ -195,8 +233,30 @@ def create_bridge_app(
             )
         return card
 
-    @app.post("/characters/<peer_id>/visit")
-    async def visit(peer_id: str) -> Response:
+    def fronted() -> str:
+        """The PeerID of the character ``--character`` names, if it is online."""
+        if front is None:
+            raise Problem(
+                404,
+                "no-front-character",
+                "No character here",
+                "this bridge fronts no character (--character); see GET /directory",
+            )
+        peer_id = front()
+        if peer_id is None:
+            raise Problem(
+                503,
+                "character-offline",
+                "The character is not online",
+                "the character this bridge fronts is not online now; try again later",
+                headers={"Retry-After": "60"},
+            )
+        return peer_id
+
+    async def manifest_of(peer_id: str) -> Response:
+        return Response(_json(seed_manifest(character(peer_id))), content_type="application/json")
+
+    async def visit_of(peer_id: str) -> Response:
         wanted = parse_visit(await json_body())
         card = character(peer_id)
         conversation, reply, done = await visits.start(
@@ -212,8 +272,7 @@ def create_bridge_app(
             answer["outcome"] = conversation.outcome
         return Response(_json(answer), content_type="application/json")
 
-    @app.post("/characters/<peer_id>/chat")
-    async def chat(peer_id: str) -> Response:
+    async def chat_with(peer_id: str) -> Response:
         wanted = parse_chat(await json_body())
         conversation, reply, done = await visits.chat(
             peer_id, wanted.conversation_id, wanted.message
@@ -222,6 +281,36 @@ def create_bridge_app(
         if done:
             answer["outcome"] = conversation.outcome
         return Response(_json(answer), content_type="application/json")
+
+    @app.get("/characters/<peer_id>/manifest")
+    async def manifest(peer_id: str) -> Response:
+        return await manifest_of(peer_id)
+
+    @app.post("/characters/<peer_id>/visit")
+    async def visit(peer_id: str) -> Response:
+        return await visit_of(peer_id)
+
+    @app.post("/characters/<peer_id>/chat")
+    async def chat(peer_id: str) -> Response:
+        return await chat_with(peer_id)
+
+    @app.get("/manifest")
+    async def root_manifest() -> Response:
+        return await manifest_of(fronted())
+
+    @app.post("/visit")
+    async def root_visit() -> Response:
+        return await visit_of(fronted())
+
+    @app.post("/chat")
+    async def root_chat() -> Response:
+        return await chat_with(fronted())
+
+    @app.get("/.well-known/agent-card.json")
+    async def agent_card() -> Response:
+        peer_id = fronted()
+        card = agent_card_of(character(peer_id), base_url(), addrs_of(peer_id))
+        return Response(_json(card), content_type="application/json")
 
     @app.get("/directory")
     async def directory() -> Response:

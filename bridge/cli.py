@@ -55,6 +55,11 @@ def add_bridge_arguments(parser: argparse.ArgumentParser) -> None:
         "--public-url", metavar="URL", help="how clients reach this bridge (the ngrok URL)"
     )
     parser.add_argument(
+        "--character",
+        metavar="NAME_OR_ID",
+        help="the character the root /manifest, /visit, /chat and agent card front",
+    )
+    parser.add_argument(
         "--lease",
         type=float,
         metavar="SECONDS",
@@ -94,6 +99,7 @@ def settings_from(args: argparse.Namespace) -> BridgeSettings:
         allow_private_urls=args.allow_private_urls,
         trust_proxy=args.trust_proxy,
         public_url=args.public_url,
+        character=args.character,
         network=network,
         data_dir=args.data_dir,
         passphrase=passphrase_from(args.passphrase_file),

@@ -63,6 +63,9 @@ class BridgeSettings:
     URL each request came to."""
     limits: Limits = field(default_factory=Limits)
     lease_s: float = DEFAULT_LEASE_S
+    character: str | None = None
+    """The character (a name or PeerID) the root /manifest, /visit, /chat and
+    /.well-known/agent-card.json front; None: they answer 404."""
     network: NetworkSettings = field(default_factory=NetworkSettings)
     data_dir: Path | None = None
     passphrase: str | None = None
@@ -101,12 +104,15 @@ async def run_bridge(
             lease_s=settings.lease_s,
         )
         gate = Gate(settings.token, settings.limits, trust_proxy=settings.trust_proxy)
+        front = None if settings.character is None else partial(fronted, node, settings.character)
         app = create_bridge_app(
             registry,
             gate,
             node.directory.listing,
             partial(character_card, node),
             LegacyVisits(node, registry, nursery),
+            front=front,
+            addrs_of=partial(addrs_of, node),
             public_url=settings.public_url,
         )
         config = Config()
@@ -148,9 +154,33 @@ def character_card(node: CharacterNode, peer_id: str) -> NameCard | None:
         return None
     if entry is None or entry.vouch is not None:
         return None
-    if entry.presence(now_ms()) not in (Presence.ONLINE, Presence.AWAY, Presence.ASLEEP):
+    if entry.presence(now_ms()) not in _PRESENT:
         return None
     return entry.card
+
+
+def fronted(node: CharacterNode, wanted: str) -> str | None:
+    """The PeerID of the online libp2p character called ``wanted`` (a name, any case, or
+    a PeerID), or None."""
+    now = now_ms()
+    folded = wanted.casefold()
+    for entry in node.directory.directory.entries():
+        if entry.vouch is not None or entry.presence(now) not in _PRESENT:
+            continue
+        if entry.peer_str == wanted or entry.card.name.casefold() == folded:
+            return entry.peer_str
+    return None
+
+
+def addrs_of(node: CharacterNode, peer_id: str) -> list[str]:
+    try:
+        entry = node.directory.directory.get(peer_id_from_str(peer_id))
+    except InvalidPeerId:
+        return []
+    return [] if entry is None else list(entry.addrs)
+
+
+_PRESENT = (Presence.ONLINE, Presence.AWAY, Presence.ASLEEP)
 
 
 def _bound(host: str, port: int) -> socket.socket:

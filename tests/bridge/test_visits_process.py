@@ -20,11 +20,13 @@ pytestmark = pytest.mark.timeout(300)
 
 
 @asynccontextmanager
-async def bridge_beside(member: Member, tmp_path: Path) -> AsyncIterator[BridgeProcess]:
+async def bridge_beside(
+    member: Member, tmp_path: Path, *extra: str
+) -> AsyncIterator[BridgeProcess]:
     bridge = BridgeProcess(
         tmp_path / "bridge",
         bootstrap=member.node.addrs[:1],
-        extra=["--allow-private-urls", "--trust-proxy"],
+        extra=["--allow-private-urls", "--trust-proxy", *extra],
     )
     try:
         await in_thread(bridge.wait_ready)
@@ -160,3 +162,40 @@ async def test_a_participant_answering_garbage_ends_the_visit_cleanly_with_a_rea
                 "engine_unavailable",
             ), done
             assert [path for path, _ in broken.heard] == ["/visit"]
+
+
+async def test_the_bridge_root_fronts_one_character_with_its_agent_card(tmp_path: Path) -> None:
+    """``roomverse bridge --character Mina``: one URL for Mina, in the seed protocol."""
+    async with open_party(tmp_path) as party:
+        mina = await party.add("Mina", extra={"visits": {"max_turns": 4}})
+        async with bridge_beside(mina, tmp_path, "--character", "mina") as bridge:
+            manifest = bridge.get("/manifest").json()
+            assert (manifest["name"], manifest["id"]) == ("Mina", mina.node.peer_id)
+            card = bridge.get("/.well-known/agent-card.json").json()
+            assert card["name"] == "Mina" and card["version"]
+            assert card["supportedInterfaces"] == [
+                {"url": bridge.url, "protocolBinding": "HTTP+JSON", "protocolVersion": "1.0"}
+            ]
+            (extension,) = card["capabilities"]["extensions"]
+            assert extension["params"]["peerId"] == mina.node.peer_id
+            assert extension["params"]["multiaddrs"]
+            assert card["skills"][0]["id"] == "visit"
+            for field in ("description", "defaultInputModes", "defaultOutputModes"):
+                assert card[field]
+            with legacy_participant() as url:
+                first = (
+                    await in_thread(
+                        bridge.post,
+                        "/visit",
+                        {"visitor": {"name": "Zundamon", "url": url}, "message": "Hello!"},
+                    )
+                ).json()
+                assert (first["reply"], first["done"]) == ("Mina says line 1.", False), first
+                last = (
+                    await in_thread(
+                        bridge.post,
+                        "/chat",
+                        {"conversation_id": first["conversation_id"], "message": "Bye!"},
+                    )
+                ).json()
+            assert (last["reply"], last["done"]) == ("Mina says line 2.", True), last
