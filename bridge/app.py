@@ -40,6 +40,9 @@ Listing = Callable[[str | None], list[dict[str, Any]]]
 CardOf = Callable[[str], NameCard | None]
 """``card_of(peer_id)``: the name card of a libp2p character online, or None."""
 
+BODY_TIMEOUT_S = 10
+"""Seconds a request body may take to arrive (a slow POST is cut, 408)."""
+
 ROUTE_KINDS = {"visit": "visit", "root_visit": "visit", "chat": "chat", "root_chat": "chat"}
 """Endpoints with a rate of their own; the rest share the ``other`` rate."""
 
@@ -127,6 +130,9 @@ def create_bridge_app(
 ) -> QuartTrio:
     app = QuartTrio(__name__)
     app.config["MAX_CONTENT_LENGTH"] = MAX_BODY_BYTES
+    # Slow clients: hypercorn closes a connection whose request headers are not complete
+    # within its keep-alive timeout (5 s); a body must then arrive within this.
+    app.config["BODY_TIMEOUT"] = BODY_TIMEOUT_S
     app.config["PROPAGATE_EXCEPTIONS"] = False
 
     @app.before_request

@@ -4,6 +4,7 @@ every refusal is problem+json while honest traffic keeps flowing."""
 
 from __future__ import annotations
 
+import socket
 import threading
 import time
 from collections.abc import Iterator
@@ -212,3 +213,32 @@ def test_a_url_the_bridge_must_not_call_is_refused_before_any_request(
         assert words in response.json()["detail"]
     finally:
         guarded.stop()
+
+
+@pytest.mark.parametrize("slow", ["headers", "body"])
+def test_a_slow_client_is_cut_off_while_others_are_served(bridge: BridgeProcess, slow: str) -> None:
+    """Slowloris: headers (hypercorn: complete within 5 s) or a body (10 s) sent a byte at
+    a time; the connection is closed, and an honest request meanwhile is answered."""
+    host, port = bridge.url.removeprefix("http://").rsplit(":", 1)
+    with socket.create_connection((host, int(port)), timeout=30) as sock:
+        head = f"POST /register HTTP/1.1\r\nHost: {host}\r\n{TOKEN_HEADER}: {TOKEN}\r\n"
+        if slow == "body":
+            head += "Content-Type: application/json\r\nContent-Length: 200\r\n\r\n"
+        sock.sendall(head.encode())
+        assert bridge.get("/directory").status_code == 200
+        closed = False
+        for _ in range(40):  # a byte a second, at most 40 s
+            try:
+                sock.sendall(b"x")
+                sock.settimeout(1.0)
+                data = sock.recv(4096)
+            except TimeoutError:
+                continue
+            except OSError:
+                closed = True
+                break
+            closed = True  # an answer (408 for the body) or the end of the stream
+            if data:
+                assert data.startswith(b"HTTP/1.1 408"), data[:80]
+            break
+        assert closed, "the slow client was never cut off"
