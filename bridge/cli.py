@@ -15,6 +15,8 @@ import sys
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from bridge.guard import Limits
+from bridge.rate import Rate
 from keys.cli import passphrase_from
 from keys.errors import ConfigError, LocalError, RoomverseError
 from node import DEFAULT_LISTEN, NetworkSettings, add_network_arguments
@@ -65,7 +67,41 @@ def add_bridge_arguments(parser: argparse.ArgumentParser) -> None:
         metavar="SECONDS",
         help="a registration lasts this long unless renewed (default 300)",
     )
+    limits = Limits()
+    for flag, rate, what in (
+        ("--visits-per-minute", limits.visit_per_ip, "visits per client address"),
+        ("--chats-per-minute", limits.chat_per_ip, "chat requests per client address"),
+        ("--requests-per-minute", limits.other_per_ip, "other requests per client address"),
+        ("--token-requests-per-minute", limits.per_token, "requests per token, all routes"),
+    ):
+        parser.add_argument(
+            flag,
+            type=float,
+            metavar="N",
+            help=f"{what} (default {rate.per_minute:g}, bursts of {rate.burst})",
+        )
     add_network_arguments(parser, data_dir_default="per user")
+
+
+def limits_from(args: argparse.Namespace) -> Limits:
+    """The rate limits the flags set (a burst of a third of a minute's worth, at least 1)."""
+    defaults = Limits()
+
+    def rate(value: float | None, default: Rate, flag: str) -> Rate:
+        if value is None:
+            return default
+        if not 0 < value <= 1_000_000:
+            raise ConfigError(flag, "must be above 0 and at most 1,000,000")
+        return Rate(per_minute=value, burst=max(1, int(value / 3)))
+
+    return Limits(
+        visit_per_ip=rate(args.visits_per_minute, defaults.visit_per_ip, "--visits-per-minute"),
+        chat_per_ip=rate(args.chats_per_minute, defaults.chat_per_ip, "--chats-per-minute"),
+        other_per_ip=rate(args.requests_per_minute, defaults.other_per_ip, "--requests-per-minute"),
+        per_token=rate(
+            args.token_requests_per_minute, defaults.per_token, "--token-requests-per-minute"
+        ),
+    )
 
 
 def settings_from(args: argparse.Namespace) -> BridgeSettings:
@@ -100,6 +136,7 @@ def settings_from(args: argparse.Namespace) -> BridgeSettings:
         trust_proxy=args.trust_proxy,
         public_url=args.public_url,
         character=args.character,
+        limits=limits_from(args),
         network=network,
         data_dir=args.data_dir,
         passphrase=passphrase_from(args.passphrase_file),

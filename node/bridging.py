@@ -21,7 +21,7 @@ from node.storage.memory import Memory
 from node.visits.contracts import OnLine, Partner, VisitResult, Voice
 from node.visits.conversation import Line, VisitProtocolError
 from node.visits.door import KNOCK_TIMEOUT_S
-from node.visits.messages import Knock
+from node.visits.messages import MAX_TURNS, MAX_VISIT_MS, Knock
 from node.visits.proxy import (
     KnockedChannel,
     LegacyHost,
@@ -40,6 +40,7 @@ from registry_crdt import Status
 logger = logging.getLogger(__name__)
 
 LegacyHostFor = Callable[[bytes], LegacyHost | None]
+MAX_MINUTES = MAX_VISIT_MS / 60_000
 
 
 class _NoLegacyHost:
@@ -70,7 +71,8 @@ def _session(
         me=node.identity.peer_id,
         name=name,
         card=lambda: card,
-        settings=node.config.visits,
+        # The bridge sets no budget of its own: the character's side decides.
+        settings=replace(node.config.visits, max_turns=MAX_TURNS, max_minutes=MAX_MINUTES),
         voice=voice,
         memory=Memory(node.store.db, redact),
         relations=NoRelations(),
