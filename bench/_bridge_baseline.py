@@ -1,4 +1,4 @@
-"""The baseline of ``bench/bridge.py``: a minimal FastAPI app doing what the bridge's
+"""The baseline of ``bench/bridge_http.py``: a minimal FastAPI app doing what the bridge's
 seed routes do with no network behind them — ``GET /manifest`` a static card, ``POST
 /chat`` a canned reply — run by uvicorn. It also serves the benchmark's visitor manifest."""
 

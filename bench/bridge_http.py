@@ -1,7 +1,7 @@
 """Bridge benchmark (issue 13): what the bridge's HTTP face costs, beside a minimal FastAPI
 app doing the same in the same run.
 
-    python3 bench/bridge.py [--seconds 5] [--concurrency 8] [--chats 40]
+    python3 bench/bridge_http.py [--seconds 5] [--concurrency 8] [--chats 40]
 
 Three processes on loopback: a character (Mina) whose engine is a fake OpenAI-compatible
 server answering at once, ``roomverse bridge --character Mina`` bootstrapped to her, and
@@ -123,23 +123,29 @@ async def hammer(url: str, seconds: float, concurrency: int) -> tuple[float, lis
 
 
 async def chats(base: str, visitor_url: str, count: int, *, visit: bool) -> list[float]:
-    """``count`` sequential POST /chat latencies (after a POST /visit for the bridge)."""
+    """``count`` sequential POST /chat latencies; for the bridge, inside visits (a new one
+    opened, untimed, whenever the last one is over: a visit has at most 64 lines)."""
     latencies: list[float] = []
     async with httpx.AsyncClient(timeout=120) as http:
-        conversation = "baseline"
-        if visit:
+
+        async def knock() -> str:
             first = await http.post(
                 f"{base}/visit",
                 json={"visitor": {"name": "Zundamon", "url": visitor_url}, "message": "やあ"},
             )
             first.raise_for_status()
-            conversation = first.json()["conversation_id"]
+            conversation: str = first.json()["conversation_id"]
+            return conversation
+
+        conversation = await knock() if visit else "baseline"
         for n in range(count):
             body = {"conversation_id": conversation, "message": f"line {n} なのだ"}
             started = time.perf_counter()
             response = await http.post(f"{base}/chat", json=body)
             latencies.append(time.perf_counter() - started)
             response.raise_for_status()
+            if visit and response.json()["done"]:
+                conversation = await knock()
     return latencies
 
 
@@ -217,7 +223,7 @@ async def main(args: argparse.Namespace) -> None:
         print(f"  {name:<28} {p50:>8.1f} {p99:>8.1f}")
     print(f"  ratio bridge / baseline (p50): {chat_rows[0][1] / chat_rows[1][1]:.1f}")
     print(
-        f"to reproduce: python3 bench/bridge.py --seconds {args.seconds:g} "
+        f"to reproduce: python3 bench/bridge_http.py --seconds {args.seconds:g} "
         f"--concurrency {args.concurrency} --chats {args.chats}"
     )
 
