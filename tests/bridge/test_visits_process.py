@@ -199,3 +199,30 @@ async def test_the_bridge_root_fronts_one_character_with_its_agent_card(tmp_path
                     )
                 ).json()
             assert (last["reply"], last["done"]) == ("Mina says line 2.", True), last
+
+
+async def test_autonomy_drops_in_on_a_legacy_participant_too(tmp_path: Path) -> None:
+    """A character's autonomy picks from everyone online, legacy participants included;
+    the visit goes through the bridge that vouches for the participant."""
+    async with open_party(tmp_path) as party:
+        autonomy = {"enabled": True, "interval_s": 2.0, "jitter": 0.0, "cooldown_s": 3600.0}
+        mina = await party.add("Mina", extra={"autonomy": autonomy})
+        async with bridge_beside(mina, tmp_path) as bridge:
+            with serving() as zundamon:
+                registered = await in_thread(
+                    bridge.post, "/register", {"name": "Zundamon", "url": zundamon.url}
+                )
+                legacy_id = registered.json()["id"]
+
+                def visited(events: list[dict[str, Any]]) -> bool:
+                    return any(
+                        e.get("event") == "visit_ended" and e.get("partner") == legacy_id
+                        for e in events
+                    )
+
+                await in_thread(mina.node.wait_until, visited, 90, "Mina's visit to Zundamon")
+            chosen = [e for e in mina.node.of("autonomy_visit") if e["target"] == legacy_id]
+            assert chosen and chosen[0]["name"] == "Zundamon"
+            ended = next(e for e in mina.node.of("visit_ended") if e["partner"] == legacy_id)
+            assert ended["outcome"] == "ended_by_partner", ended
+            assert [path for path, _ in zundamon.heard] == ["/visit", "/chat", "/chat"]
