@@ -197,6 +197,8 @@ def create_bridge_app(
             if row["self"] or row["status"] not in ("online", "away", "asleep"):
                 continue
             legacy = row["vouched_by"] is not None
+            if not legacy and card_of(row["peer_id"]) is None:
+                continue  # a bridge, not a character
             url = row["addrs"][0] if legacy and row["addrs"] else None
             rows.append(
                 {

@@ -77,7 +77,10 @@ class BridgeSettings:
 
     def node_config(self) -> CharacterConfig:
         return CharacterConfig(
-            name="bridge", network=self.network, data_dir=self.resolved_data_dir()
+            name="bridge",
+            description="An HTTP bridge: legacy HTTP participants reach the network here.",
+            network=self.network,
+            data_dir=self.resolved_data_dir(),
         )
 
 
@@ -91,7 +94,9 @@ async def run_bridge(
     settings.limits.check()
     sock = _bound(settings.http_host, settings.http_port)  # a busy port fails first
     async with trio.open_nursery() as nursery:
-        options = NodeOptions(passphrase=settings.passphrase, spectator=True)
+        # Listed, so characters find the bridge's address in the directory when they
+        # visit a legacy participant it vouches for; its card says it takes no visits.
+        options = NodeOptions(passphrase=settings.passphrase, spectator=True, listed=True)
         node: CharacterNode = await nursery.start(run_node, settings.node_config(), events, options)
         client = guarded_client(
             allow_private=settings.allow_private_urls, timeout_s=ANSWER_TIMEOUT_S
@@ -147,13 +152,14 @@ async def run_bridge(
 
 
 def character_card(node: CharacterNode, peer_id: str) -> NameCard | None:
-    """The card of the libp2p character ``peer_id`` if it is online (not a legacy one)."""
+    """The card of the libp2p character ``peer_id`` if it is online (not a legacy
+    participant, not a bridge)."""
     try:
         entry = node.directory.directory.get(peer_id_from_str(peer_id))
     except InvalidPeerId:
         return None
-    if entry is None or entry.vouch is not None:
-        return None
+    if entry is None or entry.vouch is not None or not entry.card.capabilities.accepts_visits:
+        return None  # unknown, a legacy participant, or a bridge
     if entry.presence(now_ms()) not in _PRESENT:
         return None
     return entry.card
@@ -166,6 +172,8 @@ def fronted(node: CharacterNode, wanted: str) -> str | None:
     folded = wanted.casefold()
     for entry in node.directory.directory.entries():
         if entry.vouch is not None or entry.presence(now) not in _PRESENT:
+            continue
+        if not entry.card.capabilities.accepts_visits:
             continue
         if entry.peer_str == wanted or entry.card.name.casefold() == folded:
             return entry.peer_str

@@ -83,6 +83,7 @@ class CharacterNode:
         turn_timeout_s: float = 120.0,
         spectator: bool = False,
         shared_engine: SharedEngineSlot | None = None,
+        listed: bool = False,
     ) -> None:
         self.config = config
         self.identity = identity
@@ -114,7 +115,8 @@ class CharacterNode:
             store,
             events,
             self.rejections,
-            announce=not spectator,
+            announce=not spectator or listed,
+            takes_visits=not spectator,
             settings=directory_settings,
             gossip=self._gossip_directory,
             public_addrs=self.public_addrs,
@@ -366,6 +368,9 @@ class CharacterNode:
         peer = peer_id_from_str(peer_id)
         if not await poll_until(lambda: peer in self.directory.directory, GREETING_WAIT_S):
             return
+        entry = self.directory.directory.get(peer)
+        if entry is not None and not entry.card.capabilities.accepts_visits:
+            return  # a bridge: not a character to wave at
         try:
             await self.publish("action", {"type": "gesture", "name": "wave", "to": peer_id})
         except RoomverseError as exc:

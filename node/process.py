@@ -59,6 +59,9 @@ class NodeOptions:
     spectator: bool = False
     """A node with a key but no character (the firehose): it joins, listens, keeps the
     directory and serves anti-entropy, but writes no entry, greets nobody, never visits."""
+    listed: bool = False
+    """A spectator that is in the directory all the same (a bridge: characters dial it
+    by its entry); its card says it takes no visits."""
     mdns_interval: float = 2.0
     directory: DirectorySettings = field(default_factory=DirectorySettings)
     turn_timeout_s: float = 120.0
@@ -111,6 +114,7 @@ async def open_character(
                     options.turn_timeout_s,
                     options.spectator,
                     options.shared_engine,
+                    listed=options.listed,
                 )
                 known = await node.directory.load()
                 if known:

@@ -39,10 +39,13 @@ def eligible(
     last_visited_ms: Mapping[str, int],
     cooldown_s: float,
 ) -> list[Entry]:
-    """Hosts we may visit now: online (not away/asleep/offline/left), not us, not cooling."""
+    """Hosts we may visit now: online (not away/asleep/offline/left), taking visits (not a
+    bridge), not us, not cooling."""
     out = []
     for entry in entries:
         if entry.peer == me or entry.presence(now_ms) is not Presence.ONLINE:
+            continue
+        if not entry.card.capabilities.accepts_visits:
             continue
         last = last_visited_ms.get(entry.peer_str)
         if last is not None and now_ms - last < cooldown_s * 1000:

@@ -17,7 +17,7 @@ from __future__ import annotations
 import hashlib
 import logging
 from collections.abc import Awaitable, Callable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any
 
 import trio
@@ -138,6 +138,7 @@ class DirectoryService:
         rejections: RejectionLog,
         *,
         announce: bool = True,
+        takes_visits: bool = True,
         settings: DirectorySettings,
         gossip: Gossip,
         public_addrs: Callable[[], list[str]],
@@ -155,6 +156,8 @@ class DirectoryService:
         self.events = events
         self.rejections = rejections
         self.announce = announce
+        self.takes_visits = takes_visits
+        """False for a listed spectator (a bridge): its card says it takes no visits."""
         """False for a spectator: it keeps and serves the directory but is not in it."""
         self.settings = settings
         self._gossip = gossip
@@ -270,7 +273,10 @@ class DirectoryService:
             self.events.emit("directory_publish_failed", error=str(exc))
 
     def _card(self, addrs: Sequence[str], now: int) -> NameCard:
-        return card_for(self.config, self.identity, addrs, now)
+        card = card_for(self.config, self.identity, addrs, now)
+        if self.takes_visits:
+            return card
+        return replace(card, capabilities=replace(card.capabilities, accepts_visits=False))
 
     # -- entries from peers -------------------------------------------------------------
 

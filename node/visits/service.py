@@ -126,6 +126,8 @@ class VisitService:
             raise VisitTargetError(
                 f"{entry.card.name} is {entry.presence(now).value} (not in the directory now)"
             )
+        if not entry.card.capabilities.accepts_visits:
+            raise VisitTargetError(f"{entry.card.name} takes no visits (a bridge, not a character)")
         return entry
 
     async def visit(

@@ -41,6 +41,20 @@ async def bridge_beside(
         await in_thread(bridge.stop)
 
 
+async def register(bridge: BridgeProcess, name: str, url: str) -> str:
+    """Register the participant at ``url``; its vouched id."""
+    answer = await in_thread(bridge.post, "/register", {"name": name, "url": url})
+    assert answer.status_code == 200, answer.text
+    return str(answer.json()["id"])
+
+
+async def until_online(member: Member, *peer_ids: str) -> None:
+    def online(presence: dict[str, str]) -> bool:
+        return all(presence.get(peer) == "online" for peer in peer_ids)
+
+    await in_thread(member.node.wait_directory, online, 30, f"{peer_ids} at {member.name}")
+
+
 async def test_a_legacy_participant_visits_a_character_through_the_bridge(
     tmp_path: Path,
 ) -> None:
@@ -104,17 +118,9 @@ async def test_a_character_visits_a_legacy_participant_through_the_bridge(
         mina = await party.add("Mina")
         async with bridge_beside(mina, tmp_path) as bridge:
             with serving() as zundamon:
-                registered = await in_thread(
-                    bridge.post, "/register", {"name": "Zundamon", "url": zundamon.url}
-                )
-                legacy_id = registered.json()["id"]
+                legacy_id = await register(bridge, "Zundamon", zundamon.url)
 
-                def mina_sees_zundamon(seen: dict[str, str]) -> bool:
-                    return seen.get(legacy_id) == "online"
-
-                await in_thread(
-                    mina.node.wait_directory, mina_sees_zundamon, 30, "Zundamon at Mina"
-                )
+                await until_online(mina, legacy_id)
                 replies = await party.visit("Mina", "Zundamon", turns=8)
 
             done = next(r for r in replies if r.get("done"))
@@ -146,15 +152,9 @@ async def test_a_participant_answering_garbage_ends_the_visit_cleanly_with_a_rea
         mina = await party.add("Mina")
         async with bridge_beside(mina, tmp_path) as bridge:
             with serving("garbage_replies") as broken:
-                registered = await in_thread(
-                    bridge.post, "/register", {"name": "Broken", "url": broken.url}
-                )
-                legacy_id = registered.json()["id"]
+                legacy_id = await register(bridge, "Broken", broken.url)
 
-                def seen(presence: dict[str, str]) -> bool:
-                    return presence.get(legacy_id) == "online"
-
-                await in_thread(mina.node.wait_directory, seen, 30, "Broken at Mina")
+                await until_online(mina, legacy_id)
                 replies = await party.visit("Mina", "Broken", turns=8)
             done = next(r for r in replies if r.get("done"))
             assert (done["outcome"], done["reason"]) == (
@@ -209,10 +209,7 @@ async def test_autonomy_drops_in_on_a_legacy_participant_too(tmp_path: Path) -> 
         mina = await party.add("Mina", extra={"autonomy": autonomy})
         async with bridge_beside(mina, tmp_path) as bridge:
             with serving() as zundamon:
-                registered = await in_thread(
-                    bridge.post, "/register", {"name": "Zundamon", "url": zundamon.url}
-                )
-                legacy_id = registered.json()["id"]
+                legacy_id = await register(bridge, "Zundamon", zundamon.url)
 
                 def visited(events: list[dict[str, Any]]) -> bool:
                     return any(
@@ -226,3 +223,24 @@ async def test_autonomy_drops_in_on_a_legacy_participant_too(tmp_path: Path) -> 
             ended = next(e for e in mina.node.of("visit_ended") if e["partner"] == legacy_id)
             assert ended["outcome"] == "ended_by_partner", ended
             assert [path for path, _ in zundamon.heard] == ["/visit", "/chat", "/chat"]
+
+
+async def test_a_character_far_from_the_bridge_finds_it_in_the_directory(
+    tmp_path: Path,
+) -> None:
+    """Kai knows only Mina; the bridge (listed, taking no visits itself) is in the
+    directory, so Kai's visit to Zundamon dials it there."""
+    async with open_party(tmp_path, ["Mina", "Kai"]) as party:
+        mina, kai = party.members["Mina"], party.members["Kai"]
+        async with bridge_beside(mina, tmp_path) as bridge:
+            with serving() as zundamon:
+                legacy_id = await register(bridge, "Zundamon", zundamon.url)
+
+                await until_online(kai, legacy_id, bridge.peer_id)
+                replies = await party.visit("Kai", "Zundamon", turns=8)
+                with pytest.raises(AssertionError, match="takes no visits"):
+                    await party.visit("Kai", bridge.peer_id)
+            done = next(r for r in replies if r.get("done"))
+            assert done["outcome"] == "ended_by_partner", done
+            names = [row["name"] for row in bridge.get("/directory").json()["online"]]
+            assert sorted(names) == ["Kai", "Mina", "Zundamon"], "never the bridge itself"

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import random
 from pathlib import Path
@@ -22,10 +23,14 @@ NOW = 1_800_000_000_000
 LEASE_MS = 600_000
 
 
-def entry(identity: Identity, status: Status, *, lease_ms: int = LEASE_MS) -> Entry:
+def entry(
+    identity: Identity, status: Status, *, lease_ms: int = LEASE_MS, takes_visits: bool = True
+) -> Entry:
+    card = sample_card(identity.peer_id_str)
+    capabilities = dataclasses.replace(card.capabilities, accepts_visits=takes_visits)
     return make_entry(
         identity,
-        sample_card(identity.peer_id_str),
+        dataclasses.replace(card, capabilities=capabilities),
         addrs=(),
         status=status,
         clock=Clock(NOW - 1_000, 0),
@@ -34,10 +39,13 @@ def entry(identity: Identity, status: Status, *, lease_ms: int = LEASE_MS) -> En
     )
 
 
-def test_only_online_others_out_of_cooldown_are_eligible() -> None:
-    me, online, away, asleep, left, lapsed, cooling = (Identity.generate() for _ in range(7))
+def test_only_online_others_that_take_visits_out_of_cooldown_are_eligible() -> None:
+    me, online, away, asleep, left, lapsed, cooling, bridge = (
+        Identity.generate() for _ in range(8)
+    )
     entries = [
         entry(me, Status.ONLINE),
+        entry(bridge, Status.ONLINE, takes_visits=False),
         entry(online, Status.ONLINE),
         entry(away, Status.AWAY),
         entry(asleep, Status.ASLEEP),
