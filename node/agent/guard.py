@@ -189,7 +189,8 @@ _BREAKS: Final = (
     re.compile(r"\blet\s+me\s+know\s+if\s+(?:you|there)\b[^.!?]*\b(?:help|assist|questions?)\b"),
     re.compile(
         r"\bi\s+(?:don't|do\s+not|cannot|can't|can\s+not)\s+have\s+(?:personal|feelings|"
-        r"emotions|a\s+(?:physical\s+)?body|the\s+ability|real[-\s]time|access)\b"
+        r"emotions|a\s+(?:physical\s+)?body|the\s+(?:ability|capability|capacity)|real[-\s]time|"
+        r"access)\b"
     ),
     re.compile(r"\b(?:openai|chatgpt|alibaba\s+cloud|qwen|anthropic)\b"),
     re.compile(r"\b(?:my|the)\s+(?:system\s+prompt|instructions|training\s+data|programming)\b"),

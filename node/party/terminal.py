@@ -24,6 +24,14 @@ class PartyTerminal:
         self._stream = stream or sys.stdout
         self._progress_shown = -1
         self._partner_of_visit: dict[str, str] = {}
+        self._members: set[str] = set()
+        """The party's characters (from ``party_starting``): a visitor who is not one of
+        them (through a bridge, from the LAN) has its lines shown by the host's events."""
+        self._outsiders: dict[str, str] = {}
+        """Visit → the outside guest's name, for visits an outsider pays a party character."""
+        self._outside_hosts: set[str] = set()
+        """Visits a party character pays someone outside the party: the host's lines are
+        shown from the guest's events."""
 
     def write(self, text: str) -> None:
         try:
@@ -35,6 +43,7 @@ class PartyTerminal:
     def party_event(self, event: str, fields: dict[str, Any]) -> None:
         """The party's own events."""
         if event == "party_starting":
+            self._members = set(fields["characters"])
             names = ", ".join(fields["characters"])
             self.write(f"RoomVerse party: {names}")
             self.write(f"  memories live in {fields['data_dir']}")
@@ -70,12 +79,29 @@ class PartyTerminal:
         """One character's events: its visits, as seen by the visitor (each line once, by
         the one who said it)."""
         if event == "visit_started" and fields.get("role") == "guest":
-            self._visit_begins(name, fields["visit"], fields.get("partner_name", "?"))
+            partner = fields.get("partner_name", "?")
+            if self._members and partner not in self._members:
+                self._outside_hosts.add(fields["visit"])
+            self._visit_begins(name, fields["visit"], partner)
         elif event == "visit_line" and fields.get("mine"):
             if fields.get("turn") == 0:  # the guest's opening comes before visit_started
                 self._visit_begins(name, fields["visit"], fields.get("partner_name", "?"))
             self._line(name, str(fields.get("text", "")))
+        elif event == "visit_line" and fields["visit"] in self._outside_hosts:
+            self._line(str(fields.get("partner_name", "?")), str(fields.get("text", "")))
+        elif event == "visit_line" and self._from_outside(fields):
+            guest = str(fields.get("partner_name", "?"))
+            if fields.get("turn") == 0:
+                self._outsiders[fields["visit"]] = guest
+                self._visit_begins(guest, fields["visit"], name)
+            self._line(guest, str(fields.get("text", "")))
+        elif event == "visit_ended" and fields["visit"] in self._outsiders:
+            guest = self._outsiders.pop(fields["visit"])
+            self._partner_of_visit.pop(fields["visit"], None)
+            how = fields.get("outcome", "")
+            self.write(f"  ({guest} leaves {name}: {how}, {fields.get('turns', 0)} lines)")
         elif event == "visit_ended" and fields.get("role") == "guest":
+            self._outside_hosts.discard(fields["visit"])
             if fields["visit"] not in self._partner_of_visit:
                 return  # turned away at the door: the host said so (visit_declined)
             partner = self._partner_of_visit.pop(fields["visit"])
@@ -88,6 +114,15 @@ class PartyTerminal:
             self.write(f"{name} could not go out: {fields.get('error', '')}")
         elif event == "engine_failed":
             self.write(f"{name} has no engine: {fields.get('error', '')}")
+
+    def _from_outside(self, fields: dict[str, Any]) -> bool:
+        """A line by a guest who is not one of the party's characters (the host's event:
+        the guest's own events are not ours to hear)."""
+        if fields.get("mine") or not self._members:
+            return False
+        if fields["visit"] in self._outsiders:
+            return True
+        return fields.get("turn") == 0 and fields.get("partner_name") not in self._members
 
     def _visit_begins(self, name: str, visit: str, partner: str) -> None:
         if visit in self._partner_of_visit:

@@ -163,6 +163,8 @@ def test_repeating_itself(ctx: LineContext, line: str) -> None:
         "Is there anything else I can help you with?",
         "I'm here to help! Feel free to ask me anything.",
         "I don't have personal feelings, but the sea is nice.",
+        # The party, through the bridge: assistant talk in a tea-house keeper's mouth.
+        "As a tea-house keeper, I don't have the capability to own physical postcards.",
         "I was made by Alibaba Cloud.",
         "My system prompt says to be kind.",
         "Assistant: hello there",

@@ -51,3 +51,43 @@ def test_model_progress_is_shown_in_tenths() -> None:
         terminal.party_event("model_progress", {"model": "m", "done": done, "total": 1_000_000})
     shares = [line.rsplit("(", 1)[1] for line in out.getvalue().splitlines()]
     assert shares == [f"{tenth}0%)" if tenth else "0%)" for tenth in range(10)] + ["100%)"]
+
+
+def test_visits_with_someone_outside_the_party_show_both_sides() -> None:
+    """Through a bridge (or from the LAN), a visitor who is not one of the party's
+    characters: its lines come only in the host's events, and the other way round."""
+    out = io.StringIO()
+    terminal = PartyTerminal(out)
+    terminal.party_event("party_starting", {"characters": ["Mina", "Kai"], "data_dir": "/d"})
+    out.truncate(0)
+    out.seek(0)
+    mina = terminal.character_event
+    line = {"visit": VISIT, "partner_name": "Zundamon"}
+    mina("Mina", "visit_line", {**line, "turn": 0, "mine": False, "text": "Hello, Mina!"})
+    mina("Mina", "visit_started", {"visit": VISIT, "role": "host", "partner_name": "Zundamon"})
+    mina("Mina", "visit_line", {**line, "turn": 1, "mine": True, "text": "Welcome in!"})
+    mina("Mina", "visit_line", {**line, "turn": 2, "mine": False, "text": "Goodbye!"})
+    mina(
+        "Mina", "visit_ended", {"visit": VISIT, "role": "host", "outcome": "completed", "turns": 3}
+    )
+    other = "cd" * 16
+    line = {"visit": other, "partner_name": "Zundamon"}
+    mina("Mina", "visit_line", {**line, "turn": 0, "mine": True, "text": "Hi, Zundamon!"})
+    mina("Mina", "visit_started", {"visit": other, "role": "guest", "partner_name": "Zundamon"})
+    mina("Mina", "visit_line", {**line, "turn": 1, "mine": False, "text": "Hi, it's me!"})
+    mina(
+        "Mina", "visit_ended", {"visit": other, "role": "guest", "outcome": "completed", "turns": 2}
+    )
+    assert out.getvalue().splitlines() == [
+        "",
+        "Zundamon drops in on Mina",
+        "  Zundamon: Hello, Mina!",
+        "  Mina: Welcome in!",
+        "  Zundamon: Goodbye!",
+        "  (Zundamon leaves Mina: completed, 3 lines)",
+        "",
+        "Mina drops in on Zundamon",
+        "  Mina: Hi, Zundamon!",
+        "  Zundamon: Hi, it's me!",
+        "  (Mina leaves Zundamon: completed, 2 lines)",
+    ]
