@@ -18,13 +18,19 @@ from typing import TYPE_CHECKING
 from bridge.guard import Limits
 from bridge.rate import Rate
 from keys.cli import passphrase_from
-from keys.errors import ConfigError, LocalError, RoomverseError
-from node import DEFAULT_LISTEN, NetworkSettings, add_network_arguments
+from keys.errors import ConfigError
+from node import (
+    DEFAULT_LISTEN,
+    NetworkSettings,
+    add_network_arguments,
+    parse_http_addr,
+    service_main,
+)
 
 if TYPE_CHECKING:
     from bridge.service import BridgeSettings
 
-EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
+EXIT_USAGE = 2
 DEFAULT_HTTP = "127.0.0.1:8000"
 MAX_TOKEN_BYTES = 1024
 
@@ -108,7 +114,7 @@ def settings_from(args: argparse.Namespace) -> BridgeSettings:
     """The settings the flags describe; :class:`ConfigError` names a bad flag."""
     from bridge.service import BridgeSettings
 
-    host, port = parse_http(args.http)
+    host, port = parse_http_addr(args.http)
     token = read_token(args.token_file) if args.token_file is not None else None
     if token is None:
         if not args.open:
@@ -155,14 +161,6 @@ def read_token(path: Path) -> str:
     return token
 
 
-def parse_http(text: str) -> tuple[str, int]:
-    host, sep, port_text = text.rpartition(":")
-    host = host.removeprefix("[").removesuffix("]")
-    if not sep or not host or not port_text.isdigit() or int(port_text) > 65535:
-        raise ConfigError("--http", f"expected HOST:PORT, got {text!r}")
-    return host, int(port_text)
-
-
 def _loopback(host: str) -> bool:
     if host == "localhost":
         return True
@@ -173,10 +171,8 @@ def _loopback(host: str) -> bool:
 
 
 def run_bridge_command(args: argparse.Namespace) -> int:
-    import trio
-
     from bridge.service import run_bridge
-    from node import EventLog
+    from node import EventLog, run_service
 
     try:
         settings = settings_from(args)
@@ -184,37 +180,12 @@ def run_bridge_command(args: argparse.Namespace) -> int:
         print(f"roomverse: config error: {exc}", file=sys.stderr)
         return EXIT_USAGE
     events = EventLog(args.log_format)
-    try:
-        trio.run(run_bridge, settings, events)
-    except KeyboardInterrupt:
-        events.emit("stopped", reason="interrupt")
-    except (Exception, BaseExceptionGroup) as exc:
-        cause = exc
-        while isinstance(cause, BaseExceptionGroup) and cause.exceptions:
-            cause = cause.exceptions[0]
-        if isinstance(cause, RoomverseError):
-            print(f"roomverse: {cause}", file=sys.stderr)
-            return EXIT_USAGE if isinstance(cause, LocalError) else EXIT_FAILED
-        if isinstance(cause, OSError):
-            print(f"roomverse: bridge cannot start: {cause}", file=sys.stderr)
-            return EXIT_FAILED
-        raise
-    return EXIT_OK
+    return run_service("bridge", run_bridge, settings, events)
 
 
 def main(argv: list[str] | None = None) -> int:
     """``python -m bridge``: the same flags as ``roomverse bridge``."""
-    from node import setup_logging
-
-    parser = argparse.ArgumentParser(prog="roomverse bridge")
-    parser.add_argument("-v", "--verbose", action="count", default=0, help="more logs on stderr")
-    add_bridge_arguments(parser)
-    try:
-        args = parser.parse_args(argv)
-    except SystemExit as exc:
-        return int(exc.code) if isinstance(exc.code, int) else EXIT_USAGE
-    setup_logging(args.verbose)
-    return run_bridge_command(args)
+    return service_main("roomverse bridge", add_bridge_arguments, run_bridge_command, argv)
 
 
 __all__ = ["main", "run_bridge_command", "settings_from"]

@@ -13,13 +13,19 @@ from typing import TYPE_CHECKING
 
 from firehose.limits import ViewerLimits, normalize_origin
 from keys.cli import passphrase_from
-from keys.errors import ConfigError, LocalError, RoomverseError
-from node import DEFAULT_LISTEN, NetworkSettings, add_network_arguments
+from keys.errors import ConfigError
+from node import (
+    DEFAULT_LISTEN,
+    NetworkSettings,
+    add_network_arguments,
+    parse_http_addr,
+    service_main,
+)
 
 if TYPE_CHECKING:
     from firehose.service import FirehoseSettings
 
-EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
+EXIT_USAGE = 2
 DEFAULT_HTTP = "127.0.0.1:8080"
 GC_THRESHOLDS = (50_000, 20, 100)
 
@@ -59,7 +65,7 @@ def settings_from(args: argparse.Namespace) -> FirehoseSettings:
     """The settings the flags describe; :class:`ConfigError` names a bad flag."""
     from firehose.service import FirehoseSettings
 
-    host, port = parse_http(args.http)
+    host, port = parse_http_addr(args.http)
     if args.max_per_ip < 1:
         raise ConfigError("--max-per-ip", "must be at least 1")
     if args.backlog_keep is not None and args.backlog_keep < 1:
@@ -88,15 +94,6 @@ def settings_from(args: argparse.Namespace) -> FirehoseSettings:
     )
 
 
-def parse_http(text: str) -> tuple[str, int]:
-    """``HOST:PORT`` (``[::1]:8080`` for IPv6) → (host, port)."""
-    host, sep, port_text = text.rpartition(":")
-    host = host.removeprefix("[").removesuffix("]")
-    if not sep or not host or not port_text.isdigit() or int(port_text) > 65535:
-        raise ConfigError("--http", f"expected HOST:PORT, got {text!r}")
-    return host, int(port_text)
-
-
 def check_network(network: NetworkSettings) -> None:
     # The node's own multiaddr checks, so a typo fails here with the flag named.
     from node import check_network_addrs
@@ -106,10 +103,8 @@ def check_network(network: NetworkSettings) -> None:
 
 def run_firehose_command(args: argparse.Namespace) -> int:
     """Run the firehose in the foreground until SIGINT/SIGTERM."""
-    import trio
-
     from firehose.service import run_firehose
-    from node import EventLog
+    from node import EventLog, run_service
 
     try:
         settings = settings_from(args)
@@ -123,42 +118,12 @@ def run_firehose_command(args: argparse.Namespace) -> int:
     # per-frame garbage, so full collections become rare (measured: the worst loop stall
     # went from ~300 ms to ~60 ms at 1,000 viewers). Process-wide, so only here.
     gc.set_threshold(*GC_THRESHOLDS)
-    try:
-        trio.run(run_firehose, settings, events)
-    except KeyboardInterrupt:
-        events.emit("stopped", reason="interrupt")
-    except (Exception, BaseExceptionGroup) as exc:
-        cause = _first_leaf(exc)
-        if isinstance(cause, RoomverseError):
-            print(f"roomverse: {cause}", file=sys.stderr)
-            return EXIT_USAGE if isinstance(cause, LocalError) else EXIT_FAILED
-        if isinstance(cause, OSError):
-            print(f"roomverse: firehose cannot start: {cause}", file=sys.stderr)
-            return EXIT_FAILED
-        raise
-    return EXIT_OK
-
-
-def _first_leaf(exc: BaseException) -> BaseException:
-    """The first real error inside trio's exception groups."""
-    while isinstance(exc, BaseExceptionGroup) and exc.exceptions:
-        exc = exc.exceptions[0]
-    return exc
+    return run_service("firehose", run_firehose, settings, events)
 
 
 def main(argv: list[str] | None = None) -> int:
     """``python -m firehose``: the same flags as ``roomverse firehose``."""
-    from node import setup_logging
-
-    parser = argparse.ArgumentParser(prog="roomverse firehose")
-    parser.add_argument("-v", "--verbose", action="count", default=0, help="more logs on stderr")
-    add_firehose_arguments(parser)
-    try:
-        args = parser.parse_args(argv)
-    except SystemExit as exc:
-        return int(exc.code) if isinstance(exc.code, int) else EXIT_USAGE
-    setup_logging(args.verbose)
-    return run_firehose_command(args)
+    return service_main("roomverse firehose", add_firehose_arguments, run_firehose_command, argv)
 
 
 __all__ = ["main", "run_firehose_command", "settings_from"]

@@ -44,7 +44,13 @@ if TYPE_CHECKING:
     from node.character import CharacterNode
     from node.cli.main import main
     from node.cli.parser import add_network_arguments
-    from node.cli.startup import check_network_addrs, setup_logging
+    from node.cli.startup import (
+        check_network_addrs,
+        parse_http_addr,
+        run_service,
+        service_main,
+        setup_logging,
+    )
     from node.clock import monotonic, now_ms, poll_until
     from node.config import (
         DEFAULT_LISTEN,
@@ -115,6 +121,9 @@ _WHERE: dict[str, str] = {
     "add_network_arguments": "node.cli.parser",
     "check_network_addrs": "node.cli.startup",
     "setup_logging": "node.cli.startup",
+    "parse_http_addr": "node.cli.startup",
+    "run_service": "node.cli.startup",
+    "service_main": "node.cli.startup",
     "main": "node.cli.main",
     "control_request": "node.control.socket",
     "control_stream": "node.control.socket",
@@ -179,10 +188,13 @@ __all__ = [
     "open_embedded_engine",
     "open_p2p_host",
     "parse_config",
+    "parse_http_addr",
     "poll_until",
     "proxy_visit",
     "receive_batch",
     "run_node",
+    "run_service",
+    "service_main",
     "setup_logging",
     "with_overrides",
 ]

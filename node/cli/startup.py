@@ -3,12 +3,17 @@ its multiaddrs, and logging that never writes PII."""
 
 from __future__ import annotations
 
+import argparse
 import logging
 import sys
+from collections.abc import Awaitable, Callable, Sequence
+from typing import Any
 
-from keys.errors import ConfigError
+from keys.errors import ConfigError, LocalError, RoomverseError
 from node import _libp2p
+from node.cli.exit_codes import EXIT_FAILED, EXIT_OK, EXIT_USAGE
 from node.config import NetworkSettings
+from node.events import EventLog
 
 
 def check_network_addrs(
@@ -45,3 +50,58 @@ def setup_logging(verbosity: int) -> None:
     # py-libp2p logs through handlers of its own when LIBP2P_DEBUG is set: bring its
     # records to this handler instead (its levels stay as LIBP2P_DEBUG set them).
     _libp2p.route_logging_to_root()
+
+
+def parse_http_addr(text: str) -> tuple[str, int]:
+    """``HOST:PORT`` (``[::1]:8080`` for IPv6) → (host, port); a :class:`ConfigError`
+    names ``--http`` (the flag of every process that serves HTTP: firehose, bridge)."""
+    host, sep, port_text = text.rpartition(":")
+    host = host.removeprefix("[").removesuffix("]")
+    if not sep or not host or not port_text.isdigit() or int(port_text) > 65535:
+        raise ConfigError("--http", f"expected HOST:PORT, got {text!r}")
+    return host, int(port_text)
+
+
+def run_service(
+    what: str, run: Callable[[Any, EventLog], Awaitable[object]], settings: Any, events: EventLog
+) -> int:
+    """``trio.run(run, settings, events)`` in the foreground until SIGINT/SIGTERM; the exit
+    code (:mod:`node.cli.exit_codes`): a local error is bad usage, a peer's or the
+    network's a run-time failure, each said on stderr in one line; anything else raises."""
+    import trio
+
+    try:
+        trio.run(run, settings, events)
+    except KeyboardInterrupt:
+        events.emit("stopped", reason="interrupt")
+    except (Exception, BaseExceptionGroup) as exc:
+        cause: BaseException = exc
+        while isinstance(cause, BaseExceptionGroup) and cause.exceptions:
+            cause = cause.exceptions[0]  # the first real error inside trio's groups
+        if isinstance(cause, RoomverseError):
+            print(f"roomverse: {cause}", file=sys.stderr)
+            return EXIT_USAGE if isinstance(cause, LocalError) else EXIT_FAILED
+        if isinstance(cause, OSError):
+            print(f"roomverse: {what} cannot start: {cause}", file=sys.stderr)
+            return EXIT_FAILED
+        raise
+    return EXIT_OK
+
+
+def service_main(
+    prog: str,
+    add_arguments: Callable[[argparse.ArgumentParser], None],
+    run_command: Callable[[argparse.Namespace], int],
+    argv: Sequence[str] | None,
+) -> int:
+    """``python -m PACKAGE`` for a command another package owns (``roomverse firehose``,
+    ``roomverse bridge``): parse, set up logging, run."""
+    parser = argparse.ArgumentParser(prog=prog)
+    parser.add_argument("-v", "--verbose", action="count", default=0, help="more logs on stderr")
+    add_arguments(parser)
+    try:
+        args = parser.parse_args(argv)
+    except SystemExit as exc:
+        return int(exc.code) if isinstance(exc.code, int) else EXIT_USAGE
+    setup_logging(args.verbose)
+    return run_command(args)
