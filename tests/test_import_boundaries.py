@@ -77,7 +77,7 @@ NODE_LAYERS: tuple[tuple[str, ...], ...] = (
     ("node.wire", "node._libp2p", "node.storage"),
     ("node.net", "node.engine"),
     ("node.directory", "node.catch_up"),
-    ("node.visits",),
+    ("node.visits", "node.souvenirs"),
     ("node.agent",),
     ("node.character", "node.control", "node.dashboard", "node.bridging"),
     ("node.process", "node.party", "node.cli"),
