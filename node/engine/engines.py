@@ -20,12 +20,13 @@ from typing import Any, Final, Protocol
 
 import trio
 
+from node.engine.breaker import BreakerState
 from node.engine.budget import BudgetTier, TierPolicy, TokenBudget, policy_for
 from node.engine.chooser import EngineChooser, EngineSpec
 from node.engine.client import EngineClient, open_engine_client
 from node.engine.errors import EngineCallFailed, EngineResting, EnginesUnavailable
 from node.engine.key_store import KeyLookup, KeyOrigin
-from node.engine.messages import ChatMessage, Completion, Sampling
+from node.engine.messages import ChatMessage, Completion, Sampling, ToolSpec
 from node.engine.presets import EngineSettingsLike, display_url, resolve
 
 log = logging.getLogger(__name__)
@@ -115,8 +116,12 @@ class Engines:
         purpose: Purpose,
         temperature: float | None = None,
         sampling: Sampling | None = None,
+        tools: Sequence[ToolSpec] = (),
     ) -> Completion:
         """Ask the engines in order until one answers; spend its tokens on today's budget.
+
+        ``tools`` go to whichever engine answers if it takes tools (see
+        :meth:`EngineClient.complete`); one that does not answers without them.
 
         Raises :class:`EngineResting` when the budget tier does not allow ``purpose``, and
         :class:`EnginesUnavailable` when no engine answered.
@@ -136,7 +141,11 @@ class Engines:
                 client = self._clients[pending[0]]
                 try:
                     completion = await client.complete(
-                        messages, max_tokens=max_tokens, temperature=temperature, sampling=sampling
+                        messages,
+                        max_tokens=max_tokens,
+                        temperature=temperature,
+                        sampling=sampling,
+                        tools=tools,
                     )
                 except EngineCallFailed as exc:
                     self._chooser.record(pending.pop(0), False, self._clock())
@@ -153,6 +162,26 @@ class Engines:
             failures.setdefault(name, BREAKER_OPEN)
         raise EnginesUnavailable(failures)
 
+    def takes_tools(self, purpose: Purpose = Purpose.REPLY) -> bool:
+        """Whether the engine that would answer ``purpose`` now takes tools.
+
+        A hint for building the prompt (whether to mention tools at all): the first
+        candidate is the one that answers unless it fails, and it may yet turn out
+        tool-less on the call itself.
+        """
+        now = self._clock()
+        order = list(self._chooser.engines)
+        if purpose is Purpose.ANSWERING_MACHINE or self.policy().prefer_cheapest_engine:
+            order.sort(key=lambda spec: not spec.cheap)
+        for spec in order:
+            # Read the breaker, not EngineChooser.candidates: asking it may grant a probe.
+            breaker = self._chooser.breaker(spec.name)
+            retry_at = breaker.retry_at
+            if breaker.state is BreakerState.OPEN and retry_at is not None and retry_at > now:
+                continue
+            return self._clients[spec.name].tools_supported
+        return False
+
     def describe(self) -> dict[str, Any]:
         """A JSON-able picture for ``roomverse status``: no keys, no credentials in URLs."""
         now = self._clock()
@@ -168,6 +197,7 @@ class Engines:
                     "base_url": display_url(client.engine.base_url),
                     "cheap": client.engine.cheap,
                     "timeout_s": client.engine.timeout_s,
+                    "tools": client.tools_supported,
                     "key": self._key_origins[name].value,
                     "breaker": breaker.state.value,
                     # The breaker's clock is monotonic: only "how long from now" means
@@ -231,10 +261,14 @@ async def open_engines(
         await _restore(token_budget, store, today())
     async with AsyncExitStack() as stack:
         clients = []
-        for engine in resolved:
+        for engine, configured in zip(resolved, settings, strict=True):
             # The key store is a small file, but reading it is still disk I/O.
             found = await trio.to_thread.run_sync(keys.find, engine.key_source)
-            client = await stack.enter_async_context(open_engine_client(engine, found.secret))
+            # An engine setting "tools: false" (if the config has one) never offers tools.
+            tools = getattr(configured, "tools", True) is not False
+            client = await stack.enter_async_context(
+                open_engine_client(engine, found.secret, tools=tools)
+            )
             clients.append((client, found.origin))
         yield Engines(clients, chooser, token_budget, store=store, clock=clock, today=today)
 

@@ -32,7 +32,19 @@ from quart_trio import QuartTrio
 from werkzeug.exceptions import HTTPException
 
 from keys.errors import LocalError
-from node.engine.messages import MAX_STOPS, ChatMessage, Role
+from node.engine.messages import (
+    MAX_STOPS,
+    MAX_TOOL_ARGUMENTS,
+    MAX_TOOL_CALL_ID,
+    MAX_TOOL_CALLS,
+    MAX_TOOLS,
+    TOOL_NAME_PATTERN,
+    ChatMessage,
+    Role,
+    ToolCall,
+    ToolSpec,
+    ToolSpecError,
+)
 
 if TYPE_CHECKING:
     from trio_typing import TaskStatus
@@ -42,9 +54,10 @@ log = logging.getLogger(__name__)
 DEFAULT_MAX_BODY_BYTES = 1 << 20
 """A chat request is a few KiB of prompt; anything near a MiB is a mistake or an attack."""
 
-_ROLES: frozenset[str] = frozenset(("system", "user", "assistant"))
+_ROLES: frozenset[str] = frozenset(("system", "user", "assistant", "tool"))
+_TOOL_CHOICES: frozenset[str] = frozenset(("none", "auto", "required"))
 
-FinishReason = Literal["stop", "length"]
+FinishReason = Literal["stop", "length", "tool_calls"]
 
 
 @dataclass(frozen=True)
@@ -65,6 +78,13 @@ class ChatRequest:
     caller: str = ""
     """Who asks, from the base URL ``/callers/<caller>/v1`` (one shared engine serves
     several characters fairly); empty on the plain ``/v1``."""
+    tools: tuple[ToolSpec, ...] = ()
+    """Function tools offered (at most :data:`MAX_TOOLS`)."""
+    tool_choice: str = "none"
+    """``none``, ``auto`` or ``required`` (OpenAI's default: ``auto`` when tools are
+    offered, else ``none``); a forced function is ``required`` plus ``forced_tool``."""
+    forced_tool: str | None = None
+    """The one function the request forces (``tool_choice`` naming a function)."""
 
 
 @dataclass(frozen=True)
@@ -75,6 +95,8 @@ class Generation:
     prompt_tokens: int
     completion_tokens: int
     finish_reason: FinishReason = "stop"
+    tool_calls: tuple[ToolCall, ...] = ()
+    """Calls the engine asks for; the reply's finish_reason is then ``tool_calls``."""
 
 
 Generate = Callable[[ChatRequest], Awaitable[Generation]]
@@ -155,6 +177,8 @@ def parse_chat_request(
         not isinstance(max_tokens, int) or isinstance(max_tokens, bool) or max_tokens < 1
     ):
         raise BadRequest("'max_tokens' must be a positive integer", param="max_tokens")
+    tools = _tools(body.get("tools"))
+    tool_choice, forced_tool = _tool_choice(body.get("tool_choice"), tools)
     return ChatRequest(
         model=model,
         messages=messages,
@@ -166,7 +190,59 @@ def parse_chat_request(
         repeat_penalty=_number(body, "repeat_penalty", 0, 10),
         stop=_stop(body.get("stop")),
         caller=caller,
+        tools=tools,
+        tool_choice=tool_choice,
+        forced_tool=forced_tool,
     )
+
+
+def _tools(raw: object) -> tuple[ToolSpec, ...]:
+    """OpenAI's ``tools``: function tools only, bounded in number and size."""
+    if raw is None:
+        return ()
+    if not isinstance(raw, list) or len(raw) > MAX_TOOLS:
+        raise BadRequest(f"'tools' must be a list of at most {MAX_TOOLS} tools", param="tools")
+    tools: list[ToolSpec] = []
+    for index, item in enumerate(raw):
+        where = f"tools[{index}]"
+        function = item.get("function") if isinstance(item, dict) else None
+        if (
+            not isinstance(item, dict)
+            or item.get("type") != "function"
+            or not isinstance(function, dict)
+        ):
+            raise BadRequest(f"{where} must be a function tool", param=where)
+        description = function.get("description", "")
+        parameters = function.get("parameters", {"type": "object", "properties": {}})
+        if not isinstance(description, str) or not isinstance(parameters, dict):
+            raise BadRequest(
+                f"{where}: description must be a string, parameters an object", param=where
+            )
+        try:
+            tools.append(ToolSpec(function.get("name", ""), description, parameters))
+        except (ToolSpecError, TypeError) as exc:
+            raise BadRequest(f"{where}: {exc}", param=where) from None
+    if len({tool.name for tool in tools}) != len(tools):
+        raise BadRequest("'tools' names must be unique", param="tools")
+    return tuple(tools)
+
+
+def _tool_choice(raw: object, tools: Sequence[ToolSpec]) -> tuple[str, str | None]:
+    """``(choice, forced tool name)``; OpenAI's default is ``auto`` when tools are offered."""
+    if raw is None:
+        return ("auto" if tools else "none"), None
+    if isinstance(raw, str) and raw in _TOOL_CHOICES:
+        if raw != "none" and not tools:
+            raise BadRequest(f"tool_choice {raw!r} needs 'tools'", param="tool_choice")
+        return raw, None
+    function = raw.get("function") if isinstance(raw, dict) else None
+    name = function.get("name") if isinstance(function, dict) else None
+    if name not in {tool.name for tool in tools}:
+        raise BadRequest(
+            "'tool_choice' must be none, auto, required or a function in 'tools'",
+            param="tool_choice",
+        )
+    return "required", cast(str, name)
 
 
 def _number(body: dict[str, Any], name: str, low: float, high: float) -> float | None:
@@ -206,16 +282,74 @@ def _parse_messages(raw: object) -> list[ChatMessage]:
             raise BadRequest(f"{where} must be an object", param=where)
         role = item.get("role")
         if role not in _ROLES:
-            raise BadRequest(f"{where}.role must be system, user or assistant", param=where)
+            raise BadRequest(f"{where}.role must be system, user, assistant or tool", param=where)
+        tool_calls = (
+            _message_tool_calls(item.get("tool_calls"), where) if role == "assistant" else ()
+        )
         content = item.get("content")
+        if content is None and tool_calls:
+            content = ""
         if not isinstance(content, str):
             raise BadRequest(f"{where}.content must be a string", param=where)
-        messages.append(ChatMessage(role=cast(Role, role), content=content))
+        tool_call_id = ""
+        if role == "tool":
+            raw_id = item.get("tool_call_id")
+            if not isinstance(raw_id, str) or not 0 < len(raw_id) <= MAX_TOOL_CALL_ID:
+                raise BadRequest(f"{where}.tool_call_id must be a call's id", param=where)
+            tool_call_id = raw_id
+        messages.append(
+            ChatMessage(
+                role=cast(Role, role),
+                content=content,
+                tool_calls=tool_calls,
+                tool_call_id=tool_call_id,
+            )
+        )
     return messages
+
+
+def _message_tool_calls(raw: object, where: str) -> tuple[ToolCall, ...]:
+    """An assistant message's ``tool_calls`` (the calls it asked for earlier)."""
+    if raw is None:
+        return ()
+    if not isinstance(raw, list) or len(raw) > MAX_TOOL_CALLS:
+        raise BadRequest(
+            f"{where}.tool_calls must be a list of at most {MAX_TOOL_CALLS} calls", param=where
+        )
+    calls: list[ToolCall] = []
+    for call in raw:
+        function = call.get("function") if isinstance(call, dict) else None
+        if not isinstance(call, dict) or not isinstance(function, dict):
+            raise BadRequest(f"{where}.tool_calls[] must be function calls", param=where)
+        call_id, name, arguments = call.get("id"), function.get("name"), function.get("arguments")
+        if (
+            not isinstance(call_id, str)
+            or not 0 < len(call_id) <= MAX_TOOL_CALL_ID
+            or not isinstance(name, str)
+            or not TOOL_NAME_PATTERN.match(name)
+            or not isinstance(arguments, str)
+            or len(arguments) > MAX_TOOL_ARGUMENTS
+        ):
+            raise BadRequest(f"{where}.tool_calls[] needs an id, a name and arguments", param=where)
+        calls.append(ToolCall(call_id, name, arguments))
+    return tuple(calls)
 
 
 def completion_body(model: str, generation: Generation, *, now: float) -> dict[str, Any]:
     """The ``chat.completion`` object the SDK parses; ``now`` fills ``created``."""
+    message: dict[str, Any] = {"role": "assistant", "content": generation.text}
+    finish_reason: str = generation.finish_reason
+    if generation.tool_calls:
+        message["content"] = generation.text or None
+        message["tool_calls"] = [
+            {
+                "id": call.id,
+                "type": "function",
+                "function": {"name": call.name, "arguments": call.arguments},
+            }
+            for call in generation.tool_calls
+        ]
+        finish_reason = "tool_calls"
     return {
         "id": f"chatcmpl-{secrets.token_hex(12)}",
         "object": "chat.completion",
@@ -224,8 +358,8 @@ def completion_body(model: str, generation: Generation, *, now: float) -> dict[s
         "choices": [
             {
                 "index": 0,
-                "message": {"role": "assistant", "content": generation.text},
-                "finish_reason": generation.finish_reason,
+                "message": message,
+                "finish_reason": finish_reason,
                 "logprobs": None,
             }
         ],

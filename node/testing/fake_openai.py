@@ -5,7 +5,9 @@ Why: the engine client, failover, budgets and visits must be tested through the 
 :mod:`node.engine.openai_server` app with a scriptable ``generate``: it records every request
 (sampling settings and stop sequences included), answers deterministically, ends a scripted
 reply at the request's first stop sequence as a real server would, and can be told to fail
-(any status) or to be slow.
+(any status) or to be slow. A scripted reply may ask for tool calls; each request records the
+tools it offered and the tool results its messages carried (``ChatRequest.tools``,
+``ChatRequest.messages`` with role ``"tool"``).
 
 Run it alone for subprocess tests: ``python -m node.testing.fake_openai --port N`` prints the
 base URL and serves until Ctrl-C.
@@ -22,7 +24,7 @@ from dataclasses import dataclass
 
 import trio
 
-from node.engine.messages import ChatMessage
+from node.engine.messages import ChatMessage, ToolCall
 from node.engine.openai_server import (
     ChatRequest,
     Generation,
@@ -31,15 +33,26 @@ from node.engine.openai_server import (
     open_openai_server,
 )
 
-__all__ = ["ChatMessage", "ChatRequest", "FakeOpenAI", "FakeReply", "serve_fake_openai"]
+__all__ = [
+    "ChatMessage",
+    "ChatRequest",
+    "FakeOpenAI",
+    "FakeReply",
+    "ToolCall",
+    "serve_fake_openai",
+    "tool_results",
+]
 
 
 @dataclass(frozen=True)
 class FakeReply:
-    """One scripted answer: a reply text, or an HTTP error when ``status`` is not 200."""
+    """One scripted answer: a reply text (and/or tool calls), or an HTTP error when
+    ``status`` is not 200."""
 
     text: str = ""
     status: int = 200
+    tool_calls: tuple[ToolCall, ...] = ()
+    """Calls to ask for (sent as given, so a test can script a malformed one too)."""
     delay_s: float = 0.0
     """Seconds to wait before answering (a slow engine; clients' timeouts fire on it)."""
     prompt_tokens: int | None = None
@@ -51,6 +64,11 @@ class FakeReply:
 def rough_tokens(text: str) -> int:
     """A word count standing in for a tokenizer: enough for budgets to move predictably."""
     return len(text.split())
+
+
+def tool_results(request: ChatRequest) -> dict[str, str]:
+    """The tool results a request carried, by the id of the call each answers."""
+    return {m.tool_call_id: m.content for m in request.messages if m.role == "tool"}
 
 
 def cut_at_stop(text: str, stops: tuple[str, ...]) -> str:
@@ -68,6 +86,9 @@ class FakeOpenAI:
         self.requests: list[ChatRequest] = []
         self.responder: Callable[[ChatRequest], FakeReply] = self.default_reply
         self._scripted: deque[FakeReply] = deque()
+        self.refuse_tools_with: int | None = None
+        """An HTTP status answering every request that offers tools (a server that
+        cannot call tools, e.g. Ollama answers 400 "does not support tools")."""
         self._arrived = trio.Event()
 
     def default_reply(self, request: ChatRequest) -> FakeReply:
@@ -91,11 +112,17 @@ class FakeOpenAI:
             return
         raise TimeoutError(f"fake engine got {len(self.requests)} of {n} requests in {timeout} s")
 
+    def _next_reply(self, request: ChatRequest) -> FakeReply:
+        if request.tools and self.refuse_tools_with is not None:
+            # Refused before the script is read: a tool-less server never gets that far.
+            return FakeReply(status=self.refuse_tools_with)
+        return self._scripted.popleft() if self._scripted else self.responder(request)
+
     async def generate(self, request: ChatRequest) -> Generation:
         self.requests.append(request)
         self._arrived.set()
         self._arrived = trio.Event()
-        reply = self._scripted.popleft() if self._scripted else self.responder(request)
+        reply = self._next_reply(request)
         if reply.delay_s > 0:
             await trio.sleep(reply.delay_s)
         if reply.status != 200:
@@ -103,6 +130,7 @@ class FakeOpenAI:
         prompt = " ".join(m.content for m in request.messages)
         text = cut_at_stop(reply.text, request.stop)
         return Generation(
+            tool_calls=reply.tool_calls,
             text=text,
             prompt_tokens=(
                 rough_tokens(prompt) if reply.prompt_tokens is None else reply.prompt_tokens
