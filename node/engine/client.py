@@ -41,6 +41,7 @@ from node.engine.messages import (
     Sampling,
     ToolCall,
     ToolSpec,
+    flatten_tool_messages,
     tool_call_of,
 )
 from node.engine.presets import ResolvedEngine, display_url
@@ -205,28 +206,6 @@ def accepts_llama_params(base_url: str) -> bool:
         # A bare name ("ollama") is a container or a LAN host, never a hosted API.
         return bool(host) and "." not in host
     return address.is_loopback or address.is_private or address.is_link_local
-
-
-def flatten_tool_messages(messages: Sequence[ChatMessage]) -> list[ChatMessage]:
-    """``messages`` for an engine that takes no tools: an assistant's tool calls become a
-    line saying what it called, a tool result a user message saying whose result it is.
-
-    Why: after a failover, a tool-less engine may get a conversation in which another
-    engine called a tool; servers without tools refuse the ``tool`` role.
-    """
-    names = {call.id: call.name for m in messages for call in m.tool_calls}
-    flat: list[ChatMessage] = []
-    for message in messages:
-        if message.role == "tool":
-            name = names.get(message.tool_call_id, "a tool")
-            flat.append(ChatMessage("user", f"[result of {name}]\n{message.content}"))
-        elif message.tool_calls:
-            called = "; ".join(f"[called {c.name}({c.arguments})]" for c in message.tool_calls)
-            text = f"{message.content}\n{called}" if message.content else called
-            flat.append(ChatMessage("assistant", text))
-        else:
-            flat.append(message)
-    return flat
 
 
 def _tool_param(tool: ToolSpec) -> ChatCompletionToolParam:

@@ -7,11 +7,17 @@ failover, timeouts and budgets behave the same whether the model is local or rem
 llama.cpp holds one context, so generations run one at a time (a ``trio.Lock``) on a worker
 thread, and the trio loop keeps serving while a reply decodes. A cancelled generation is
 told to stop at its next token, so shutdown waits for one token, not for a whole reply.
+
+With tools, a reply is made the way llama-cpp-python's "chatml-function-calling" handler
+makes it, on the same loaded model (:meth:`LlamaGenerator._complete_with_tools`): a grammar
+lets the model choose between speaking and calling one of the tools, then either the words
+or the call's JSON arguments (constrained by the tool's schema) are generated.
 """
 
 from __future__ import annotations
 
 import importlib
+import json
 import logging
 import math
 import os
@@ -19,6 +25,7 @@ import secrets
 import threading
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from dataclasses import replace
 from functools import partial
 from pathlib import Path
 from typing import Any
@@ -27,9 +34,11 @@ import trio
 
 from keys.errors import LocalError
 from node.engine.fair_queue import FairQueue
+from node.engine.messages import ChatMessage, ToolCall, ToolSpec, flatten_tool_messages
 from node.engine.model_pack import ModelChoice, Progress, ensure_model
 from node.engine.openai_server import (
     ChatRequest,
+    FinishReason,
     Generation,
     GenerationError,
     create_openai_app,
@@ -47,6 +56,10 @@ DEFAULT_CONTEXT = 4096
 MIN_CONTEXT = 256
 DEFAULT_MAX_TOKENS = 256
 MAX_DEFAULT_THREADS = 8
+MAX_ARGUMENT_TOKENS = 256
+"""Tokens of one tool call's JSON arguments; a small model in a long string loops."""
+CHATML_MARKERS = ("<|im_start|>", "<|im_end|>")
+"""The tool prompt is tokenized with special tokens parsed: text must not carry them."""
 
 
 def default_threads() -> int:
@@ -128,14 +141,20 @@ class LlamaGenerator:
                 with trio.CancelScope(shield=True):
                     await trio.to_thread.run_sync(finished.wait)
                 raise
-        return _generation_of(result)
+        return result
 
     def _complete(
         self, request: ChatRequest, stop: threading.Event, finished: threading.Event
-    ) -> dict[str, Any]:
+    ) -> Generation:
         try:
+            if request.tools and request.tool_choice != "none":
+                return self._complete_with_tools(request, stop)
             result: dict[str, Any] = self._llama.create_chat_completion(
-                messages=[{"role": m.role, "content": m.content} for m in request.messages],
+                messages=[
+                    {"role": m.role, "content": m.content}
+                    # A model's own template may know no tool role: results go as text.
+                    for m in flatten_tool_messages(request.messages)
+                ],
                 max_tokens=request.max_tokens or DEFAULT_MAX_TOKENS,
                 temperature=0.8 if request.temperature is None else request.temperature,
                 # Without a seed, llama-cpp-python draws each call's from the last one,
@@ -146,7 +165,7 @@ class LlamaGenerator:
                 logits_processor=[partial(_end_when_set, stop, self._eos)],
                 **sampling_kwargs(request),
             )
-            return result
+            return _generation_of(result)
         except ValueError as exc:
             # llama-cpp-python reports a prompt longer than the context as a ValueError.
             if "context window" not in str(exc):
@@ -154,6 +173,232 @@ class LlamaGenerator:
             raise GenerationError(400, str(exc), code="context_length_exceeded") from exc
         finally:
             finished.set()
+
+    def _complete_with_tools(self, request: ChatRequest, stop: threading.Event) -> Generation:
+        """Speak or call one offered tool, the model choosing under a grammar.
+
+        A model whose own chat template knows tools (Qwen2.5's) gets that template and its
+        ``<tool_call>`` format; any other gets the prompt of llama-cpp-python's
+        "chatml-function-calling" handler (:func:`tool_prompt`). Why not that handler
+        itself: its ``auto`` mode constrains the spoken reply with the grammar meant for a
+        follow-up call, so every reply it speaks is empty (measured with 0.3.36); it may
+        chain calls until the context is full, shows the model no tool descriptions and
+        drops ``tool`` messages. Either way the call's arguments are generated under the
+        tool's JSON schema, at most one call per reply, on the loaded model.
+        """
+        grammars = importlib.import_module("llama_cpp.llama_grammar")
+        steps = _Steps(self._llama, request, partial(_end_when_set, stop, self._eos), grammars)
+        names = [tool.name for tool in request.tools]
+        speak = request.tool_choice != "required"
+        native = self._native_template()
+        if native is not None:
+            prompt = self._native_prompt(native, request)
+            opener = '<tool_call>\n{"name": "'
+            tool_name = request.forced_tool
+            if tool_name is None:
+                either = '"<tool_call>"' + (" | [^<{] [^<{]*" if speak else "")
+                first = steps.run(prompt, f"root ::= {either}\n", max_tokens=8)
+                if not first.startswith("<tool_call>"):
+                    return steps.words(prompt + first, first, ["<tool_call>"])
+                choices = " | ".join(json.dumps(f'{name}"') for name in names)
+                tool_name = steps.run(prompt + opener, f"root ::= {choices}\n", 24)[:-1]
+            return steps.call(f'{prompt}{opener}{tool_name}", "arguments": ', tool_name)
+        prompt = tool_prompt(request.messages, request.tools)
+        tool_name = request.forced_tool
+        if tool_name is None:
+            choices = " | ".join(json.dumps(f"functions.{name}:") for name in names)
+            either = "functions" + (' | "message:"' if speak else "")
+            # Greedy, as the handler chooses: sampling here made SmolLM2 flip-flop.
+            chosen = steps.run(
+                prompt, f"root ::= {either}\nfunctions ::= {choices}\n", 24, greedy=True
+            )
+            if not chosen.startswith("functions."):
+                return steps.words(prompt + "message:\n", "", [])
+            tool_name = chosen.removeprefix("functions.").removesuffix(":")
+        return steps.call(f"{prompt}functions.{tool_name}:\n", tool_name)
+
+    def _native_template(self) -> str | None:
+        """The model's own chat template if it renders tools, else None."""
+        metadata = getattr(self._llama, "metadata", None) or {}
+        template = metadata.get("tokenizer.chat_template")
+        return template if isinstance(template, str) and "tools" in template else None
+
+    def _native_prompt(self, template: str, request: ChatRequest) -> str:
+        formats = importlib.import_module("llama_cpp.llama_chat_format")
+        model = self._llama._model  # llama-cpp-python names the special tokens this way
+        eos = model.token_get_text(self._llama.token_eos())
+        bos_id = self._llama.token_bos()
+        bos = model.token_get_text(bos_id) if bos_id != -1 else ""
+        formatter = formats.Jinja2ChatFormatter(template=template, eos_token=eos, bos_token=bos)
+        rendered = formatter(
+            messages=[_native_message(m) for m in request.messages],
+            tools=[tool.as_openai() for tool in request.tools],
+        )
+        prompt: str = rendered.prompt
+        # create_completion adds the BOS token itself.
+        return prompt.removeprefix(bos) if bos else prompt
+
+
+class _Steps:
+    """The completions one tool-offering reply is made of, sharing the request's sampling,
+    the stop-on-cancel processor and a token count."""
+
+    def __init__(self, llama: Any, request: ChatRequest, processor: Any, grammars: Any) -> None:
+        self._llama = llama
+        self._request = request
+        self._grammars = grammars
+        self._common: dict[str, Any] = {
+            "logits_processor": [processor],
+            **sampling_kwargs(request),
+        }
+        self._common.pop("stop", None)
+        self._temperature = 0.8 if request.temperature is None else request.temperature
+        self.prompt_tokens = 0
+        self.completion_tokens = 0
+
+    def _complete(
+        self, prompt: str, *, max_tokens: int, greedy: bool = False, **kwargs: Any
+    ) -> dict[str, Any]:
+        result: dict[str, Any] = self._llama.create_completion(
+            prompt=prompt,
+            max_tokens=max_tokens,
+            temperature=0.0 if greedy else self._temperature,
+            seed=secrets.randbits(32),
+            **self._common,
+            **kwargs,
+        )
+        usage = result["usage"]
+        self.prompt_tokens = max(self.prompt_tokens, int(usage["prompt_tokens"]))
+        self.completion_tokens += int(usage["completion_tokens"])
+        return result
+
+    def run(self, prompt: str, grammar: str, max_tokens: int, *, greedy: bool = False) -> str:
+        """Text generated under ``grammar`` (GBNF)."""
+        result = self._complete(
+            prompt,
+            max_tokens=max_tokens,
+            greedy=greedy,
+            grammar=self._grammars.LlamaGrammar.from_string(grammar, verbose=False),
+        )
+        return str(result["choices"][0]["text"])
+
+    def words(self, prompt: str, said: str, stops: list[str]) -> Generation:
+        """The spoken reply: ``said`` so far, then free text to the end of the turn."""
+        budget = (self._request.max_tokens or DEFAULT_MAX_TOKENS) - self.completion_tokens
+        if said and any(stop in said for stop in self._request.stop):
+            return self._generation(said, "stop")
+        result = self._complete(
+            prompt,
+            max_tokens=max(1, budget),
+            stop=["<|im_end|>", *stops, *self._request.stop],
+        )
+        choice = result["choices"][0]
+        text = said + str(choice["text"])
+        return self._generation(
+            text, "length" if choice.get("finish_reason") == "length" else "stop"
+        )
+
+    def call(self, prompt: str, tool_name: str) -> Generation:
+        """One call of ``tool_name``, its arguments under the tool's JSON schema."""
+        tool = next((tool for tool in self._request.tools if tool.name == tool_name), None)
+        if tool is None:  # the name ran past its token limit
+            raise GenerationError(500, "the model named no tool it was offered")
+        try:
+            grammar = self._grammars.LlamaGrammar.from_json_schema(
+                json.dumps(tool.parameters), verbose=False
+            )
+        except Exception:  # a schema the converter cannot read: any JSON then
+            grammar = self._grammars.LlamaGrammar.from_string(
+                self._grammars.JSON_GBNF, verbose=False
+            )
+        limit = min(self._request.max_tokens or DEFAULT_MAX_TOKENS, MAX_ARGUMENT_TOKENS)
+        result = self._complete(prompt, max_tokens=limit, grammar=grammar)
+        arguments = str(result["choices"][0]["text"]).strip()
+        call = ToolCall(f"call_{secrets.token_hex(8)}", tool_name, arguments)
+        return replace(self._generation("", "tool_calls"), tool_calls=(call,))
+
+    def _generation(self, text: str, finish: FinishReason) -> Generation:
+        return Generation(
+            text=text.strip(),
+            prompt_tokens=self.prompt_tokens,
+            completion_tokens=self.completion_tokens,
+            finish_reason=finish,
+        )
+
+
+def _native_message(message: ChatMessage) -> dict[str, Any]:
+    """A message as chat templates read it (arguments as objects: Qwen's template writes
+    them with ``tojson``)."""
+    content = _clean(message.content)
+    if message.role == "tool":
+        return {"role": "tool", "tool_call_id": message.tool_call_id, "content": content}
+    if message.tool_calls:
+        calls = [
+            {
+                "id": call.id,
+                "type": "function",
+                "function": {
+                    "name": call.name,
+                    "arguments": call.parsed_arguments() or _clean(call.arguments),
+                },
+            }
+            for call in message.tool_calls
+        ]
+        return {"role": "assistant", "content": content, "tool_calls": calls}
+    return {"role": message.role, "content": content}
+
+
+def tool_prompt(messages: list[ChatMessage], tools: tuple[ToolSpec, ...]) -> str:
+    """The ChatML prompt of llama-cpp-python's "chatml-function-calling" handler, plus
+    each tool's description (a comment line) and tool results (which it drops), ready for
+    the assistant's first word: ``message:`` or ``functions.<name>:``.
+
+    Every default model (Qwen2.5, SmolLM2) was trained on ChatML.
+    """
+    listing = "".join(
+        f"\nfunctions.{tool.name}:\n// {_clean(' '.join(tool.description.split()))}\n"
+        f"{json.dumps(tool.parameters, ensure_ascii=False)}\n"
+        for tool in tools
+    )
+    instructions = (
+        "\n\nYou have access to the following functions:\n"
+        f"{listing}"
+        "\n\nYou can respond to users messages with either a single message or one or more"
+        " function calls."
+        "\n\nTo respond with a message begin the message with 'message:', use the following"
+        " format:\n\nmessage:\n<message>"
+        "\n\nTo respond with one or more function calls begin the message with"
+        " 'functions.<function_name>:', use the following format:"
+        '\n\nfunctions.<function_name>:\n{ "arg1": "value1", "arg2": "value2" }'
+    )
+    names = {call.id: call.name for m in messages for call in m.tool_calls}
+    parts: list[str] = []
+    if not messages or messages[0].role != "system":
+        parts.append(f"<|im_start|>system\n{instructions.lstrip()}<|im_end|>\n")
+    for index, message in enumerate(messages):
+        content = _clean(message.content)
+        if message.role == "system":
+            extra = instructions if index == 0 else ""
+            parts.append(f"<|im_start|>system\n{content}{extra}<|im_end|>\n")
+        elif message.role == "assistant":
+            calls = "".join(
+                f"functions.{call.name}:\n{_clean(call.arguments)}\n" for call in message.tool_calls
+            )
+            said = f"message:\n{content}\n" if content else ""
+            parts.append(f"<|im_start|>assistant\n{said}{calls}".rstrip("\n") + "<|im_end|>\n")
+        elif message.role == "tool":
+            name = names.get(message.tool_call_id, "a function")
+            parts.append(f"<|im_start|>user\nfunctions.{name} returned:\n{content}<|im_end|>\n")
+        else:
+            parts.append(f"<|im_start|>user\n{content}<|im_end|>\n")
+    parts.append("<|im_start|>assistant\n")
+    return "".join(parts)
+
+
+def _clean(text: str) -> str:
+    for marker in CHATML_MARKERS:
+        text = text.replace(marker, "")
+    return text
 
 
 def sampling_kwargs(request: ChatRequest) -> dict[str, Any]:

@@ -6,6 +6,7 @@ import json
 import math
 import re
 import secrets
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, Final, Literal
 
@@ -165,3 +166,25 @@ class Completion:
     @property
     def tokens(self) -> int:
         return self.prompt_tokens + self.completion_tokens
+
+
+def flatten_tool_messages(messages: Sequence[ChatMessage]) -> list[ChatMessage]:
+    """``messages`` for an engine that takes no tools: an assistant's tool calls become a
+    line saying what it called, a tool result a user message saying whose result it is.
+
+    Why: after a failover, a tool-less engine may get a conversation in which another
+    engine called a tool; servers without tools refuse the ``tool`` role.
+    """
+    names = {call.id: call.name for m in messages for call in m.tool_calls}
+    flat: list[ChatMessage] = []
+    for message in messages:
+        if message.role == "tool":
+            name = names.get(message.tool_call_id, "a tool")
+            flat.append(ChatMessage("user", f"[result of {name}]\n{message.content}"))
+        elif message.tool_calls:
+            called = "; ".join(f"[called {c.name}({c.arguments})]" for c in message.tool_calls)
+            text = f"{message.content}\n{called}" if message.content else called
+            flat.append(ChatMessage("assistant", text))
+        else:
+            flat.append(message)
+    return flat

@@ -18,7 +18,6 @@ from quart import Response, jsonify
 from quart_trio import QuartTrio
 
 from node.config import BudgetSettings, EngineSettings
-from node.engine.client import flatten_tool_messages
 from node.engine.engines import Engines, Purpose, open_engines
 from node.engine.errors import EnginesUnavailable
 from node.engine.key_store import KeyLookup
@@ -27,6 +26,7 @@ from node.engine.messages import (
     ToolCall,
     ToolSpec,
     ToolSpecError,
+    flatten_tool_messages,
     tool_call_of,
 )
 from node.engine.openai_server import BadRequest, open_openai_server, parse_chat_request
