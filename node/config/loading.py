@@ -18,13 +18,16 @@ from node.config.settings import (
     DEFAULT_LISTEN,
     ENGINE_PRESETS,
     LANGUAGE_PATTERN,
+    LEND_MODES,
     MAX_DESCRIPTION,
     MAX_LANGUAGES,
     MAX_TAG_CHARS,
     MAX_TAGS,
     MAX_TEXT,
+    MCP_TOOL_NAME_PATTERN,
     NAME_PATTERN,
     OVERRIDE_ENGINE,
+    SOUVENIR_NAME_PATTERN,
     VISIT_POLICIES,
     AutonomySettings,
     BudgetSettings,
@@ -32,6 +35,7 @@ from node.config.settings import (
     EngineSettings,
     NetworkSettings,
     Persona,
+    SouvenirSettings,
     VisitSettings,
 )
 
@@ -69,6 +73,7 @@ def parse_config(raw: Any, *, base_dir: Path | None = None) -> CharacterConfig:
             "autonomy",
             "network",
             "data_dir",
+            "souvenirs",
         },
     )
     name = _string(obj.get("name"), "name", required=True, limit=64)
@@ -82,13 +87,24 @@ def parse_config(raw: Any, *, base_dir: Path | None = None) -> CharacterConfig:
     visits = _visits(obj.get("visits", {}))
     autonomy = _autonomy(obj.get("autonomy", {}))
     network = _network(obj.get("network", {}))
+    souvenirs = _souvenirs(obj.get("souvenirs", []))
     data_dir = None
     if obj.get("data_dir") is not None:
         data_dir = Path(_string(obj["data_dir"], "data_dir", required=True, limit=4096))
         if not data_dir.is_absolute() and base_dir is not None:
             data_dir = base_dir / data_dir
     return CharacterConfig(
-        name, persona, description, tags, engines, budget, visits, autonomy, network, data_dir
+        name,
+        persona,
+        description,
+        tags,
+        engines,
+        budget,
+        visits,
+        autonomy,
+        network,
+        data_dir,
+        souvenirs,
     )
 
 
@@ -293,6 +309,100 @@ def _network(raw: Any) -> NetworkSettings:
     bootstrap = _multiaddr_list(obj.get("bootstrap", []), "network.bootstrap")
     mdns = _bool(obj.get("mdns", True), "network.mdns")
     return NetworkSettings(listen, bootstrap, mdns)
+
+
+MAX_SOUVENIRS = 32
+SOUVENIR_FIELDS = {
+    "name",
+    "command",
+    "tools",
+    "network",
+    "unsandboxed",
+    "env",
+    "paths",
+    "writable_paths",
+}
+
+
+def _souvenirs(raw: Any) -> tuple[SouvenirSettings, ...]:
+    if not isinstance(raw, list) or len(raw) > MAX_SOUVENIRS:
+        raise ConfigError("souvenirs", f"must be a list of at most {MAX_SOUVENIRS} plugins")
+    plugins = tuple(parse_souvenir(item, f"souvenirs[{i}]") for i, item in enumerate(raw))
+    names = [plugin.name for plugin in plugins]
+    for i, name in enumerate(names):
+        if name in names[:i]:
+            raise ConfigError(f"souvenirs[{i}].name", f"duplicate souvenir name {name!r}")
+    return plugins
+
+
+def parse_souvenir(raw: Any, where: str, *, default_name: str | None = None) -> SouvenirSettings:
+    """One plugin object (from the character file, or a ``plugins/*.json`` file whose
+    stem is ``default_name``); a problem raises :class:`ConfigError` naming
+    ``where.field``."""
+    obj = _object(raw, where)
+    _no_unknown(obj, f"{where}.", SOUVENIR_FIELDS)
+    if "name" in obj or default_name is None:
+        name = _string(obj.get("name"), f"{where}.name", required=True, limit=32)
+    else:
+        name = default_name
+    if not SOUVENIR_NAME_PATTERN.match(name):
+        raise ConfigError(f"{where}.name", f"must be 1-32 of a-z, 0-9 and '-', not {name!r}")
+    command = obj.get("command")
+    if not isinstance(command, list) or not 1 <= len(command) <= 64:
+        raise ConfigError(f"{where}.command", "must be a list of 1 to 64 strings (argv)")
+    argv = tuple(
+        _string(arg, f"{where}.command[{i}]", required=i == 0, limit=4096)
+        for i, arg in enumerate(command)
+    )
+    for i, arg in enumerate(argv):
+        if "\x00" in arg:
+            raise ConfigError(f"{where}.command[{i}]", "must not contain a NUL character")
+    return SouvenirSettings(
+        name=name,
+        command=argv,
+        tools=_lent_tools(obj.get("tools", {}), f"{where}.tools"),
+        network=_bool(obj.get("network", False), f"{where}.network"),
+        unsandboxed=_bool(obj.get("unsandboxed", False), f"{where}.unsandboxed"),
+        env=_plugin_env(obj.get("env", {}), f"{where}.env"),
+        paths=_absolute_paths(obj.get("paths", []), f"{where}.paths"),
+        writable_paths=_absolute_paths(obj.get("writable_paths", []), f"{where}.writable_paths"),
+    )
+
+
+def _lent_tools(raw: Any, where: str) -> tuple[tuple[str, str], ...]:
+    obj = _object(raw, where)
+    if len(obj) > 256:
+        raise ConfigError(where, "at most 256 tools")
+    tools = []
+    for tool, mode in obj.items():
+        if not MCP_TOOL_NAME_PATTERN.match(tool):
+            raise ConfigError(f"{where}.{tool}", "not an MCP tool name ([A-Za-z0-9._-]{1,128})")
+        if mode not in LEND_MODES:
+            raise ConfigError(f"{where}.{tool}", f"must be one of {', '.join(LEND_MODES)}")
+        tools.append((tool, mode))
+    return tuple(tools)
+
+
+def _plugin_env(raw: Any, where: str) -> tuple[tuple[str, str], ...]:
+    obj = _object(raw, where)
+    env = []
+    for key, value in obj.items():
+        if not re.match(r"^[A-Za-z_][A-Za-z0-9_]{0,127}$", key):
+            raise ConfigError(f"{where}.{key}", "must be an environment variable name")
+        env.append((key, _string(value, f"{where}.{key}", limit=4096)))
+    return tuple(env)
+
+
+def _absolute_paths(raw: Any, where: str) -> tuple[str, ...]:
+    if not isinstance(raw, list) or len(raw) > 64:
+        raise ConfigError(where, "must be a list of at most 64 absolute paths")
+    paths = []
+    for i, value in enumerate(raw):
+        text = _string(value, f"{where}[{i}]", required=True, limit=4096)
+        if not text.startswith("/") or "\x00" in text:
+            raise ConfigError(f"{where}[{i}]", f"must be an absolute path, not {text!r}")
+        paths.append(text)
+    return tuple(paths)
 
 
 def _multiaddr_list(raw: Any, where: str) -> tuple[str, ...]:

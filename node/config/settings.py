@@ -97,6 +97,34 @@ class NetworkSettings:
     mdns: bool = True
 
 
+SOUVENIR_NAME_PATTERN = re.compile(r"^[a-z0-9-]{1,32}$")
+"""A plugin's name: unique per character, safe in logs, uids and tool-name prefixes."""
+MCP_TOOL_NAME_PATTERN = re.compile(r"^[A-Za-z0-9._-]{1,128}$")
+"""What MCP allows as a tool name."""
+LEND_MODES = ("lend", "ask")
+"""lend: lent when the server marks the tool read-only; ask: lent, every call approved."""
+
+
+@dataclass(frozen=True, slots=True)
+class SouvenirSettings:
+    """One stdio MCP server the owner lends tools from (character file ``"souvenirs"`` or
+    ``<data_dir>/plugins/<name>.json``). Tools not listed in ``tools`` are never lent."""
+
+    name: str
+    command: tuple[str, ...]
+    """argv; argv[0] is resolved on PATH when the plugin starts."""
+    tools: tuple[tuple[str, str], ...] = ()
+    """(MCP tool name, "lend" | "ask")."""
+    network: bool = False
+    unsandboxed: bool = False
+    """The owner allows running this plugin without the sandbox when it is unavailable."""
+    env: tuple[tuple[str, str], ...] = ()
+    paths: tuple[str, ...] = ()
+    """Absolute paths bound read-only into the sandbox."""
+    writable_paths: tuple[str, ...] = ()
+    """Absolute paths bound read-write into the sandbox."""
+
+
 @dataclass(frozen=True, slots=True)
 class CharacterConfig:
     name: str
@@ -111,6 +139,9 @@ class CharacterConfig:
     autonomy: AutonomySettings = field(default_factory=AutonomySettings)
     network: NetworkSettings = field(default_factory=NetworkSettings)
     data_dir: Path | None = None
+    souvenirs: tuple[SouvenirSettings, ...] = ()
+    """From the character file; ``plugins/*.json`` in the data directory are read at
+    start (:func:`node.souvenirs.read_plugin_files`)."""
 
     def resolved_data_dir(self) -> Path:
         """The data directory: configured, or one per character under the user data dir."""
