@@ -328,7 +328,9 @@ class BaselineVoice:
         self.model = model
         self.on_call = on_call
 
-    async def reply(self, partner: Any, relation: Any, lines: Any, role: str) -> str:
+    async def reply(
+        self, partner: Any, relation: Any, lines: Any, role: str, tools: Any = None
+    ) -> str:
         """The node voice's ``reply`` signature: ``partner`` a visit Partner, ``relation``
         the stored Relation or None, ``lines`` the visit's Lines so far."""
         memory = None

@@ -26,13 +26,14 @@ BodyValidator = Callable[[Mapping[str, Any]], None]
 Bodies = Mapping[str, BodyValidator]
 """Kind → the validator of its bodies: every kind a path accepts, and only those."""
 
-ACTION_TYPES: Final = frozenset({"speak", "move", "look", "gesture"})
+ACTION_TYPES: Final = frozenset({"speak", "move", "look", "gesture", "souvenir"})
 IMAGE_MIME_TYPES: Final = frozenset({"image/png", "image/jpeg", "image/webp", "image/gif"})
 MAX_SPEAK_CHARS: Final = 2000
 MAX_CONTEXT_TEXT_CHARS: Final = 8000
 MAX_IMAGE_BYTES: Final = 192 * 1024
 MAX_ALT_CHARS: Final = 500
 _GESTURE_NAME = re.compile(r"[a-z_]+")
+_TOOL_NAME = re.compile(r"[A-Za-z0-9_-]+")
 
 
 def _fields(
@@ -64,7 +65,7 @@ def _type(body: Mapping[str, Any], allowed: Collection[str]) -> str:
 
 
 def validate_action(body: Mapping[str, Any]) -> None:
-    """Check an ``action`` body: speak, move, look or gesture."""
+    """Check an ``action`` body: speak, move, look, gesture or souvenir."""
     action = _type(body, ACTION_TYPES)
     if action == "speak":
         _fields(body, ("type", "text"), ("visit", "to"))
@@ -79,6 +80,15 @@ def validate_action(body: Mapping[str, Any]) -> None:
     elif action == "look":
         _fields(body, ("type", "at"))
         _text(body, "at", 1, 128)
+    elif action == "souvenir":
+        # A lent tool was used in a public visit: who lent it and which tool, never the
+        # arguments or the result (the sender is the character whose engine called it).
+        _fields(body, ("type", "visit", "lender", "tool"))
+        _text(body, "visit", 1, 64)
+        _text(body, "lender", 1, 128)
+        name = _text(body, "tool", 1, 64)
+        if _TOOL_NAME.fullmatch(name) is None:
+            raise SchemaError("body.tool: must match [A-Za-z0-9_-]+")
     else:
         # "to": the character the gesture is aimed at (a PeerID), e.g. a greeting wave.
         _fields(body, ("type", "name"), ("to",))

@@ -47,6 +47,7 @@ from node.net.dialing import PeerBook
 from node.net.gossip_health import GossipHealth
 from node.net.lan_addrs import advertisable_addrs
 from node.net.liveness import Liveness
+from node.souvenirs.wire import MCP_BODIES
 from node.storage.store import ReplayMark, Store
 from node.visits.messages import VISIT_BODIES
 from node.visits.service import transports_for
@@ -63,7 +64,7 @@ RECEIVE_BATCH = 256
 CAUGHT_UP_REMEMBERED = 4096
 DIRECTORY_DIAL_TARGET = 16
 """Peers learned from the directory are dialled only while we have fewer connections."""
-BODIES_SPOKEN = join_bodies(BODIES, DIRECTORY_BODIES, VISIT_BODIES)
+BODIES_SPOKEN = join_bodies(BODIES, DIRECTORY_BODIES, VISIT_BODIES, MCP_BODIES)
 """The body schema of every kind a character seals or takes from gossip."""
 
 

@@ -73,6 +73,7 @@ from registry_crdt.card import (
     card_digest,
     card_from_dict,
     card_to_dict,
+    schema_digest,
     sign_card,
     verify_card,
 )
@@ -169,6 +170,7 @@ __all__ = [
     "make_entry",
     "make_vouched_entry",
     "retain_until",
+    "schema_digest",
     "sign_card",
     "to_bodies",
     "validate_directory_body",

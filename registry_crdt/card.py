@@ -9,7 +9,7 @@ JSON and reads it back without loss)::
     interfaces {libp2p: [multiaddr], http: null | URL} ·
     capabilities {actions, acceptsVisits, souvenirs} ·
     visitPolicy {mode: open|friends|ask-owner, maxMinutes, maxTurns, visitsPerHour} ·
-    souvenirs [{name, description, readOnly}] · signature (hex Ed25519)
+    souvenirs [{name, description, readOnly, schemaDigest}] · signature (hex Ed25519)
 
 Card text is untrusted: every field is checked for type, length and count, control and
 bidirectional-override characters are refused, and so is any field not listed above
@@ -25,7 +25,9 @@ from __future__ import annotations
 import base64
 import binascii
 import hashlib
+import json
 import re
+from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from enum import StrEnum
 from typing import Any, Final
@@ -68,6 +70,7 @@ ICON_MIME_TYPES: Final = frozenset({"image/png", "image/jpeg", "image/webp", "im
 _VERSION: Final = re.compile(r"[0-9A-Za-z][0-9A-Za-z.+_-]*")
 _LANGUAGE: Final = re.compile(r"[A-Za-z]{2,8}(-[A-Za-z0-9]{1,8}){0,3}")
 _TOOL_NAME: Final = re.compile(r"[A-Za-z0-9_-]+")
+_SCHEMA_DIGEST: Final = re.compile(r"[0-9a-f]{32}")
 _MAX_ICON_B64_CHARS: Final = 4 * ((MAX_INLINE_ICON_BYTES + 2) // 3)
 _SIGNATURE_HEX_BYTES: Final = 64
 _UNSIGNED: Final = ""
@@ -140,6 +143,9 @@ class Souvenir:
     name: str
     description: str = ""
     read_only: bool = True
+    schema_digest: str = "0" * 32
+    """The first 128 bits of sha256 of the tool's input schema as canonical JSON (hex):
+    a partner can tell whether the schema it is offered is the one the card announced."""
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -198,7 +204,12 @@ def card_to_dict(card: NameCard) -> dict[str, Any]:
             "visitsPerHour": card.visit_policy.visits_per_hour,
         },
         "souvenirs": [
-            {"name": s.name, "description": s.description, "readOnly": s.read_only}
+            {
+                "name": s.name,
+                "description": s.description,
+                "readOnly": s.read_only,
+                "schemaDigest": s.schema_digest,
+            }
             for s in card.souvenirs
         ],
         "signature": card.signature,
@@ -263,6 +274,13 @@ def card_from_dict(value: Any, path: str = "card") -> NameCard:
     if size > MAX_CARD_BYTES:
         raise EntryTooLarge(f"{path} is {size} bytes encoded, cap {MAX_CARD_BYTES}")
     return result
+
+
+def schema_digest(schema: Mapping[str, Any]) -> str:
+    """A souvenir's ``schemaDigest``: the first 128 bits of sha256 of its input schema as
+    canonical JSON (sorted keys, no spaces, UTF-8), in hex."""
+    text = json.dumps(schema, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+    return hashlib.sha256(text.encode()).hexdigest()[:32]
 
 
 def card_digest(card: NameCard) -> bytes:
@@ -399,7 +417,7 @@ def _souvenirs(value: Any, path: str) -> tuple[Souvenir, ...]:
     result = []
     for i, item in enumerate(items):
         where = f"{path}[{i}]"
-        souvenir = check.fields(item, where, ("name", "description", "readOnly"))
+        souvenir = check.fields(item, where, ("name", "description", "readOnly", "schemaDigest"))
         result.append(
             Souvenir(
                 name=check.pattern(
@@ -413,6 +431,13 @@ def _souvenirs(value: Any, path: str) -> tuple[Souvenir, ...]:
                     souvenir["description"], f"{where}.description", 0, MAX_DESCRIPTION_CHARS
                 ),
                 read_only=check.boolean(souvenir["readOnly"], f"{where}.readOnly"),
+                schema_digest=check.pattern(
+                    souvenir["schemaDigest"],
+                    f"{where}.schemaDigest",
+                    _SCHEMA_DIGEST,
+                    32,
+                    "128 bits of sha256 as 32 lowercase hex characters",
+                ),
             )
         )
     check.unique([s.name for s in result], f"{path}[].name")

@@ -437,6 +437,10 @@
       const verb = Object.prototype.hasOwnProperty.call(GESTURE_VERBS, name) ? GESTURE_VERBS[name] : null;
       what.append(el("span", "gesture", verb || `gestures: ${name}`));
       if (to && looksLikePeer(to)) what.append(el("span", "verb", verb ? " at " : " to "), peerButton(to));
+    } else if (type === "souvenir") {
+      // Who used whose lent tool in a public visit; never the arguments or the result.
+      what.append(el("span", "verb", "used "), peerButton(str(body.lender, 128)),
+        el("span", "verb", "'s souvenir "), el("span", "souvenir", str(body.tool, 64)));
     } else {
       what.append(el("span", "muted", `(an action of type ${type || "?"})`));
     }

@@ -22,7 +22,7 @@ import trio
 if TYPE_CHECKING:
     from trio_typing import TaskStatus
 
-from keys import PROTO_VISIT, Identity
+from keys import PROTO_MCP, PROTO_VISIT, Identity
 from keys.errors import LocalError, RemoteError, RoomverseError
 from node import _libp2p
 from node.agent.autonomy import Candidate, eligible, next_wait_s, pick_weighted
@@ -39,6 +39,11 @@ from node.engine.model_pack import DEFAULT_MODEL
 from node.engine.shared import SharedEngineSlot
 from node.events import EventLog
 from node.privacy.redact import redact
+from node.souvenirs.approvals import Approvals
+from node.souvenirs.plugin_files import all_souvenirs
+from node.souvenirs.running import lend, partner_cards
+from node.souvenirs.service import SouvenirService
+from node.storage.footprints import Footprints
 from node.storage.memory import Memory
 from node.storage.store import Store
 from node.visits.contracts import VisitResult
@@ -111,6 +116,20 @@ class Agent:
         self.voice = EngineVoice(
             node.config, node.identity.peer_id, self._engines_now, events=node.events
         )
+        self.plugins = all_souvenirs(node.config.souvenirs, node.config.resolved_data_dir())
+        """The owner's souvenir plugins (character file, then ``plugins/``): a bad plugin
+        file is a ConfigError here, when the node starts."""
+        self.souvenirs = SouvenirService(
+            me=node.identity.peer_id_str,
+            host=node.host,
+            seal=node.seal,
+            publish=node.publish,
+            footprints=Footprints(node.store.db, redact),
+            approvals=Approvals(events=node.events),
+            events=node.events,
+            reject=node.reject,
+            partner_card=partner_cards(node.directory),
+        )
         self.session = VisitSession(
             me=node.identity.peer_id,
             name=node.config.name,
@@ -126,6 +145,7 @@ class Agent:
             on_line=self._line_said,
             reject=node.reject,
             turn_timeout_s=turn_timeout_s,
+            souvenirs=self.souvenirs,
         )
         self.service = VisitService(
             session=self.session,
@@ -162,8 +182,17 @@ class Agent:
         async with trio.open_nursery() as nursery:
             self._nursery = nursery
             self.node.host.set_stream_handler(PROTO_VISIT, self.service.serve)
+            self.node.host.set_stream_handler(PROTO_MCP, self.souvenirs.serve)
             task_status.started()
             nursery.start_soon(self._autonomy_loop)
+            nursery.start_soon(
+                lend,
+                self.souvenirs,
+                self.plugins,
+                self.config.resolved_data_dir(),
+                self.node.directory,
+                self.events,
+            )
             await self._run_engines()
 
     async def _run_engines(self) -> None:
@@ -371,6 +400,7 @@ class Agent:
             else self.shared_engine.problem,
             "tier": (self.engines.tier() if self.engines is not None else BudgetTier.STOPPED).value,
             "hosting": sorted(self.session.hosting),
+            "souvenirs": self.souvenirs.describe(),
             "autonomy": {
                 "enabled": self.config.autonomy.enabled,
                 "interval_s": self.config.autonomy.interval_s,

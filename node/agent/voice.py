@@ -26,6 +26,7 @@ from datetime import datetime
 from typing import Final, Literal
 
 from node.agent.autonomy import Candidate
+from node.agent.borrowing import CALLS_PER_VISIT, offer, result_text, tool_hint
 from node.agent.guard import LineContext, copies, fallback, judge, tidy, trim
 from node.agent.languages import allowed_in_visit, languages_for_visit
 from node.agent.prompts.answering_machine import AwayStatus, answering_machine_messages
@@ -56,8 +57,9 @@ from node.engine.errors import EngineError
 from node.engine.messages import Sampling
 from node.events import EventLog
 from node.privacy.redact import redact
+from node.souvenirs.wire import ToolAnswer
 from node.storage.memory import Relation
-from node.visits.contracts import Partner, Recollection
+from node.visits.contracts import Partner, Recollection, VisitTools
 from node.visits.conversation import Line
 from node.visits.goodbye import counts_as_goodbye
 from node.visits.messages import MAX_LINE
@@ -110,9 +112,17 @@ class EngineVoice:
         return await self.reply(partner, relation, [], "guest")
 
     async def reply(
-        self, partner: Partner, relation: Relation | None, lines: list[Line], role: str
+        self,
+        partner: Partner,
+        relation: Relation | None,
+        lines: list[Line],
+        role: str,
+        tools: VisitTools | None = None,
     ) -> str:
-        """Our next line; "" when nothing fit to say came (the session says goodbye)."""
+        """Our next line; "" when nothing fit to say came (the session says goodbye).
+
+        With ``tools`` (the partner's souvenirs), our engine may first call one of them;
+        the line is then written knowing its result (see :meth:`_borrow`)."""
         visit_role: VisitRole = "host" if role == "host" else "guest"
         view = _partner(partner)
         me = replace(
@@ -156,6 +166,10 @@ class EngineVoice:
                 return self._goodbye_instead(context, me)
             return fallback(context, self._choices)
 
+        sampling = roleplay_sampling(label, me.name)
+        first = None
+        if tools is not None:
+            messages, first = await self._borrow(messages, tools, me, sampling)
         return await self._guarded(
             messages,
             context,
@@ -163,9 +177,56 @@ class EngineVoice:
             partner_id=partner.peer_id,
             purpose=Purpose.REPLY,
             max_tokens=TURN_MAX_TOKENS,
-            sampling=roleplay_sampling(label, me.name),
+            sampling=sampling,
             instead=instead,
+            first=first,
         )
+
+    async def _borrow(
+        self,
+        messages: list[ChatMessage],
+        tools: VisitTools,
+        me: PersonaView,
+        sampling: Sampling,
+    ) -> tuple[list[ChatMessage], str | None]:
+        """Offer the partner's souvenirs to our engine for this turn.
+
+        Returns the messages to write our line from, and the line already written when
+        the engine answered in words instead of calling a tool (None otherwise). After a
+        call, the messages carry the engine's call and the result as data, so the line
+        is written knowing it. Nothing is offered once :data:`CALLS_PER_VISIT` calls were
+        made, when the partner lends nothing, or when our engine takes no tools."""
+        engines = self._engines()
+        if tools.calls >= CALLS_PER_VISIT or not engines.takes_tools():
+            return messages, None
+        offered = offer(await tools.listing(), tools.partner_name)
+        if not offered.specs:
+            return messages, None
+        hint = tool_hint(tools.partner_name, offered.specs, japanese=speaks_japanese_first(me))
+        hinted = [ChatMessage("system", f"{messages[0].content}\n{hint}"), *messages[1:]]
+        completion = await engines.complete(
+            hinted,
+            max_tokens=TURN_MAX_TOKENS,
+            purpose=Purpose.REPLY,
+            sampling=sampling,
+            tools=offered.specs,
+        )
+        call = next((c for c in completion.tool_calls if c.name in offered.routes), None)
+        if call is None:
+            return messages, self._tidy(completion.text) or None
+        souvenir = offered.routes[call.name]
+        arguments = call.parsed_arguments()
+        if arguments is None:
+            answer = ToolAnswer("Not called: the arguments were not a JSON object.", True)
+        else:
+            answer = await tools.call(souvenir, arguments)
+        return [
+            *hinted,
+            ChatMessage("assistant", "", tool_calls=(call,)),
+            ChatMessage(
+                "tool", result_text(answer, tools.partner_name, souvenir), tool_call_id=call.id
+            ),
+        ], None
 
     async def answering_machine(self, partner: Partner, message: str, status: str) -> str:
         away: AwayStatus = "asleep" if status == "asleep" else "away"
@@ -232,15 +293,18 @@ class EngineVoice:
         max_tokens: int,
         sampling: Sampling,
         instead: Callable[[], str | None],
+        first: str | None = None,
     ) -> str:
-        """A line that passes the guard: the engine's, its second try, one of them
-        trimmed, what ``instead`` gives, or "" (in that order), redacted.
+        """A line that passes the guard: the engine's (``first``, when it is written
+        already), its second try, one of them trimmed, what ``instead`` gives, or "" (in
+        that order), redacted.
 
         Lines are judged as the engine wrote them and redacted after: the measures of
         copying must see the words the model chose, not the placeholders redaction puts
         in (two lines that name different addresses are not the same line).
         """
-        first = await self._line(messages, purpose, max_tokens, sampling)
+        if first is None:
+            first = await self._line(messages, purpose, max_tokens, sampling)
         failed = judge(first, context)
         if not failed:
             return _spoken(first)
@@ -273,7 +337,11 @@ class EngineVoice:
         completion = await self._engines().complete(
             messages, max_tokens=max_tokens, purpose=purpose, sampling=sampling
         )
-        return tidy(" ".join(strip_marks(completion.text).split()), self.persona.name)
+        return self._tidy(completion.text)
+
+    def _tidy(self, text: str) -> str:
+        """An engine's text as a line: without marks, labels or line breaks."""
+        return tidy(" ".join(strip_marks(text).split()), self.persona.name)
 
     def _count(self, kind: Kind, partner_id: str, failed: Sequence[str], action: str) -> None:
         if self.events is not None:

@@ -8,10 +8,12 @@ before it reaches a terminal. Times are local ISO timestamps; ``tz`` exists for 
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from datetime import UTC, datetime, tzinfo
 from typing import Any
 
 from node.cli.terminal import printable
+from node.storage.footprints import Footprint
 from node.storage.memory import Conversation, MemoryUsageError, RelationStats, VisitRow
 
 NAME_WIDTH = 20
@@ -22,18 +24,57 @@ def render_reply(what: str, reply: Mapping[str, Any], *, tz: tzinfo | None = Non
     """Render the control socket's answer to ``{"cmd": "memory", "what": what}``: the
     rows come back as their ``to_json()`` form. A ``self_name`` in a conversation reply
     names our own lines (else "me")."""
+    me = Me(reply.get("self_name", "me"), reply.get("self_id", ""))
     if what == "visits":
-        return visits_table([VisitRow.from_json(v) for v in reply["visits"]], tz=tz)
+        trails = {
+            visit: [Footprint.from_json(f) for f in calls]
+            for visit, calls in reply.get("souvenirs", {}).items()
+        }
+        return visits_table(
+            [VisitRow.from_json(v) for v in reply["visits"]], tz=tz, souvenirs=trails, me=me
+        )
     if what == "relations":
         return relations_table([RelationStats.from_json(r) for r in reply["relations"]], tz=tz)
     if what == "conversation":
         conversation = Conversation.from_json(reply["conversation"])
-        return conversation_text(conversation, self_name=reply.get("self_name", "me"), tz=tz)
+        text = conversation_text(conversation, self_name=me.name, tz=tz)
+        calls = [Footprint.from_json(f) for f in reply.get("souvenirs", [])]
+        if calls:
+            text += "\n\nsouvenirs:\n" + "\n".join(
+                f"  {souvenir_line(call, me)} · {_when(call.ts_ms, tz)}" for call in calls
+            )
+        return text
     raise MemoryUsageError(f"memory shows visits, relations or conversation, not {what!r}")
 
 
-def visits_table(rows: Sequence[VisitRow], *, tz: tzinfo | None = None) -> str:
-    """One line per visit, as :meth:`Memory.visits` returns them (latest first)."""
+@dataclass(frozen=True, slots=True)
+class Me:
+    """Our own character, to tell our side of a footprint from the partner's."""
+
+    name: str
+    peer_id: str
+
+
+def souvenir_line(call: Footprint, me: Me) -> str:
+    """One souvenir footprint in words: "Kai lent Mina the get_current_time souvenir"."""
+    partner = printable(call.partner_name)
+    ours = call.lender_id == me.peer_id
+    lender, borrower = (printable(me.name), partner) if ours else (partner, printable(me.name))
+    tool = printable(call.tool) or "?"
+    if call.lent:
+        return f"{lender} lent {borrower} the {tool} souvenir"
+    return f"{borrower} asked for {lender}'s {tool} souvenir: {printable(call.outcome)}"
+
+
+def visits_table(
+    rows: Sequence[VisitRow],
+    *,
+    tz: tzinfo | None = None,
+    souvenirs: Mapping[str, Sequence[Footprint]] | None = None,
+    me: Me | None = None,
+) -> str:
+    """One line per visit, as :meth:`Memory.visits` returns them (latest first), with
+    the souvenirs lent in it under it."""
     header = (
         f"{'STARTED':<25} {'PARTNER':<{NAME_WIDTH}} {'ROLE':<5} {'OUTCOME':<18} "
         f"{'TURNS':>5} {'LENGTH':>7}  VISIT ID / FIRST LINE"
@@ -49,6 +90,8 @@ def visits_table(rows: Sequence[VisitRow], *, tz: tzinfo | None = None) -> str:
         )
         if row.first_line:
             lines.append(f"{indent}“{_cell(row.first_line, FIRST_LINE_WIDTH)}”")
+        for call in (souvenirs or {}).get(row.visit_id, ()):
+            lines.append(f"{indent}⟡ {souvenir_line(call, me or Me('me', ''))}")
     if not rows:
         lines.append("(no visits yet)")
     return "\n".join(lines)

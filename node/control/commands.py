@@ -159,8 +159,17 @@ async def _memory(node: CharacterNode, request: dict[str, Any]) -> dict[str, Any
     limit = request.get("limit", 50)
     if isinstance(limit, bool) or not isinstance(limit, int) or not 1 <= limit <= 1000:
         return {"ok": False, "error": '"limit" must be 1..1000'}
+    footprints = node.agent.souvenirs.footprints
+    me = {"self_name": node.config.name, "self_id": node.identity.peer_id_str}
     if what == "visits":
-        return {"ok": True, "visits": [v.to_json() for v in await memory.visits(limit)]}
+        rows = await memory.visits(limit)
+        trails = await footprints.for_visits([row.visit_id for row in rows])
+        return {
+            "ok": True,
+            "visits": [v.to_json() for v in rows],
+            "souvenirs": {visit: [f.to_json() for f in calls] for visit, calls in trails.items()},
+            **me,
+        }
     if what == "relations":
         return {"ok": True, "relations": [r.to_json() for r in await memory.relations()]}
     if what == "conversation":
@@ -168,7 +177,13 @@ async def _memory(node: CharacterNode, request: dict[str, Any]) -> dict[str, Any
         conversation = await memory.conversation(visit) if isinstance(visit, str) else None
         if conversation is None:
             return {"ok": False, "error": f"no visit {visit!r} in memory"}
-        return {"ok": True, "conversation": conversation.to_json()}
+        calls = await footprints.for_visit(conversation.visit.visit_id)
+        return {
+            "ok": True,
+            "conversation": conversation.to_json(),
+            "souvenirs": [f.to_json() for f in calls],
+            **me,
+        }
     return {"ok": False, "error": "memory shows visits, relations or conversation"}
 
 

@@ -60,6 +60,7 @@ def row(entry: Entry, *, own_peer: bytes, now_ms: int) -> dict[str, Any]:
         "lease_expires_ms": entry.lease_end_ms,
         "addrs": list(entry.addrs),
         "vouched_by": None if entry.vouch is None else peer_id_to_str(entry.signer),
+        "souvenirs": [s.name for s in card.souvenirs],
         "self": entry.peer == own_peer,
     }
 

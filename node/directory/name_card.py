@@ -9,10 +9,12 @@ from keys.errors import ConfigError
 from node.clock import now_ms
 from node.config import CharacterConfig
 from registry_crdt import (
+    Capabilities,
     DirectoryUsageError,
     Interfaces,
     NameCard,
     Persona,
+    Souvenir,
     VisitMode,
     VisitPolicy,
     sign_card,
@@ -22,13 +24,19 @@ from registry_crdt.limits import (
     MAX_INTERFACE_ADDRS,
     MAX_LANGUAGES,
     MAX_PERSONALITY_CHARS,
+    MAX_SOUVENIRS,
 )
 
 
 def card_for(
-    config: CharacterConfig, identity: Identity, addrs: Sequence[str], now: int
+    config: CharacterConfig,
+    identity: Identity,
+    addrs: Sequence[str],
+    now: int,
+    souvenirs: Sequence[Souvenir] = (),
 ) -> NameCard:
-    """The name card of our character, from its config (unsigned)."""
+    """The name card of our character, from its config and the souvenirs it lends now
+    (unsigned)."""
     persona = config.persona
     return NameCard(
         id=identity.peer_id_str,
@@ -48,6 +56,8 @@ def card_for(
             max_turns=config.visits.max_turns,
             visits_per_hour=config.visits.per_visitor_per_hour,
         ),
+        capabilities=Capabilities(souvenirs=bool(souvenirs)),
+        souvenirs=tuple(souvenirs[:MAX_SOUVENIRS]),
     )
 
 

@@ -48,6 +48,7 @@ from registry_crdt import (
     OffsetOf,
     Outcome,
     Presence,
+    Souvenir,
     Status,
     from_body,
     make_entry,
@@ -167,6 +168,9 @@ class DirectoryService:
         self.clock_ms = clock_ms
         self.directory = Directory()
         self.status = Status.ONLINE
+        self.souvenirs: tuple[Souvenir, ...] = ()
+        """What our card says we lend (the agent sets it once its plugins are up, then
+        signs the entry anew with :meth:`write_own`)."""
         self.own: Entry | None = None
         self.sync = SyncCounters()
         self.changes_by_source: dict[str, int] = {}
@@ -273,7 +277,7 @@ class DirectoryService:
             self.events.emit("directory_publish_failed", error=str(exc))
 
     def _card(self, addrs: Sequence[str], now: int) -> NameCard:
-        card = card_for(self.config, self.identity, addrs, now)
+        card = card_for(self.config, self.identity, addrs, now, self.souvenirs)
         if self.takes_visits:
             return card
         return replace(card, capabilities=replace(card.capabilities, accepts_visits=False))

@@ -1,6 +1,7 @@
 """The character's SQLite database: sequence counter, replay marks, received actions,
 the last directory snapshot; the agent's memory tables live here too (migration 3) and
-are read and written by :mod:`node.storage.memory` through :attr:`Store.db`.
+are read and written by :mod:`node.storage.memory` through :attr:`Store.db`, as are the
+souvenir footprints (migration 4, :mod:`node.storage.footprints`).
 
 Schema changes go through :data:`MIGRATIONS` (``PRAGMA user_version`` is the version).
 Only :class:`keys.Verified` envelopes are ever stored.
@@ -100,6 +101,23 @@ MIGRATIONS: tuple[str, ...] = (
         notes TEXT NOT NULL DEFAULT '',
         updated_ms INTEGER NOT NULL
     );
+    """,
+    # 4: souvenir footprints (node/storage/footprints.py explains the columns)
+    """
+    CREATE TABLE souvenir_calls (
+        id INTEGER PRIMARY KEY,
+        visit_id TEXT NOT NULL,
+        caller_id TEXT NOT NULL,
+        lender_id TEXT NOT NULL,
+        partner_name TEXT NOT NULL,
+        tool TEXT NOT NULL,
+        arguments_digest TEXT NOT NULL,
+        result_bytes INTEGER NOT NULL CHECK (result_bytes >= 0),
+        duration_ms INTEGER NOT NULL CHECK (duration_ms >= 0),
+        outcome TEXT NOT NULL,
+        ts_ms INTEGER NOT NULL
+    );
+    CREATE INDEX souvenir_calls_by_visit ON souvenir_calls (visit_id, id);
     """,
 )
 

@@ -7,7 +7,7 @@ from collections.abc import Mapping
 import trio
 
 from node.storage.memory import Relation
-from node.visits.contracts import Partner, Recollection
+from node.visits.contracts import Partner, Recollection, VisitTools
 from node.visits.conversation import Line
 
 
@@ -28,7 +28,12 @@ class ScriptedVoice:
         return f"{self.name} says hello"
 
     async def reply(
-        self, partner: Partner, relation: Relation | None, lines: list[Line], role: str
+        self,
+        partner: Partner,
+        relation: Relation | None,
+        lines: list[Line],
+        role: str,
+        tools: VisitTools | None = None,
     ) -> str:
         self.said += 1
         await trio.sleep(self.slow_s)

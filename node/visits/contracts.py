@@ -3,11 +3,13 @@ partner, the voice that speaks for us, the keeper of relations, the result."""
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
+from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass, field
-from typing import Protocol
+from typing import Any, Protocol
 
 from keys.errors import RemoteError
+from node.souvenirs.wire import ToolAnswer, ToolListing
 from node.storage.memory import Relation
 from node.visits.conversation import Line
 
@@ -32,6 +34,26 @@ class Recollection:
     tone: str | None = None
 
 
+class VisitTools(Protocol):
+    """The partner's souvenirs in one visit (:class:`node.souvenirs.service.VisitSouvenirs`)."""
+
+    partner_name: str
+    calls: int
+    """Calls our engine made in this visit so far."""
+
+    async def listing(self) -> tuple[ToolListing, ...]: ...
+
+    async def call(self, tool: str, arguments: Mapping[str, Any]) -> ToolAnswer: ...
+
+
+class SouvenirDesk(Protocol):
+    """Lends our souvenirs to a visit's partner and borrows its own, for one visit."""
+
+    def visit(
+        self, visit: str, partner_id: str, partner_name: str, private: bool
+    ) -> AbstractAsyncContextManager[VisitTools]: ...
+
+
 class Voice(Protocol):
     """Speaks for our character through its engines (see :mod:`node.agent.voice`).
 
@@ -41,7 +63,12 @@ class Voice(Protocol):
     async def opening(self, partner: Partner, relation: Relation | None) -> str: ...
 
     async def reply(
-        self, partner: Partner, relation: Relation | None, lines: list[Line], role: str
+        self,
+        partner: Partner,
+        relation: Relation | None,
+        lines: list[Line],
+        role: str,
+        tools: VisitTools | None = None,
     ) -> str: ...
 
     async def answering_machine(self, partner: Partner, message: str, status: str) -> str: ...

@@ -18,7 +18,7 @@ from typing import Any
 import trio
 
 from keys.errors import LocalError
-from node.visits.contracts import Partner, VisitResult
+from node.visits.contracts import Partner, VisitResult, VisitTools
 
 
 class NotVisiting(LocalError):
@@ -38,6 +38,8 @@ class OngoingVisit:
     """How it ended, once :attr:`ended` is set (None if a local error stopped it)."""
     speaking: trio.CancelScope | None = None
     """Our engine call writing the next line, while one runs."""
+    tools: VisitTools | None = None
+    """The partner's souvenirs in this visit (None when souvenirs are off)."""
 
     def ask_to_end(self) -> None:
         self.end_asked = True

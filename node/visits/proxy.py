@@ -27,7 +27,7 @@ from keys import Verified
 from keys.errors import RemoteError
 from node.engine.errors import EngineError
 from node.storage.memory import Relation
-from node.visits.contracts import Partner, Recollection
+from node.visits.contracts import Partner, Recollection, VisitTools
 from node.visits.conversation import Line
 from node.visits.messages import VisitMessage
 from node.visits.wire import VisitChannel
@@ -70,7 +70,12 @@ class RelayedLines:
         return self.first_line
 
     async def reply(
-        self, partner: Partner, relation: Relation | None, lines: list[Line], role: str
+        self,
+        partner: Partner,
+        relation: Relation | None,
+        lines: list[Line],
+        role: str,
+        tools: VisitTools | None = None,
     ) -> str:
         self.waiting.set()
         try:
@@ -135,7 +140,12 @@ class RelayedHostVoice:
         raise EngineError("a legacy participant does not make visits through here")
 
     async def reply(
-        self, partner: Partner, relation: Relation | None, lines: list[Line], role: str
+        self,
+        partner: Partner,
+        relation: Relation | None,
+        lines: list[Line],
+        role: str,
+        tools: VisitTools | None = None,
     ) -> str:
         if self._done or not lines:
             return ""  # the participant said it is done: goodbye

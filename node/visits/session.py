@@ -18,9 +18,11 @@ our next turn). ``visit_ended`` says why (``reason``) and who said farewell (``e
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import secrets
 from collections.abc import Awaitable, Callable
+from contextlib import AbstractAsyncContextManager
 from typing import Any, Final
 
 import trio
@@ -36,7 +38,9 @@ from node.visits.contracts import (
     Partner,
     Reject,
     RelationKeeper,
+    SouvenirDesk,
     VisitResult,
+    VisitTools,
     Voice,
 )
 from node.visits.conversation import Conversation, Line, Phase, VisitProtocolError
@@ -70,8 +74,11 @@ class VisitSession:
         on_line: OnLine,
         reject: Reject,
         turn_timeout_s: float = 120.0,
+        souvenirs: SouvenirDesk | None = None,
     ) -> None:
         self.me = me
+        self.souvenirs = souvenirs
+        """Lends and borrows souvenirs during each visit (None: no souvenirs at all)."""
         self.me_str = peer_id_to_str(me)
         self.name = name
         self.card = card
@@ -226,9 +233,21 @@ class VisitSession:
     ) -> VisitResult:
         """:meth:`_visit`, held as in progress while it runs."""
         with self.ongoing.track(conv.visit, conv.role, partner, conv.started_ms) as ongoing:
-            result = await self._visit(channel, conv, partner, relation, private, welcome, ongoing)
+            async with self._souvenirs(conv.visit, partner, private) as tools:
+                ongoing.tools = tools
+                result = await self._visit(
+                    channel, conv, partner, relation, private, welcome, ongoing
+                )
             ongoing.result = result
             return result
+
+    def _souvenirs(
+        self, visit: str, partner: Partner, private: bool
+    ) -> AbstractAsyncContextManager[VisitTools | None]:
+        """Lending both ways for the visit's length (nothing when no desk is set)."""
+        if self.souvenirs is None:
+            return contextlib.nullcontext(None)
+        return self.souvenirs.visit(visit, partner.peer_id, partner.name, private)
 
     async def _visit(
         self,
@@ -295,7 +314,7 @@ class VisitSession:
             text = ""
             if reason is None:
                 with trio.CancelScope() as ongoing.speaking:
-                    text, reason = await self._line(conv, partner, relation)
+                    text, reason = await self._line(conv, partner, relation, ongoing.tools)
                 ongoing.speaking = None
                 if ongoing.end_asked:  # asked while our engine was writing: not said
                     text, reason = "", "owner"
@@ -307,11 +326,16 @@ class VisitSession:
             await self._send(channel, conv, partner, message)
 
     async def _line(
-        self, conv: Conversation, partner: Partner, relation: Relation | None
+        self,
+        conv: Conversation,
+        partner: Partner,
+        relation: Relation | None,
+        tools: VisitTools | None,
     ) -> tuple[str, str | None]:
         """Our next line, or "" and why we cannot speak (the engine is resting or gone)."""
         try:
-            return cap_line(await self.voice.reply(partner, relation, conv.lines, conv.role)), None
+            line = await self.voice.reply(partner, relation, conv.lines, conv.role, tools)
+            return cap_line(line), None
         except EngineResting:
             return "", "resting"
         except EngineError as exc:

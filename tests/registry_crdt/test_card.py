@@ -153,7 +153,10 @@ BAD: list[tuple[str, Callable[[dict[str, Any]], None], str]] = [
     ("visitsPerHour", mutate("visitPolicy.visitsPerHour", -1), "card.visitPolicy.visitsPerHour"),
     (
         "souvenir name",
-        mutate("souvenirs", [{"name": "rm -rf", "description": "", "readOnly": True}]),
+        mutate(
+            "souvenirs",
+            [{"name": "rm -rf", "description": "", "readOnly": True, "schemaDigest": "0" * 32}],
+        ),
         "card.souvenirs[0].name",
     ),
     ("signature", mutate("signature", "AB" * 64), "card.signature"),
@@ -215,7 +218,13 @@ def test_largest_fields_within_bounds_are_accepted_but_card_is_capped() -> None:
     bigger = copy.deepcopy(big)
     bigger["persona"]["personality"] = "\U0001f600" * 1000  # 4 bytes each
     bigger["souvenirs"] = [
-        {"name": f"tool{i}", "description": "\U0001f600" * 280, "readOnly": True} for i in range(16)
+        {
+            "name": f"tool{i}",
+            "description": "\U0001f600" * 280,
+            "readOnly": True,
+            "schemaDigest": "0" * 32,
+        }
+        for i in range(16)
     ]
     with pytest.raises(EntryTooLarge) as caught:
         card_from_dict(bigger)

@@ -234,7 +234,13 @@ def test_oversize_entry() -> None:
     fat = card_to_dict(sign_card(MINA, card))
     fat["persona"]["personality"] = "\U0001f600" * 1000
     fat["souvenirs"] = [
-        {"name": f"t{i}", "description": "\U0001f600" * 280, "readOnly": True} for i in range(16)
+        {
+            "name": f"t{i}",
+            "description": "\U0001f600" * 280,
+            "readOnly": True,
+            "schemaDigest": "0" * 32,
+        }
+        for i in range(16)
     ]
     raw = forge(MINA, card=fat)
     assert len(raw) <= MAX_ENTRY_BYTES

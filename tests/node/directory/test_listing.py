@@ -64,6 +64,7 @@ def test_a_row_is_json_with_the_card_the_lease_and_who_vouched() -> None:
         "lease_expires_ms": NOW - 1000 + LEASE_MS,
         "addrs": ["/ip4/10.0.0.1/tcp/4001"],
         "vouched_by": None,
+        "souvenirs": [],
         "self": True,
     }
     legacy = peer_id_to_str(legacy_peer_id(bridge.peer_id, "old-timer"))

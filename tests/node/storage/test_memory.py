@@ -434,7 +434,7 @@ async def test_a_v2_database_is_migrated(tmp_path: Path) -> None:
 
     store = Store(db)
     try:
-        assert store.schema_version == len(MIGRATIONS) == 3
+        assert store.schema_version == len(MIGRATIONS) == 4
         assert await store.load_directory() == b"\xc0"
         assert await store.next_seq() == 2048
         memory = Memory(store.db, FakeRedactor())
