@@ -60,7 +60,16 @@ def seed_manifest(card: NameCard) -> dict[str, Any]:
         "greeting": card.persona.greeting,
         "description": card.description,
         "languages": list(card.persona.languages),
-        "souvenirs": [{"name": s.name, "description": s.description} for s in card.souvenirs],
+        # The tools it can provide: the MCP tools it lends during a visit.
+        "souvenirs": [
+            {
+                "name": s.name,
+                "description": s.description,
+                "readOnly": s.read_only,
+                "schemaDigest": s.schema_digest,
+            }
+            for s in card.souvenirs
+        ],
         "id": card.id,
     }
 

@@ -4,6 +4,8 @@ every refusal is problem+json while honest traffic keeps flowing."""
 
 from __future__ import annotations
 
+import os
+import re
 import socket
 import threading
 from collections.abc import Iterator
@@ -19,7 +21,7 @@ from keys import peer_id_from_str, peer_id_to_str
 from registry_crdt import legacy_peer_id
 from tests.support.bridge_process import TOKEN, BridgeProcess
 from tests.support.legacy_participant import legacy_participant
-from tests.support.procs import NodeProcess, start_character
+from tests.support.procs import NodeProcess, start_character, write_character
 from tests.support.waiting import wait_until
 
 PROBLEM = "application/problem+json"
@@ -254,3 +256,28 @@ def test_a_slow_client_is_cut_off_while_others_are_served(bridge: BridgeProcess,
                 assert data.startswith(b"HTTP/1.1 408"), data[:80]
             break
         assert closed, "the slow client was never cut off"
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="souvenir plugins run sandboxed, which needs root")
+def test_the_manifest_shows_the_souvenirs_a_character_lends(
+    tmp_path: Path, bridge: BridgeProcess, nodes: list[NodeProcess]
+) -> None:
+    time_plugin = {
+        "name": "time",
+        "command": ["mcp-server-time", "--local-timezone", "UTC"],
+        "tools": {"get_current_time": "lend"},
+    }
+    character = write_character(tmp_path, "Kai", extra={"souvenirs": [time_plugin]})
+    kai = NodeProcess(character, tmp_path / "data-kai", bootstrap=bridge.addrs)
+    nodes.append(kai)
+    kai.wait_ready()
+
+    def lent() -> list[dict[str, object]] | None:
+        answer = bridge.get(f"/characters/{kai.peer_id}/manifest")
+        souvenirs = answer.json().get("souvenirs") if answer.status_code == 200 else None
+        return souvenirs or None
+
+    [souvenir] = wait_until(lent, 60, "Kai's souvenir in the bridge's manifest")
+    assert souvenir["name"] == "get_current_time" and souvenir["readOnly"] is True
+    assert "time" in str(souvenir["description"]).lower()
+    assert re.fullmatch(r"[0-9a-f]{32}", str(souvenir["schemaDigest"]))
