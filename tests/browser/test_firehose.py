@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import struct
 import sys
 import threading
@@ -557,3 +558,20 @@ def test_reconnects_and_resumes_when_the_firehose_restarts(
     finally:
         for proc in reversed(firehoses):
             proc.stop()
+
+
+def test_a_souvenir_action_says_who_used_whose_tool_and_nothing_more(
+    network: Network, context: BrowserContext
+) -> None:
+    alice, bob = network.alice, network.bob
+    page, errors = open_viewer(context, network.firehose.url)
+    body = {"type": "souvenir", "visit": "ab" * 16, "lender": bob.peer_id, "tool": "get_time"}
+    reply = alice.control({"cmd": "publish", "kind": "action", "body": body})
+    assert reply["ok"], reply
+    wait_rows(page, [(alice.peer_id, int(reply["seq"]))])
+    row = page.locator(f'[data-from="{alice.peer_id}"][data-seq="{reply["seq"]}"]')
+    expect(row).to_have_class(re.compile(r"\btype-souvenir\b"))
+    expect(row.locator(".what")).to_have_text(re.compile(r"^used Bob's souvenir get_time$"))
+    row.scroll_into_view_if_needed()
+    screenshot(page, network.artifacts, "08-souvenir")
+    assert errors.errors == []
