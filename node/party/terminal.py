@@ -107,6 +107,14 @@ class PartyTerminal:
             partner = self._partner_of_visit.pop(fields["visit"])
             how = fields.get("outcome", "")
             self.write(f"  ({name} leaves {partner}: {how}, {fields.get('turns', 0)} lines)")
+        elif event == "souvenir_call" and fields.get("side") == "borrowed":
+            lender = str(fields.get("partner_name", "?"))
+            tool = str(fields.get("tool", "?"))
+            outcome = str(fields.get("outcome", ""))
+            done = "" if outcome == "ok" else f" ({outcome})"
+            self.write(f"  ⟡ {name} uses {lender}'s {tool} souvenir{done}")
+        elif event == "plugin_refused":
+            self.write(f"{name} lends no {fields.get('plugin', '?')}: {fields.get('reason', '')}")
         elif event == "visit_declined":
             guest = fields.get("partner_name", "?")
             self.write(f"{name} is not receiving {guest} ({fields.get('reason', '')})")

@@ -349,6 +349,8 @@ class SouvenirService:
         self.events.emit(
             "souvenir_call",
             visit=visit,
+            side="lent" if lender == self.me else "borrowed",
+            partner_name=footprint.partner_name,
             caller=caller,
             lender=lender,
             tool=tool,

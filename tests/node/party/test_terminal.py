@@ -91,3 +91,24 @@ def test_visits_with_someone_outside_the_party_show_both_sides() -> None:
         "  Zundamon: Hi, it's me!",
         "  (Mina leaves Zundamon: completed, 2 lines)",
     ]
+
+
+def test_a_souvenir_reads_once_from_the_borrowers_side() -> None:
+    out = io.StringIO()
+    terminal = PartyTerminal(out)
+    call = {"visit": VISIT, "tool": "get_current_time", "outcome": "ok"}
+    terminal.character_event(
+        "Mina", "souvenir_call", {**call, "side": "borrowed", "partner_name": "Kai"}
+    )
+    terminal.character_event(
+        "Kai", "souvenir_call", {**call, "side": "lent", "partner_name": "Mina"}
+    )
+    terminal.character_event(
+        "Mina",
+        "souvenir_call",
+        {**call, "side": "borrowed", "partner_name": "Kai", "outcome": "refused:quota_visit"},
+    )
+    assert out.getvalue().splitlines() == [
+        "  ⟡ Mina uses Kai's get_current_time souvenir",
+        "  ⟡ Mina uses Kai's get_current_time souvenir (refused:quota_visit)",
+    ]
