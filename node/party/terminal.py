@@ -111,8 +111,10 @@ class PartyTerminal:
             lender = str(fields.get("partner_name", "?"))
             tool = str(fields.get("tool", "?"))
             outcome = str(fields.get("outcome", ""))
-            done = "" if outcome == "ok" else f" ({outcome})"
-            self.write(f"  ⟡ {name} uses {lender}'s {tool} souvenir{done}")
+            if outcome in ("ok", "tool_error"):
+                self.write(f"  ⟡ {name} uses {lender}'s {tool} souvenir")
+            else:
+                self.write(f"  ⟡ {name} asks for {lender}'s {tool} souvenir: {outcome}")
         elif event == "plugin_refused":
             self.write(f"{name} lends no {fields.get('plugin', '?')}: {fields.get('reason', '')}")
         elif event == "visit_declined":

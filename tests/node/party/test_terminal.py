@@ -110,5 +110,5 @@ def test_a_souvenir_reads_once_from_the_borrowers_side() -> None:
     )
     assert out.getvalue().splitlines() == [
         "  ⟡ Mina uses Kai's get_current_time souvenir",
-        "  ⟡ Mina uses Kai's get_current_time souvenir (refused:quota_visit)",
+        "  ⟡ Mina asks for Kai's get_current_time souvenir: refused:quota_visit",
     ]
