@@ -64,6 +64,7 @@ if TYPE_CHECKING:
         parse_config,
         with_overrides,
     )
+    from node.config.settings import SouvenirSettings
     from node.control.socket import control_request, control_stream
     from node.engine.embedded import open_embedded_engine
     from node.engine.engines import Engines
@@ -71,6 +72,12 @@ if TYPE_CHECKING:
     from node.errors import ControlError, PublishError
     from node.events import EventLog
     from node.process import NodeOptions, open_character, run_node
+    from node.souvenirs import open_plugins
+    from node.souvenirs.approvals import Approvals
+    from node.souvenirs.capability import Quotas
+    from node.souvenirs.service import SouvenirService
+    from node.souvenirs.wire import MCP_BODIES, ToolAnswer, ToolRequest
+    from node.storage.footprints import Footprints
     from node.storage.store import Store
     from node.visits.contracts import Partner, VisitResult
     from node.visits.conversation import Line
@@ -140,14 +147,26 @@ _WHERE: dict[str, str] = {
     "open_p2p_host": "node._libp2p",
     "EnvelopeGate": "node.wire.gate",
     "receive_batch": "node.wire.batching",
+    # souvenirs: plugins and lending, for tools that measure them (bench/souvenir.py)
+    "SouvenirSettings": "node.config.settings",
+    "open_plugins": "node.souvenirs",
+    "SouvenirService": "node.souvenirs.service",
+    "Approvals": "node.souvenirs.approvals",
+    "Quotas": "node.souvenirs.capability",
+    "Footprints": "node.storage.footprints",
+    "MCP_BODIES": "node.souvenirs.wire",
+    "ToolAnswer": "node.souvenirs.wire",
+    "ToolRequest": "node.souvenirs.wire",
 }
 
 __all__ = [
     "DEFAULT_LISTEN",
     "DEFAULT_MODEL",
+    "MCP_BODIES",
     "MESHSUB_PROTOCOLS",
     "MODELS",
     "Agent",
+    "Approvals",
     "AutonomySettings",
     "BudgetSettings",
     "CharacterConfig",
@@ -157,6 +176,7 @@ __all__ = [
     "Engines",
     "EnvelopeGate",
     "EventLog",
+    "Footprints",
     "LegacyHost",
     "LegacyHostFor",
     "Line",
@@ -167,9 +187,14 @@ __all__ = [
     "ProxyVisitor",
     "PublishError",
     "PubsubMessage",
+    "Quotas",
     "RelayFailed",
     "RelayedLines",
+    "SouvenirService",
+    "SouvenirSettings",
     "Store",
+    "ToolAnswer",
+    "ToolRequest",
     "Validator",
     "VisitResult",
     "VisitSettings",
@@ -187,6 +212,7 @@ __all__ = [
     "open_character",
     "open_embedded_engine",
     "open_p2p_host",
+    "open_plugins",
     "parse_config",
     "parse_http_addr",
     "poll_until",
