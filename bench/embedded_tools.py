@@ -2,7 +2,7 @@
 ``LlamaGenerator`` tool path, questions a ``get_current_time`` tool answers and questions it
 does not, and counts what comes back.
 
-    python3 bench/embedded_tools.py [--model qwen2.5-coder-1.5b] [--tries 5]
+    python3 bench/embedded_tools.py [--model qwen2.5-coder-1.5b] [--tries 5] [--chatml]
 
 Prints one JSON object: per prompt kind, tries, tool calls produced, calls with the right
 argument, spoken replies (non-empty), and latency (p50, max) in seconds; the model's load
@@ -80,13 +80,17 @@ def summary(latencies: list[float]) -> dict[str, float]:
     }
 
 
-async def run(model: str, tries: int, threads: int | None) -> dict[str, Any]:
+async def run(model: str, tries: int, threads: int | None, chatml: bool) -> dict[str, Any]:
     path: Path = await trio.to_thread.run_sync(ensure_model, model_choice(model))
     started = time.monotonic()
     llama = await trio.to_thread.run_sync(lambda: load_llama(path, threads=threads))
     loaded_s = time.monotonic() - started
-    generate = LlamaGenerator(llama)
-    report: dict[str, Any] = {"model": model, "load_s": round(loaded_s, 2)}
+    generate = LlamaGenerator(llama, native_tools=not chatml)
+    report: dict[str, Any] = {
+        "model": model,
+        "tool_format": generate.tool_format,
+        "load_s": round(loaded_s, 2),
+    }
     try:
         calls = right = spoken = 0
         latencies: list[float] = []
@@ -141,8 +145,14 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--model", default=DEFAULT_MODEL)
     parser.add_argument("--tries", type=int, default=5)
     parser.add_argument("--threads", type=int, default=None)
+    parser.add_argument(
+        "--chatml",
+        action="store_true",
+        help="offer tools in the chatml-function-calling prompt even if the model's own "
+        "template renders tools",
+    )
     args = parser.parse_args(argv)
-    report = trio.run(run, args.model, args.tries, args.threads)
+    report = trio.run(run, args.model, args.tries, args.threads, args.chatml)
     print(json.dumps(report, indent=2, ensure_ascii=False))
     return 0
 

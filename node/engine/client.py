@@ -108,9 +108,11 @@ class EngineClient:
                 if exc.reason not in TOOLS_REFUSED:
                     raise
                 refusal = exc.reason
-            # Again without tools: only if that works was the refusal about tools (a 400
-            # for a prompt too long must not cost the engine its tools).
-            completion = await self._call(messages, max_tokens, temperature, sampling, ())
+            # Again without tools (and tool messages as text): only if that works was the
+            # refusal about tools (a 400 for a prompt too long must not cost the engine
+            # its tools).
+            plain = flatten_tool_messages(messages)
+            completion = await self._call(plain, max_tokens, temperature, sampling, ())
             if self.tools_supported:
                 self.tools_supported = False
                 log.warning(

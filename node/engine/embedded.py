@@ -23,7 +23,7 @@ import math
 import os
 import secrets
 import threading
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import replace
 from functools import partial
@@ -58,6 +58,9 @@ DEFAULT_MAX_TOKENS = 256
 MAX_DEFAULT_THREADS = 8
 MAX_ARGUMENT_TOKENS = 256
 """Tokens of one tool call's JSON arguments; a small model in a long string loops."""
+CALL_OPENERS = ("<tool", "{", "```")
+"""How a reply that is a tool call starts, in a template's own tool format (see
+:meth:`LlamaGenerator._complete_with_tools`); a character's spoken line never does."""
 CHATML_MARKERS = ("<|im_start|>", "<|im_end|>")
 """The tool prompt is tokenized with special tokens parsed: text must not carry them."""
 
@@ -121,8 +124,11 @@ def load_llama(model_path: Path, *, threads: int | None, context: int = DEFAULT_
 class LlamaGenerator:
     """The ``generate`` callable for :func:`create_openai_app`, one generation at a time."""
 
-    def __init__(self, llama: Any) -> None:
+    def __init__(self, llama: Any, *, native_tools: bool = True) -> None:
         self._llama = llama
+        # False: always the chatml-function-calling prompt (bench/embedded_tools.py
+        # compares the two on one model).
+        self._native_tools = native_tools
         self._eos: int = llama.token_eos()
         self._lock = trio.Lock()
 
@@ -187,7 +193,7 @@ class LlamaGenerator:
         tool's JSON schema, at most one call per reply, on the loaded model.
         """
         grammars = importlib.import_module("llama_cpp.llama_grammar")
-        steps = _Steps(self._llama, request, partial(_end_when_set, stop, self._eos), grammars)
+        steps = _Steps(self._llama, request, stop, grammars)
         names = [tool.name for tool in request.tools]
         speak = request.tool_choice != "required"
         native = self._native_template()
@@ -195,11 +201,15 @@ class LlamaGenerator:
             prompt = self._native_prompt(native, request)
             opener = '<tool_call>\n{"name": "'
             tool_name = request.forced_tool
+            if tool_name is None and speak:
+                # The model's first words, unconstrained: Qwen2.5-Coder-1.5B opens a call
+                # as "<tool_call>", "<tools>", "{{" or "```json" (a grammar holding it to
+                # "<tool_call>" made it write fenced JSON instead). Any of these starts a
+                # call, written out in the template's own form from here on.
+                first = steps.run(prompt, None, max_tokens=6, stops=["<|im_end|>"])
+                if not first.lstrip().startswith(CALL_OPENERS):
+                    return steps.words(prompt + first, first, ["<tool_call>", "<tools>"])
             if tool_name is None:
-                either = '"<tool_call>"' + (" | [^<{] [^<{]*" if speak else "")
-                first = steps.run(prompt, f"root ::= {either}\n", max_tokens=8)
-                if not first.startswith("<tool_call>"):
-                    return steps.words(prompt + first, first, ["<tool_call>"])
                 choices = " | ".join(json.dumps(f'{name}"') for name in names)
                 tool_name = steps.run(prompt + opener, f"root ::= {choices}\n", 24)[:-1]
             return steps.call(f'{prompt}{opener}{tool_name}", "arguments": ', tool_name)
@@ -208,7 +218,7 @@ class LlamaGenerator:
         if tool_name is None:
             choices = " | ".join(json.dumps(f"functions.{name}:") for name in names)
             either = "functions" + (' | "message:"' if speak else "")
-            # Greedy, as the handler chooses: sampling here made SmolLM2 flip-flop.
+            # Greedy, as the handler chooses: the same conversation, the same choice.
             chosen = steps.run(
                 prompt, f"root ::= {either}\nfunctions ::= {choices}\n", 24, greedy=True
             )
@@ -219,9 +229,16 @@ class LlamaGenerator:
 
     def _native_template(self) -> str | None:
         """The model's own chat template if it renders tools, else None."""
+        if not self._native_tools:
+            return None
         metadata = getattr(self._llama, "metadata", None) or {}
         template = metadata.get("tokenizer.chat_template")
         return template if isinstance(template, str) and "tools" in template else None
+
+    @property
+    def tool_format(self) -> str:
+        """How tools are offered to this model: ``"native"`` or ``"chatml-function-calling"``."""
+        return "native" if self._native_template() is not None else "chatml-function-calling"
 
     def _native_prompt(self, template: str, request: ChatRequest) -> str:
         formats = importlib.import_module("llama_cpp.llama_chat_format")
@@ -243,18 +260,27 @@ class _Steps:
     """The completions one tool-offering reply is made of, sharing the request's sampling,
     the stop-on-cancel processor and a token count."""
 
-    def __init__(self, llama: Any, request: ChatRequest, processor: Any, grammars: Any) -> None:
+    def __init__(
+        self, llama: Any, request: ChatRequest, stop: threading.Event, grammars: Any
+    ) -> None:
         self._llama = llama
         self._request = request
         self._grammars = grammars
         self._common: dict[str, Any] = {
-            "logits_processor": [processor],
+            # create_completion, unlike create_chat_completion, takes stopping criteria:
+            # forcing EOS (_end_when_set) does not end a generation whose grammar
+            # forbids EOS (measured: a cancelled call's arguments ran on for 15 s).
+            "stopping_criteria": importlib.import_module("llama_cpp").StoppingCriteriaList(
+                [lambda _ids, _logits: stop.is_set()]
+            ),
             **sampling_kwargs(request),
         }
         self._common.pop("stop", None)
         self._temperature = 0.8 if request.temperature is None else request.temperature
         self.prompt_tokens = 0
         self.completion_tokens = 0
+        self.ended = False
+        """Whether the last :meth:`run` ended its turn (end of turn or a stop sequence)."""
 
     def _complete(
         self, prompt: str, *, max_tokens: int, greedy: bool = False, **kwargs: Any
@@ -272,21 +298,35 @@ class _Steps:
         self.completion_tokens += int(usage["completion_tokens"])
         return result
 
-    def run(self, prompt: str, grammar: str, max_tokens: int, *, greedy: bool = False) -> str:
-        """Text generated under ``grammar`` (GBNF)."""
+    def run(
+        self,
+        prompt: str,
+        grammar: str | None,
+        max_tokens: int,
+        *,
+        greedy: bool = False,
+        stops: Sequence[str] = (),
+    ) -> str:
+        """Text generated under ``grammar`` (GBNF; None: free)."""
         result = self._complete(
             prompt,
             max_tokens=max_tokens,
             greedy=greedy,
-            grammar=self._grammars.LlamaGrammar.from_string(grammar, verbose=False),
+            stop=list(stops) or None,
+            grammar=(
+                None
+                if grammar is None
+                else self._grammars.LlamaGrammar.from_string(grammar, verbose=False)
+            ),
         )
+        self.ended = result["choices"][0].get("finish_reason") == "stop"
         return str(result["choices"][0]["text"])
 
     def words(self, prompt: str, said: str, stops: list[str]) -> Generation:
         """The spoken reply: ``said`` so far, then free text to the end of the turn."""
         budget = (self._request.max_tokens or DEFAULT_MAX_TOKENS) - self.completion_tokens
-        if said and any(stop in said for stop in self._request.stop):
-            return self._generation(said, "stop")
+        if said and (self.ended or any(stop in said for stop in self._request.stop)):
+            return self._generation(cut_at_stops(said, self._request.stop), "stop")
         result = self._complete(
             prompt,
             max_tokens=max(1, budget),
@@ -324,6 +364,12 @@ class _Steps:
             completion_tokens=self.completion_tokens,
             finish_reason=finish,
         )
+
+
+def cut_at_stops(text: str, stops: Sequence[str]) -> str:
+    """``text`` up to its first stop sequence (the server's promise to the client)."""
+    ends = [text.find(stop) for stop in stops if stop in text]
+    return text[: min(ends)] if ends else text
 
 
 def _native_message(message: ChatMessage) -> dict[str, Any]:

@@ -4,18 +4,22 @@ llama-cpp (SmolLM2-135M) answering a request that offers a tool over HTTP."""
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 from pathlib import Path
+from typing import Any
 
 import openai
 import pytest
+import trio
 from openai.types.chat import ChatCompletionToolParam
 
 from node.config import BudgetSettings, EngineSettings
-from node.engine.embedded import open_embedded_engine, tool_prompt
+from node.engine.embedded import LlamaGenerator, load_llama, open_embedded_engine, tool_prompt
 from node.engine.engines import Purpose, open_engines
 from node.engine.key_store import KeyLookup
 from node.engine.messages import ChatMessage, ToolCall, ToolSpec
-from node.engine.model_pack import MODELS
+from node.engine.model_pack import MODELS, ensure_model
+from node.engine.openai_server import ChatRequest
 from node.testing.clock import ManualClock
 from tests.support.embedded_model import needs_smollm2
 
@@ -107,11 +111,11 @@ async def test_smollm2_asks_for_the_tool_and_reads_its_result(tmp_path: Path) ->
             ),
         ]
         second = await engines.complete(
-            follow_up, max_tokens=40, purpose=Purpose.REPLY, tools=[TIME_TOOL]
+            follow_up, max_tokens=16, purpose=Purpose.REPLY, tools=[TIME_TOOL]
         )
         assert second.text or second.tool_calls
         # Without tools the same engine speaks as before.
-        plain = await engines.complete(ASK, max_tokens=20, purpose=Purpose.REPLY)
+        plain = await engines.complete(ASK, max_tokens=8, purpose=Purpose.REPLY)
         assert plain.text and not plain.tool_calls
 
 
@@ -152,3 +156,176 @@ async def test_smollm2_forced_tool_and_no_tools_choice_over_http(tmp_path: Path)
         )
         assert spoken.choices[0].message.tool_calls is None
         assert spoken.choices[0].message.content
+
+
+# --- the model's own tool template, on a scripted stand-in for llama_cpp.Llama ---------
+
+TOOLS_TEMPLATE = (
+    "{% if tools %}<|im_start|>system\n{{ messages[0]['content'] }}\n<tools>"
+    "{% for tool in tools %}\n{{ tool | tojson }}{% endfor %}\n</tools><|im_end|>\n{% endif %}"
+    "{% for message in messages %}{% if message.role == 'user' %}"
+    "<|im_start|>user\n{{ message.content }}<|im_end|>\n"
+    "{% elif message.role == 'assistant' %}<|im_start|>assistant"
+    "{% for call in message.tool_calls %}\n<tool_call>\n"
+    '{"name": "{{ call.function.name }}", "arguments": {{ call.function.arguments | tojson }}}'
+    "\n</tool_call>{% endfor %}<|im_end|>\n"
+    "{% elif message.role == 'tool' %}<|im_start|>user\n<tool_response>\n{{ message.content }}"
+    "\n</tool_response><|im_end|>\n{% endif %}{% endfor %}"
+    # An expression: Jinja drops a template's trailing newline.
+    "{{ '<|im_start|>assistant\\n' }}"
+)
+
+
+class _Model:
+    def token_get_text(self, token: int) -> str:
+        return {2: "<|im_end|>", 1: ""}[token]
+
+
+class ScriptedLlama:
+    """Answers ``create_completion`` with scripted texts; records each call."""
+
+    def __init__(self, *texts: str) -> None:
+        self.metadata = {"tokenizer.chat_template": TOOLS_TEMPLATE}
+        self._model = _Model()
+        self.texts = list(texts)
+        self.calls: list[dict[str, object]] = []
+
+    def token_eos(self) -> int:
+        return 2
+
+    def token_bos(self) -> int:
+        return 1
+
+    def create_completion(self, **kwargs: object) -> dict[str, object]:
+        self.calls.append(kwargs)
+        text = self.texts.pop(0)
+        return {
+            "choices": [{"text": text, "finish_reason": "stop"}],
+            "usage": {"prompt_tokens": 50, "completion_tokens": max(1, len(text) // 4)},
+        }
+
+
+def tool_request(*messages: ChatMessage, **changes: object) -> ChatRequest:
+    request = ChatRequest(
+        model="m",
+        messages=list(messages or ASK),
+        max_tokens=40,
+        temperature=0.7,
+        headers={},
+        tools=(TIME_TOOL,),
+        tool_choice="auto",
+    )
+    return replace(request, **changes)  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize("opening", ["<tool_call>\n{", "<tools>\n", "{{", "```json\n{"])
+async def test_native_template_call_is_written_in_its_own_form(opening: str) -> None:
+    llama = ScriptedLlama(opening, 'get_current_time"', '{"timezone": "Asia/Tokyo"}')
+    generate = LlamaGenerator(llama)
+    assert generate.tool_format == "native"
+    generation = await generate(tool_request())
+    assert generation.finish_reason == "tool_calls"
+    assert [(c.name, c.arguments) for c in generation.tool_calls] == [
+        ("get_current_time", '{"timezone": "Asia/Tokyo"}')
+    ]
+    prompt = str(llama.calls[0]["prompt"])
+    assert '"name": "get_current_time"' in prompt and "<tools>" in prompt
+    assert llama.calls[0]["grammar"] is None  # the first words are the model's own
+    assert str(llama.calls[1]["prompt"]).endswith('<tool_call>\n{"name": "')
+    assert str(llama.calls[2]["prompt"]).endswith(
+        '<tool_call>\n{"name": "get_current_time", "arguments": '
+    )
+    assert llama.calls[2]["grammar"] is not None  # the tool's schema
+    assert generation.completion_tokens == sum(
+        max(1, len(t) // 4) for t in (opening, 'get_current_time"', '{"timezone": "Asia/Tokyo"}')
+    )
+
+
+async def test_native_template_words_go_on_from_the_first_ones() -> None:
+    llama = ScriptedLlama("It is", " about nine, I think.")
+    llama.create_completion = _unfinished_first(llama.create_completion)  # type: ignore[method-assign]
+    generation = await LlamaGenerator(llama)(tool_request())
+    assert (generation.text, generation.tool_calls) == ("It is about nine, I think.", ())
+    assert str(llama.calls[1]["prompt"]).endswith("<|im_start|>assistant\nIt is")
+
+
+async def test_native_template_renders_calls_and_results_and_forced_tool() -> None:
+    call = ToolCall("call_1", "get_current_time", '{"timezone": "Asia/Tokyo"}')
+    llama = ScriptedLlama('{"timezone": "UTC"}')
+    history = (
+        *ASK,
+        ChatMessage("assistant", "", tool_calls=(call,)),
+        ChatMessage("tool", "09:00", tool_call_id="call_1"),
+    )
+    generation = await LlamaGenerator(llama)(
+        tool_request(*history, tool_choice="required", forced_tool="get_current_time")
+    )
+    assert generation.tool_calls[0].arguments == '{"timezone": "UTC"}'
+    prompt = str(llama.calls[0]["prompt"])
+    assert '<tool_call>\n{"name": "get_current_time", "arguments": {"timezone": "Asia/Tokyo"}}' in (
+        prompt
+    )
+    assert "<tool_response>\n09:00\n</tool_response>" in prompt
+    assert len(llama.calls) == 1  # forced: straight to the arguments
+
+
+async def test_without_native_tools_the_chatml_prompt_is_used() -> None:
+    llama = ScriptedLlama("message:", "Hello!")
+    generate = LlamaGenerator(llama, native_tools=False)
+    assert generate.tool_format == "chatml-function-calling"
+    generation = await generate(tool_request())
+    assert generation.text == "Hello!"
+    assert str(llama.calls[0]["prompt"]).startswith("<|im_start|>system\nYou are Mina.")
+    assert llama.calls[0]["temperature"] == 0.0
+    assert str(llama.calls[1]["prompt"]).endswith("<|im_start|>assistant\nmessage:\n")
+
+
+def _unfinished_first(complete: Any) -> Any:
+    """The first completion stops at its token limit, not at the end of the turn."""
+    count = 0
+
+    def wrapped(**kwargs: object) -> dict[str, Any]:
+        nonlocal count
+        result: dict[str, Any] = complete(**kwargs)
+        if count == 0:
+            result["choices"][0]["finish_reason"] = "length"
+        count += 1
+        return result
+
+    return wrapped
+
+
+@pytest.mark.embedded
+@needs_smollm2
+async def test_cancelled_tool_arguments_stop_early(tmp_path: Path) -> None:
+    """A grammar that forbids the end of text (an open JSON string) must not outlast a
+    cancel: forcing EOS does not end it, the stopping criterion does."""
+    path = ensure_model(MODELS["smollm2-135m"], cache_dir=tmp_path)
+    llama = await trio.to_thread.run_sync(lambda: load_llama(path, threads=1))
+    try:
+        poem = ToolSpec(
+            "write_poem",
+            "Write a very long poem.",
+            {"type": "object", "properties": {"poem": {"type": "string"}}, "required": ["poem"]},
+        )
+        request = ChatRequest(
+            model="smollm2-135m",
+            messages=[ChatMessage("user", "Write a very long poem about bread.")],
+            max_tokens=3000,
+            temperature=0.8,
+            headers={},
+            tools=(poem,),
+            tool_choice="required",
+            forced_tool="write_poem",
+        )
+        generate = LlamaGenerator(llama)
+        started = trio.current_time()
+        with trio.move_on_after(0.5) as scope:
+            await generate(request)
+        assert scope.cancelled_caught
+        # Measured before the stopping criterion: 15 s (to MAX_ARGUMENT_TOKENS).
+        assert trio.current_time() - started < 3
+        again = await generate(replace(request, max_tokens=20))
+        assert again.tool_calls[0].name == "write_poem"
+    finally:
+        llama.close()
