@@ -25,6 +25,17 @@ named above it::
     GET    /api/directory?search=          everyone the node knows of, present first
   live
     WS     /api/live?token=&since=         the live log (:mod:`node.dashboard.live`)
+  souvenirs
+    GET    /api/souvenirs                  what we lend (name, description, read_only, ask),
+                                           the plugins' state, the counters
+    GET    /api/souvenirs/approvals        partners' calls waiting for the owner, arguments
+                                           included
+    POST   /api/souvenirs/approvals/<id>   {"approve": true | false}; 404 once it is not
+                                           waiting (answered, expired)
+    GET    /api/souvenirs/footprints?limit=  the newest souvenir calls, both ways
+  (beside this app, on the same port: :mod:`node.dashboard.mcp_http`)
+    POST   /mcp                            MCP streamable HTTP: our lent tools, for the
+                                           owner's MCP client (token as a header only)
 
 Errors are ``{"error": "..."}`` with a 4xx status (:mod:`node.dashboard.api`). Changes are
 POST or DELETE with a JSON object body (at most :data:`MAX_BODY_BYTES`); no CORS, and a
@@ -56,6 +67,7 @@ from node.dashboard.live import LiveLog
 from node.dashboard.routes.directory import register_directory_routes
 from node.dashboard.routes.live import register_live_routes
 from node.dashboard.routes.memory import register_memory_routes
+from node.dashboard.routes.souvenirs import register_souvenir_routes
 from node.dashboard.routes.status import register_status_routes
 from node.dashboard.routes.visiting import register_visiting_routes
 
@@ -151,4 +163,5 @@ def create_app(
     register_visiting_routes(app, node)
     register_directory_routes(app, node)
     register_live_routes(app, feed)
+    register_souvenir_routes(app, node)
     return app

@@ -37,6 +37,7 @@ from keys.errors import ConfigError
 from node.dashboard.app import create_app
 from node.dashboard.guard import is_loopback
 from node.dashboard.live import LiveLog
+from node.dashboard.mcp_http import with_mcp
 from node.privacy.log_scrub import scrub_log_text
 
 FLAG = "--dashboard"
@@ -138,6 +139,8 @@ async def serve_dashboard(
         token = new_token(url)
         live = LiveLog()
         app = create_app(node, token, live=live, loopback_port=port if where.loopback else None)
+        # The character's lent tools over MCP (``/mcp``) share the port and the token.
+        served = with_mcp(app, node, token, port=port, loopback=where.loopback)
         config = Config()
         # hypercorn gets its own descriptor for the socket we bound (it wraps and owns it);
         # ours closes when this block ends.
@@ -149,7 +152,7 @@ async def serve_dashboard(
         config.websocket_max_message_size = 4096
         async with trio.open_nursery() as nursery:
             await nursery.start(live.run, events)
-            await nursery.start(partial(serve, app, config))
+            await nursery.start(partial(serve, served, config))
             ready = f"{url}?token={token}"
             events.emit("dashboard_ready", url=ready, public=not where.loopback)
             task_status.started(ready)
