@@ -15,6 +15,7 @@ import signal
 import subprocess
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager, suppress
+from typing import IO
 
 import anyio
 import trio
@@ -32,9 +33,62 @@ MAX_LOG_LINE = 300
 _CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f\u200b-\u200f\u202a-\u202e\u2066-\u2069]")
 
 
-async def spawn(argv: tuple[str, ...], env: dict[str, str]) -> trio.Process:
-    """Start the plugin in its own session (so its group can be killed as one)."""
-    return await trio.lowlevel.open_process(
+class PluginProcess:
+    """A running plugin: its pipes as trio streams, its pid, and waiting for its exit.
+
+    Why not ``trio.lowlevel.open_process``: it forks on a worker thread, and bwrap's
+    ``--die-with-parent`` is ``PR_SET_PDEATHSIG``, which fires when the *thread* that
+    forked it ends; trio ends an idle worker thread after 10 s, and with it every plugin
+    it started (measured: SIGKILL every 10-11 s, restart, SIGKILL...). So the plugin is
+    forked on the trio thread itself, which lives as long as the node, and its exit is
+    awaited on a pidfd, as trio does.
+    """
+
+    def __init__(self, popen: subprocess.Popen[bytes]) -> None:
+        self._popen = popen
+        self.pid = popen.pid
+        self._pidfd = os.pidfd_open(popen.pid)
+        self.stdin = _stream(popen.stdin)
+        self.stdout = _stream(popen.stdout)
+        self.stderr = _stream(popen.stderr)
+
+    @property
+    def returncode(self) -> int | None:
+        return self._popen.poll()
+
+    async def wait(self) -> int:
+        while (code := self._popen.poll()) is None:
+            await trio.lowlevel.wait_readable(self._pidfd)
+        return code
+
+    def kill(self) -> None:
+        with suppress(ProcessLookupError):
+            self._popen.kill()
+
+    async def aclose(self) -> None:
+        """Close our ends of its pipes and its pidfd."""
+        with trio.CancelScope(shield=True):
+            for stream in (self.stdin, self.stdout, self.stderr):
+                with suppress(OSError):
+                    await stream.aclose()
+        if self._pidfd >= 0:
+            trio.lowlevel.notify_closing(self._pidfd)
+            os.close(self._pidfd)
+            self._pidfd = -1
+
+
+def _stream(pipe: IO[bytes] | None) -> trio.lowlevel.FdStream:
+    assert pipe is not None
+    stream = trio.lowlevel.FdStream(os.dup(pipe.fileno()))
+    pipe.close()
+    return stream
+
+
+def spawn(argv: tuple[str, ...], env: dict[str, str]) -> PluginProcess:
+    """Start the plugin in its own session (so its group can be killed as one), forked
+    on the calling thread, which must be the trio thread (a fork of a few ms; see
+    :class:`PluginProcess` for why not a worker thread)."""
+    popen = subprocess.Popen(
         list(argv),
         stdin=subprocess.PIPE,
         stdout=subprocess.PIPE,
@@ -42,9 +96,10 @@ async def spawn(argv: tuple[str, ...], env: dict[str, str]) -> trio.Process:
         env=env,
         start_new_session=True,
     )
+    return PluginProcess(popen)
 
 
-def kill_tree(process: trio.Process) -> None:
+def kill_tree(process: PluginProcess) -> None:
     """SIGKILL the plugin's process group. In the sandbox that is bwrap, whose death
     takes its pid namespace (every process the plugin made) with it."""
     if process.returncode is not None:
@@ -55,7 +110,7 @@ def kill_tree(process: trio.Process) -> None:
         process.kill()
 
 
-async def stop(process: trio.Process) -> None:
+async def stop(process: PluginProcess) -> None:
     """Kill the plugin and reap it. Its children go first: in the sandbox the child is
     the pid namespace's init, whose death ends every process in it and lets bwrap exit
     and be reaped by us (killing bwrap first leaves that init to the host's pid 1)."""
@@ -132,7 +187,7 @@ def _parse(line: bytes) -> SessionMessage | Exception:
 
 
 @asynccontextmanager
-async def _streams(process: trio.Process, plugin: str) -> AsyncIterator[tuple[object, object]]:
+async def _streams(process: PluginProcess, plugin: str) -> AsyncIterator[tuple[object, object]]:
     read_in, read_out = anyio.create_memory_object_stream[SessionMessage | Exception](16)
     write_in, write_out = anyio.create_memory_object_stream[SessionMessage](16)
 
@@ -171,13 +226,14 @@ async def _streams(process: trio.Process, plugin: str) -> AsyncIterator[tuple[ob
             nursery.cancel_scope.cancel()
 
 
-def process_transport(process: trio.Process, plugin: str) -> Transport:
+def process_transport(process: PluginProcess, plugin: str) -> Transport:
     """The plugin's stdin/stdout as an MCP client transport (``mcp.Client(transport)``)."""
     transport: Transport = _streams(process, plugin)  # type: ignore[assignment]
     return transport
 
 
 __all__ = [
+    "PluginProcess",
     "clean_log_line",
     "exit_reason",
     "kill_tree",

@@ -38,6 +38,7 @@ from node.souvenirs.lend_policy import (
 )
 from node.souvenirs.plugin_errors import PluginError, SandboxUnavailable
 from node.souvenirs.plugin_process import (
+    PluginProcess,
     clean_log_line,
     exit_reason,
     kill_tree,
@@ -81,7 +82,7 @@ class _Plugin:
     enforced: str = ""
     uid: int | None = None
     client: Client | None = None
-    process: trio.Process | None = None
+    process: PluginProcess | None = None
     lent: tuple[LentTool, ...] = ()
     last_exit: str | None = None
     start_s: float | None = None
@@ -258,7 +259,7 @@ class _Supervisor:
         name = plugin.settings.name
         began = trio.current_time()
         try:
-            process = await spawn(plan.argv, plan.env)
+            process = spawn(plan.argv, plan.env)
         except OSError as exc:
             return f"spawn failed ({exc.strerror})"
         plugin.process = process
@@ -272,8 +273,9 @@ class _Supervisor:
                     nursery.cancel_scope.cancel()
         finally:
             kill_tree(process)
+            await process.aclose()
 
-    async def _serve(self, plugin: _Plugin, process: trio.Process, mode: str, began: float) -> str:
+    async def _serve(self, plugin: _Plugin, process: PluginProcess, mode: str, began: float) -> str:
         name = plugin.settings.name
         ready = False
         # One scope around the whole client: its deadline bounds the handshake and is
@@ -335,7 +337,7 @@ class _Supervisor:
         )
 
 
-async def _why_failed(process: trio.Process, exc: Exception) -> str:
+async def _why_failed(process: PluginProcess, exc: Exception) -> str:
     """ "crashed" when the server went away under the call, "failed" when it answered
     with an error (or the client refused its answer)."""
     if isinstance(exc, MCPError) and exc.code != CONNECTION_CLOSED:

@@ -5,13 +5,15 @@ from __future__ import annotations
 
 import json
 import logging
+import threading
 from pathlib import Path
+from typing import Any
 
 import pytest
 import trio
 
 from node.config.settings import SouvenirSettings
-from node.souvenirs import PluginError, open_plugins
+from node.souvenirs import PluginError, open_plugins, plugin_process
 from node.souvenirs.sandbox import plugin_uid
 from tests.support.plugin_servers import (
     LEGACY,
@@ -180,3 +182,24 @@ async def test_without_a_sandbox_a_plugin_is_refused_unless_the_owner_allows_it(
     assert refusal == {"plugin": "time", "reason": "no_sandbox"}
     warnings = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
     assert any("plugin allowed runs UNSANDBOXED" in w for w in warnings)
+
+
+@needs_sandbox
+async def test_a_plugin_is_forked_on_the_trio_thread_so_it_outlives_worker_threads(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """bwrap's --die-with-parent is PR_SET_PDEATHSIG: the plugin dies with the *thread*
+    that forked it. trio forks subprocesses on worker threads and ends them after 10 s
+    idle, which killed every plugin 10 s after it started (seen at a party). The fork
+    must happen on the trio thread, which lives as long as the node."""
+    forked_on: list[int] = []
+    real_popen = plugin_process.subprocess.Popen
+
+    def recording_popen(*args: Any, **kwargs: Any) -> Any:
+        forked_on.append(threading.get_ident())
+        return real_popen(*args, **kwargs)
+
+    monkeypatch.setattr(plugin_process.subprocess, "Popen", recording_popen)
+    async with open_plugins([TIME], tmp_path, events=None) as plugins:
+        assert plugins.describe()[0]["state"] == "running"
+    assert forked_on == [threading.get_ident()]
