@@ -13,6 +13,7 @@
   const LIVE_MAX_LINES = 500;
   const LIVE_RETRY_MAX_MS = 15000;
   const MEMORY_REFRESH_DELAY_MS = 800;
+  const APPROVALS_EVERY_MS = 2000;
 
   const $ = (id) => document.getElementById(id);
   const names = new Map(); // PeerID → name, from the directory (for the live log)
@@ -108,6 +109,7 @@
     visits: () => refreshVisits(),
     relations: () => refreshRelations(),
     directory: () => refreshDirectory(),
+    souvenirs: () => refreshSouvenirs(),
     live: async () => {},
   };
   let currentTab = "status";
@@ -385,6 +387,97 @@
     $("dir-summary").textContent = `${d.entries.length} shown · ${d.present} present of ${d.held} known`;
   }
 
+  // -- souvenirs ------------------------------------------------------------------------------
+
+  // A partner's call waiting for the owner: the arguments are shown as text (pretty JSON),
+  // exactly what the tool will receive if approved.
+  function approvalItem(call) {
+    const decide = async (approve, buttons) => {
+      buttons.forEach((b) => { b.disabled = true; });
+      try {
+        await api("POST", `/api/souvenirs/approvals/${encodeURIComponent(call.id)}`, { approve });
+        notice(`${approve ? "Approved" : "Denied"}: ${call.caller_name}'s call to ${call.tool}.`);
+      } catch (err) {
+        if (err instanceof ApiError && err.status === 404) notice("That call is no longer waiting (it expired).", true);
+        else failed(err);
+      } finally {
+        await refreshApprovals();
+      }
+    };
+    const approve = el("button", { type: "button", class: "approve", "data-call": call.id }, "Approve");
+    const deny = el("button", { type: "button", class: "danger deny", "data-call": call.id }, "Deny");
+    approve.addEventListener("click", () => decide(true, [approve, deny]));
+    deny.addEventListener("click", () => decide(false, [approve, deny]));
+    return el("li", { class: "approval", "data-call": call.id },
+      el("div", { class: "head" },
+        el("span", { class: "name", text: `${call.caller_name} wants to run ${call.tool}` }),
+        el("span", { class: "when", text: waitingText(call) })),
+      el("p", { class: "meta", text: "with these arguments:" }),
+      el("pre", { class: "args mono", text: JSON.stringify(call.arguments, null, 2) }),
+      el("p", { class: "meta mono", text: `caller ${call.caller} · visit ${call.visit}` }),
+      el("div", { class: "row" }, approve, deny));
+  }
+
+  function waitingText(call) {
+    const left = Math.max(0, Math.round((call.expires_ms - Date.now()) / 1000));
+    return `asked ${ago(call.asked_ms)} · denied in ${left} s unless you answer`;
+  }
+
+  let shownApprovals = "";
+  let noSouvenirs = false; // a spectator (409): it lends nothing, so no polling
+
+  async function refreshApprovals() {
+    const { pending } = await api("GET", "/api/souvenirs/approvals");
+    const badge = $("approvals-badge");
+    badge.textContent = String(pending.length);
+    badge.hidden = pending.length === 0;
+    // Rebuilt only when the set of calls changes, so a button is never swapped under a click.
+    const ids = pending.map((c) => c.id).join(",");
+    if (ids === shownApprovals && $("approvals").children.length === pending.length) {
+      pending.forEach((call, i) => {
+        $("approvals").children[i].querySelector(".when").textContent = waitingText(call);
+      });
+      return;
+    }
+    shownApprovals = ids;
+    $("approvals").replaceChildren(...pending.map(approvalItem));
+    $("approvals-empty").hidden = pending.length > 0;
+  }
+
+  async function refreshSouvenirs() {
+    const [lent, calls] = await Promise.all([
+      api("GET", "/api/souvenirs"),
+      api("GET", "/api/souvenirs/footprints?limit=50"),
+      refreshApprovals(),
+    ]);
+    const list = $("lent");
+    list.replaceChildren();
+    for (const t of lent.lent) {
+      list.append(el("li", { "data-tool": t.name },
+        el("div", { class: "head" },
+          el("span", { class: "name" }, t.name,
+            el("span", { class: t.ask ? "tag ask" : "tag", text: t.ask ? "asks you first" : "lent freely" }),
+            el("span", { class: "tag", text: t.read_only ? "read-only" : "can change things" })),
+          el("span", { class: "when", text: `from ${t.plugin}` })),
+        t.description ? el("p", { class: "meta", text: short(t.description, 400) }) : null));
+    }
+    $("lent-empty").hidden = lent.lent.length > 0;
+    const c = lent.counters;
+    $("plugins").textContent = [
+      ...lent.plugins.map((p) => `${p.name}: ${p.state}${p.sandboxed === false ? " (unsandboxed)" : ""}`),
+      `lent ${c.lent_ok} · refused ${c.lent_refused} · failed ${c.lent_failed}`,
+      `borrowed ${c.borrowed_ok} · refused ${c.borrowed_refused} · failed ${c.borrowed_failed}`,
+    ].join(" · ");
+    const log = $("souvenir-calls");
+    log.replaceChildren();
+    for (const f of calls.footprints) {
+      const ran = f.outcome === "ok" || f.outcome === "tool_error";
+      log.append(el("li", { class: ran ? "call-ran" : "call-refused", "data-outcome": f.outcome },
+        el("span", { class: "when", text: `${when(f.ts_ms)} · ` }), f.text));
+    }
+    $("souvenir-calls-empty").hidden = calls.footprints.length > 0;
+  }
+
   // -- live log -------------------------------------------------------------------------------
 
   let lastLiveId = 0;
@@ -415,6 +508,12 @@
         return `declined ${nameOf(f.partner)} (${f.reason})`;
       case "relation_updated":
         return `${nameOf(f.partner)}: affinity ${f.affinity} (${String(f.tier).replaceAll("_", " ")})`;
+      case "souvenir_approval_asked":
+        return `${nameOf(f.caller)} asks to run ${f.tool}: waiting for your answer (Souvenirs)`;
+      case "souvenir_approval":
+        return `${nameOf(f.caller)}'s call to ${f.tool}: ${f.decision}`;
+      case "souvenir_call":
+        return `${nameOf(f.caller)} called ${nameOf(f.lender)}'s ${f.tool}: ${String(f.outcome).replaceAll("_", " ")}`;
       case "action_sent":
         return `${selfName} ${actionText(body, f.kind)}`;
       case "action_received":
@@ -491,6 +590,9 @@
       lastLiveId = record.id;
       addLiveLine(record);
       if (record.group === "visit") memoryChanged();
+      if (record.event && record.event.startsWith("souvenir_")) {
+        (currentTab === "souvenirs" ? refreshSouvenirs() : refreshApprovals()).catch(() => {});
+      }
       const moves = record.event && (record.event.startsWith("peer_") || record.event.startsWith("visit_"));
       if (moves && record.event !== "visit_line" && currentTab === "status") {
         refreshStatus().catch(failed);
@@ -533,6 +635,13 @@
     setInterval(() => {
       if (!document.hidden && currentTab === "directory") refreshDirectory().catch(failed);
     }, DIRECTORY_EVERY_MS);
+    setInterval(() => {
+      // On every tab: the badge says a partner is waiting for the owner's answer.
+      if (document.hidden || noSouvenirs) return;
+      const quiet = (err) => { noSouvenirs = err instanceof ApiError && err.status === 409; };
+      if (currentTab === "souvenirs") refreshSouvenirs().catch(failed);
+      else refreshApprovals().catch(quiet);
+    }, APPROVALS_EVERY_MS);
     showTab("status");
     // Names first, so the live log's first lines say who rather than a PeerID.
     Promise.allSettled([refreshStatus(), refreshDirectory()]).then(connectLive);
