@@ -212,6 +212,13 @@ class EngineVoice:
             tools=offered.specs,
         )
         call = next((c for c in completion.tool_calls if c.name in offered.routes), None)
+        if self.events is not None:
+            self.events.emit(
+                "souvenirs_offered",
+                lender=tools.partner_name,
+                tools=len(offered.specs),
+                called=None if call is None else offered.routes[call.name],
+            )
         if call is None:
             return messages, self._tidy(completion.text) or None
         souvenir = offered.routes[call.name]

@@ -103,6 +103,10 @@ Reject = Callable[[bytes, str, RemoteError], None]
 
 @dataclass
 class SouvenirCounters:
+    listed_to_partners: int = 0
+    """``tools/list`` answered: a partner's engine may be offered what we lend."""
+    listed_from_partners: int = 0
+    """Partners' lent tools listed for our engine."""
     lent_ok: int = 0
     lent_refused: int = 0
     lent_failed: int = 0
@@ -210,6 +214,7 @@ class SouvenirService:
             refusal = self.lending.check_list(visit, peer, request.id)
             if refusal is not None:
                 return encode_refusal(request.id, Refusal(REFUSED, refusal, _REFUSALS[refusal]))
+            self.counters.listed_to_partners += 1
             return encode_listing(request.id, self.listings())
         return await self._call(peer, visit, request)
 
@@ -415,6 +420,7 @@ class VisitSouvenirs:
             return ()
         if not isinstance(answer, tuple):
             return ()
+        self._service.counters.listed_from_partners += 1
         self._listed = tuple(
             tool
             for tool in answer[:MAX_LISTED]
