@@ -1,12 +1,12 @@
-"""Can the embedded engine call a tool? Asks a packaged model, through the real
-``LlamaGenerator`` tool path, questions a ``get_current_time`` tool answers and questions it
-does not, and counts what comes back.
+"""Can the embedded engine call a tool? Asks a packaged model, through the embedded
+engine's HTTP face (the path a character uses), questions a ``get_current_time`` tool
+answers and small talk it does not, and counts what comes back.
 
     python3 bench/embedded_tools.py [--model qwen2.5-coder-1.5b] [--tries 5] [--chatml]
 
 Prints one JSON object: per prompt kind, tries, tool calls produced, calls with the right
-argument, spoken replies (non-empty), and latency (p50, max) in seconds; the model's load
-time; and a sample of each kind's output.
+argument, spoken replies, and latency (p50, max) in seconds; the engine's start time; and a
+few samples of each kind's output.
 """
 
 from __future__ import annotations
@@ -16,30 +16,33 @@ import json
 import statistics
 import sys
 import time
-from pathlib import Path
 from typing import Any
 
+import openai
 import trio
+from openai.types.chat import ChatCompletion, ChatCompletionToolParam
 
-from node.engine.embedded import LlamaGenerator, load_llama
-from node.engine.messages import ChatMessage, ToolSpec
-from node.engine.model_pack import DEFAULT_MODEL, ensure_model, model_choice
-from node.engine.openai_server import ChatRequest, Generation
+from node import DEFAULT_MODEL, model_choice, open_embedded_engine
 
-TIME_TOOL = ToolSpec(
-    name="get_current_time",
-    description="Get the current time in a specific timezone.",
-    parameters={
-        "type": "object",
-        "properties": {
-            "timezone": {
-                "type": "string",
-                "description": "IANA timezone name (e.g. 'America/New_York', 'Europe/London').",
-            }
+TIME_TOOL: ChatCompletionToolParam = {
+    "type": "function",
+    "function": {
+        "name": "get_current_time",
+        "description": "Get the current time in a specific timezone.",
+        "parameters": {
+            "type": "object",
+            "properties": {
+                "timezone": {
+                    "type": "string",
+                    "description": (
+                        "IANA timezone name (e.g. 'America/New_York', 'Europe/London')."
+                    ),
+                }
+            },
+            "required": ["timezone"],
         },
-        "required": ["timezone"],
     },
-)
+}
 SYSTEM = (
     "You are Mina, a cheerful baker visiting your friend Kai. Kai lent you tools; "
     "use one when it helps answer."
@@ -55,88 +58,89 @@ NO_TOOL = [
 ]
 
 
-def request(prompt: str, tools: tuple[ToolSpec, ...]) -> ChatRequest:
-    return ChatRequest(
-        model="bench",
-        messages=[ChatMessage("system", SYSTEM), ChatMessage("user", prompt)],
+async def ask(client: openai.AsyncOpenAI, model: str, prompt: str) -> tuple[ChatCompletion, float]:
+    started = time.monotonic()
+    reply = await client.chat.completions.create(
+        model=model,
+        messages=[{"role": "system", "content": SYSTEM}, {"role": "user", "content": prompt}],
         max_tokens=60,
         temperature=0.7,
-        headers={},
-        tools=tools,
+        tools=[TIME_TOOL],
         tool_choice="auto",
     )
+    return reply, time.monotonic() - started
 
 
-async def ask(generate: LlamaGenerator, prompt: str) -> tuple[Generation, float]:
-    started = time.monotonic()
-    generation = await generate(request(prompt, (TIME_TOOL,)))
-    return generation, time.monotonic() - started
+def described(reply: ChatCompletion) -> tuple[str | None, str]:
+    """(the called tool's arguments or None, a sample line)."""
+    message = reply.choices[0].message
+    for call in message.tool_calls or []:
+        function = getattr(call, "function", None)
+        if function is not None:
+            return function.arguments, f"{function.name}({function.arguments})"
+    return None, f"said: {(message.content or '')[:80]}"
 
 
-def summary(latencies: list[float]) -> dict[str, float]:
-    return {
-        "p50_s": round(statistics.median(latencies), 2),
-        "max_s": round(max(latencies), 2),
-    }
+def timezone_of(arguments: str) -> object:
+    try:
+        parsed = json.loads(arguments)
+    except ValueError:
+        return None
+    return parsed.get("timezone") if isinstance(parsed, dict) else None
+
+
+def latency(seconds: list[float]) -> dict[str, float]:
+    return {"p50_s": round(statistics.median(seconds), 2), "max_s": round(max(seconds), 2)}
 
 
 async def run(model: str, tries: int, threads: int | None, chatml: bool) -> dict[str, Any]:
-    path: Path = await trio.to_thread.run_sync(ensure_model, model_choice(model))
     started = time.monotonic()
-    llama = await trio.to_thread.run_sync(lambda: load_llama(path, threads=threads))
-    loaded_s = time.monotonic() - started
-    generate = LlamaGenerator(llama, native_tools=not chatml)
-    report: dict[str, Any] = {
-        "model": model,
-        "tool_format": generate.tool_format,
-        "load_s": round(loaded_s, 2),
-    }
-    try:
-        calls = right = spoken = 0
-        latencies: list[float] = []
-        samples: list[str] = []
-        for index in range(tries):
-            prompt, zone = NEEDS_TOOL[index % len(NEEDS_TOOL)]
-            generation, elapsed = await ask(generate, prompt)
-            latencies.append(elapsed)
-            if generation.tool_calls:
-                calls += 1
-                arguments = generation.tool_calls[0].arguments
-                parsed = generation.tool_calls[0].parsed_arguments() or {}
-                right += parsed.get("timezone") == zone
-                samples.append(f"{generation.tool_calls[0].name}({arguments})")
-            else:
-                spoken += bool(generation.text)
-                samples.append(f"said: {generation.text[:80]}")
-        report["needs_tool"] = {
-            "tries": tries,
-            "tool_calls": calls,
-            "right_timezone": right,
-            "spoke_instead": spoken,
-            **summary(latencies),
-            "samples": samples[:3],
+    async with open_embedded_engine(
+        model_choice(model), threads=threads, native_tools=not chatml
+    ) as base_url:
+        report: dict[str, Any] = {
+            "model": model,
+            "tool_prompt": "chatml-function-calling"
+            if chatml
+            else "the model's own if it renders tools",
+            "start_s": round(time.monotonic() - started, 2),
         }
-        calls = spoken = 0
-        latencies, samples = [], []
-        for index in range(tries):
-            generation, elapsed = await ask(generate, NO_TOOL[index % len(NO_TOOL)])
-            latencies.append(elapsed)
-            calls += bool(generation.tool_calls)
-            spoken += bool(generation.text)
-            samples.append(
-                f"{generation.tool_calls[0].name}({generation.tool_calls[0].arguments})"
-                if generation.tool_calls
-                else f"said: {generation.text[:80]}"
-            )
-        report["no_tool_needed"] = {
-            "tries": tries,
-            "tool_calls": calls,
-            "spoken_replies": spoken,
-            **summary(latencies),
-            "samples": samples[:3],
-        }
-    finally:
-        llama.close()
+        async with openai.AsyncOpenAI(base_url=base_url, api_key="none") as client:
+            calls = right = 0
+            seconds: list[float] = []
+            samples: list[str] = []
+            for index in range(tries):
+                prompt, zone = NEEDS_TOOL[index % len(NEEDS_TOOL)]
+                reply, elapsed = await ask(client, model, prompt)
+                seconds.append(elapsed)
+                arguments, sample = described(reply)
+                samples.append(sample)
+                if arguments is not None:
+                    calls += 1
+                    right += timezone_of(arguments) == zone
+            report["needs_tool"] = {
+                "tries": tries,
+                "tool_calls": calls,
+                "right_timezone": right,
+                "spoke_instead": tries - calls,
+                **latency(seconds),
+                "samples": samples[:3],
+            }
+            calls = 0
+            seconds, samples = [], []
+            for index in range(tries):
+                reply, elapsed = await ask(client, model, NO_TOOL[index % len(NO_TOOL)])
+                seconds.append(elapsed)
+                arguments, sample = described(reply)
+                samples.append(sample)
+                calls += arguments is not None
+            report["no_tool_needed"] = {
+                "tries": tries,
+                "tool_calls": calls,
+                "spoken_replies": tries - calls,
+                **latency(seconds),
+                "samples": samples[:3],
+            }
     return report
 
 

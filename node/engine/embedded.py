@@ -9,9 +9,10 @@ thread, and the trio loop keeps serving while a reply decodes. A cancelled gener
 told to stop at its next token, so shutdown waits for one token, not for a whole reply.
 
 With tools, a reply is made the way llama-cpp-python's "chatml-function-calling" handler
-makes it, on the same loaded model (:meth:`LlamaGenerator._complete_with_tools`): a grammar
-lets the model choose between speaking and calling one of the tools, then either the words
-or the call's JSON arguments (constrained by the tool's schema) are generated.
+makes it (or in the model's own template's tool format, where it has one), on the same
+loaded model (:meth:`LlamaGenerator._complete_with_tools`): the model chooses between
+speaking and calling one of the tools, then either the words or the call's JSON arguments
+(constrained by the tool's schema) are generated.
 """
 
 from __future__ import annotations
@@ -181,7 +182,8 @@ class LlamaGenerator:
             finished.set()
 
     def _complete_with_tools(self, request: ChatRequest, stop: threading.Event) -> Generation:
-        """Speak or call one offered tool, the model choosing under a grammar.
+        """Speak or call one offered tool: the model's first words choose (or, in the
+        chatml-function-calling prompt, a grammar between ``message:`` and the tools).
 
         A model whose own chat template knows tools (Qwen2.5's) gets that template and its
         ``<tool_call>`` format; any other gets the prompt of llama-cpp-python's
@@ -497,10 +499,13 @@ async def open_embedded_engine(
     threads: int | None = None,
     context: int = DEFAULT_CONTEXT,
     port: int = 0,
+    native_tools: bool = True,
 ) -> AsyncIterator[str]:
     """Provide the packaged model, load it, serve it on loopback; yields the base URL.
 
     ``on_progress`` reports the model's verification or assembly (from a worker thread).
+    ``native_tools=False`` offers tools in the chatml-function-calling prompt even to a
+    model whose own template renders them (for comparing the two).
     """
     async with open_shared_engine(
         choice,
@@ -509,6 +514,7 @@ async def open_embedded_engine(
         threads=threads,
         context=context,
         port=port,
+        native_tools=native_tools,
     ) as engine:
         yield engine.base_url
 
@@ -522,6 +528,7 @@ async def open_shared_engine(
     threads: int | None = None,
     context: int = DEFAULT_CONTEXT,
     port: int = 0,
+    native_tools: bool = True,
 ) -> AsyncIterator[SharedEngine]:
     """:func:`open_embedded_engine` for several callers: one model in memory, its
     generations queued fairly per caller (each uses :meth:`SharedEngine.url_for`)."""
@@ -533,7 +540,7 @@ async def open_shared_engine(
     )
     log.info("embedded engine loaded %s", path.name)
     try:
-        queue = FairQueue(LlamaGenerator(llama))
+        queue = FairQueue(LlamaGenerator(llama, native_tools=native_tools))
         app = create_openai_app(queue, models=[choice.name])
         async with open_openai_server(app, port=port) as base_url:
             yield SharedEngine(base_url=base_url, model=choice.name, queue=queue)
