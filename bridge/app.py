@@ -31,7 +31,7 @@ from bridge.schema import (
     text,
 )
 from bridge.visits import LegacyVisits
-from registry_crdt import IconLink, InlineIcon, NameCard
+from registry_crdt import IconLink, InlineIcon, NameCard, card_to_dict
 
 logger = logging.getLogger(__name__)
 
@@ -60,16 +60,8 @@ def seed_manifest(card: NameCard) -> dict[str, Any]:
         "greeting": card.persona.greeting,
         "description": card.description,
         "languages": list(card.persona.languages),
-        # The tools it can provide: the MCP tools it lends during a visit.
-        "souvenirs": [
-            {
-                "name": s.name,
-                "description": s.description,
-                "readOnly": s.read_only,
-                "schemaDigest": s.schema_digest,
-            }
-            for s in card.souvenirs
-        ],
+        # The tools it can provide: the MCP tools it lends during a visit, as on its card.
+        "souvenirs": card_to_dict(card)["souvenirs"],
         "id": card.id,
     }
 

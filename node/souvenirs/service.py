@@ -26,7 +26,7 @@ from typing import Any, Final, Protocol
 
 import trio
 
-from keys import PROTO_MCP, EnvelopeError, peer_id_from_str, verify
+from keys import PROTO_MCP, EnvelopeError, Verified, peer_id_from_str, verify
 from keys.errors import RemoteError, RoomverseError
 from keys.kinds import KIND_MCP
 from node._libp2p.interface import Host, Stream
@@ -182,16 +182,7 @@ class SouvenirService:
                 return
             try:
                 with trio.fail_after(self._exchange_timeout_s() + self.approvals.timeout_s):
-                    raw = await FrameReader(stream, MAX_FRAME).read_frame()
-                    if raw is None:
-                        raise StreamFailed("the peer closed the stream before asking")
-                    envelope = verify(
-                        raw,
-                        channel=PROTO_MCP,
-                        now_ms=self._clock_ms(),
-                        transport_peer=peer_id_from_str(peer),
-                        bodies=MCP_BODIES,
-                    )
+                    envelope = await self._receive(stream, peer, "before asking")
                     visit: str = envelope.body["visit"]
                     rpc = await self._answer(peer, visit, envelope.body["rpc"])
                     answer = await self._seal(KIND_MCP, PROTO_MCP, {"visit": visit, "rpc": rpc})
@@ -308,22 +299,27 @@ class SouvenirService:
                     KIND_MCP, PROTO_MCP, {"visit": visit, "rpc": encode_request(request)}
                 )
                 await stream.send_all(frame(raw))
-                data = await FrameReader(stream, MAX_FRAME).read_frame()
-                if data is None:
-                    raise StreamFailed(f"{partner_id} closed the stream without answering")
-                envelope = verify(
-                    data,
-                    channel=PROTO_MCP,
-                    now_ms=self._clock_ms(),
-                    transport_peer=peer_id_from_str(partner_id),
-                    bodies=MCP_BODIES,
-                )
+                envelope = await self._receive(stream, partner_id, "without answering")
                 if envelope.body["visit"] != visit:
                     raise McpProtocolError("the answer names another visit")
                 return decode_answer(envelope.body["rpc"], request)
         finally:
             with trio.CancelScope(shield=True), trio.move_on_after(2):
                 await stream.aclose()
+
+    async def _receive(self, stream: Stream, peer: str, closed: str) -> Verified:
+        """The one ``mcp`` envelope ``peer`` sends on ``stream``, verified (signed by the
+        stream's own peer, in the timestamp window, an ``mcp`` body)."""
+        raw = await FrameReader(stream, MAX_FRAME).read_frame()
+        if raw is None:
+            raise StreamFailed(f"{peer} closed the stream {closed}")
+        return verify(
+            raw,
+            channel=PROTO_MCP,
+            now_ms=self._clock_ms(),
+            transport_peer=peer_id_from_str(peer),
+            bodies=MCP_BODIES,
+        )
 
     async def footprint(
         self,
