@@ -58,6 +58,11 @@ VISIT_EVENTS = frozenset(
         "autonomy_failed",
         "autonomy_idle",
         "autonomy_paused",
+        # souvenirs lent and borrowed in visits, and the owner's approvals of them
+        "souvenir_call",
+        "souvenirs_offered",
+        "souvenir_approval_asked",
+        "souvenir_approval",
     }
 )
 ACTION_EVENTS = frozenset({"action_sent", "action_received"})
