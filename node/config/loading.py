@@ -229,7 +229,7 @@ def _engine(raw: Any, where: str) -> EngineSettings:
     _no_unknown(
         obj,
         f"{where}.",
-        {"name", "preset", "base_url", "model", "api_key_env", "timeout_s", "cheap"},
+        {"name", "preset", "base_url", "model", "api_key_env", "timeout_s", "cheap", "tools"},
     )
     preset = _string(obj.get("preset"), f"{where}.preset", limit=32) or "embedded"
     if preset not in ENGINE_PRESETS:
@@ -248,7 +248,8 @@ def _engine(raw: Any, where: str) -> EngineSettings:
     model = _string(obj.get("model"), f"{where}.model", limit=256) or None
     timeout_s = _number(obj.get("timeout_s", 60.0), f"{where}.timeout_s", 0.1, 3600.0)
     cheap = _bool(obj.get("cheap", False), f"{where}.cheap")
-    return EngineSettings(name, preset, base_url, model, key_env, timeout_s, cheap)
+    tools = _bool(obj.get("tools", True), f"{where}.tools")
+    return EngineSettings(name, preset, base_url, model, key_env, timeout_s, cheap, tools)
 
 
 def _budget(raw: Any) -> BudgetSettings:

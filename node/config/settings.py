@@ -48,6 +48,9 @@ class EngineSettings:
     timeout_s: float = 60.0
     cheap: bool = False
     """Tried first when the day's token budget runs low."""
+    tools: bool = True
+    """Offer it a partner's lent tools (souvenirs); false for an engine that calls them
+    badly. A server that refuses tools is found out and treated as false anyway."""
 
 
 OVERRIDE_ENGINE = "override"

@@ -264,10 +264,8 @@ async def open_engines(
         for engine, configured in zip(resolved, settings, strict=True):
             # The key store is a small file, but reading it is still disk I/O.
             found = await trio.to_thread.run_sync(keys.find, engine.key_source)
-            # An engine setting "tools: false" (if the config has one) never offers tools.
-            tools = getattr(configured, "tools", True) is not False
             client = await stack.enter_async_context(
-                open_engine_client(engine, found.secret, tools=tools)
+                open_engine_client(engine, found.secret, tools=configured.tools)
             )
             clients.append((client, found.origin))
         yield Engines(clients, chooser, token_budget, store=store, clock=clock, today=today)

@@ -62,6 +62,7 @@ def test_defaults() -> None:
         ({"name": "A", "engines": []}, "engines"),
         ({"name": "A", "engines": [{"preset": "ollama"}, {"preset": "ollama"}]}, "engines[1].name"),
         ({"name": "A", "engines": [{"cheap": "yes"}]}, "engines[0].cheap"),
+        ({"name": "A", "engines": [{"tools": "no"}]}, "engines[0].tools"),
         ({"name": "A", "budget": {"daily_tokens": 0}}, "budget.daily_tokens"),
         ({"name": "A", "budget": {"low_at": 0.9, "critical_at": 0.5}}, "budget.critical_at"),
         ({"name": "A", "visits": {"policy": "known"}}, "visits.policy"),
@@ -123,15 +124,17 @@ def test_engine_list_keeps_failover_order() -> None:
             "engines": [
                 {"preset": "ollama", "model": "llama3.2"},
                 {"name": "small", "preset": "lmstudio", "cheap": True, "timeout_s": 5},
+                {"name": "no-tools", "preset": "koboldcpp", "tools": False},
             ],
         }
     )
-    assert [(e.name, e.cheap, e.timeout_s) for e in config.engines] == [
-        ("ollama", False, 60.0),
-        ("small", True, 5.0),
+    assert [(e.name, e.cheap, e.timeout_s, e.tools) for e in config.engines] == [
+        ("ollama", False, 60.0, True),
+        ("small", True, 5.0, True),
+        ("no-tools", False, 60.0, False),
     ]
     only_model = with_overrides(config, engine_model="qwen")
-    assert [e.model for e in only_model.engines] == ["qwen", None]
+    assert [e.model for e in only_model.engines] == ["qwen", None, None]
 
 
 def test_bad_env_value_is_named() -> None:

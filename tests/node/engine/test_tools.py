@@ -189,19 +189,10 @@ async def test_a_server_error_is_failover_not_a_tool_refusal() -> None:
 
 
 async def test_configured_tool_less_engine_is_never_offered_tools() -> None:
-    """An engine setting ``tools: false`` (read if the config has the field)."""
-
-    class NoTools:
-        def __init__(self, settings: EngineSettings) -> None:
-            self._settings = settings
-            self.tools = False
-
-        def __getattr__(self, name: str) -> Any:
-            return getattr(self._settings, name)
-
+    """An engine with ``"tools": false`` in the character file."""
     async with (
         serve_fake_openai() as fake,
-        engines_for([NoTools(engine("a", fake.base_url))]) as engines,  # type: ignore[list-item]
+        engines_for([engine("a", fake.base_url, tools=False)]) as engines,
     ):
         assert not engines.takes_tools()
         await engines.complete(ASK, max_tokens=50, purpose=Purpose.REPLY, tools=[TIME_TOOL])
