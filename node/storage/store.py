@@ -365,6 +365,15 @@ class Store:
 
         return await self._db.call(read)
 
+    async def directory_saved_ms(self) -> int | None:
+        """When the snapshot was last saved (ms on this node's clock); None if never."""
+
+        def read(conn: sqlite3.Connection) -> int | None:
+            row = conn.execute("SELECT saved_ms FROM directory_snapshot WHERE id = 1").fetchone()
+            return None if row is None else int(row[0])
+
+        return await self._db.call(read)
+
     async def integrity_check(self) -> str:
         def check(conn: sqlite3.Connection) -> str:
             return str(conn.execute("PRAGMA integrity_check").fetchone()[0])
