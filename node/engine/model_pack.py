@@ -175,7 +175,7 @@ def ensure_model(
     target = cache / choice.filename
     report = on_progress or (lambda done, total: None)
     if target.exists():
-        if _sha256_of(target, report) == choice.sha256:
+        if sha256_of(target, report) == choice.sha256:
             return target
         # A damaged cache entry is replaced, not trusted.
         target.unlink()
@@ -184,7 +184,9 @@ def ensure_model(
     return target
 
 
-def _sha256_of(path: Path, report: Progress) -> str:
+def sha256_of(path: Path, report: Progress | None = None) -> str:
+    """The hex sha256 of ``path``, read in chunks (``report`` is told the progress)."""
+    report = report or (lambda done, total: None)
     digest = hashlib.sha256()
     total = path.stat().st_size
     done = 0
