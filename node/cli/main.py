@@ -18,6 +18,8 @@ from typing import Final
 from keys.cli import run_key_command
 from keys.errors import ConfigError, KeyFileError, LocalError, RoomverseError
 from node.cli import requests
+from node.cli.character import run_character_command
+from node.cli.doctor import run_doctor_command
 from node.cli.engine_key import engine_key_command
 from node.cli.exit_codes import EXIT_FAILED, EXIT_USAGE
 from node.cli.parser import EXTERNAL_COMMANDS, SET_STATUS_COMMANDS, build_parser
@@ -38,6 +40,8 @@ COMMANDS: Final[dict[str, Callable[[argparse.Namespace], int]]] = {
     "end-visit": requests.end_visit,
     "memory": requests.memory,
     "engine-key": engine_key_command,
+    "character": run_character_command,
+    "doctor": run_doctor_command,
 }
 """The parser's command name → what runs it."""
 

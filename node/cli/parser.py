@@ -9,6 +9,8 @@ from pathlib import Path
 from typing import Final
 
 from keys.cli import add_key_commands
+from node.cli.doctor import add_doctor_command
+from node.cli.character import add_character_command
 from node.cli.party import add_party_command
 
 SET_STATUS_COMMANDS = ("online", "away", "asleep")
@@ -42,6 +44,8 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     add_party_command(sub)
+    add_character_command(sub)
+    add_doctor_command(sub)
     add_key_commands(sub)
 
     node = sub.add_parser("node", help="run a character until Ctrl-C or SIGTERM")
