@@ -236,6 +236,27 @@ class NodeProcess(JsonLinesProcess):
         return [e for e in self.of("action_received") if e.get("from") == peer_id]
 
 
+class FakeEngineProcess(JsonLinesProcess):
+    """`python -m node.testing.fake_openai`: an OpenAI-compatible engine on loopback."""
+
+    def __init__(self, *, model: str = "fake-model", timeout: float = 30.0) -> None:
+        argv = [sys.executable, "-m", "node.testing.fake_openai", "--model", model]
+        super().__init__(argv, name="engine")
+        first = self.wait_for(lambda e: "line" in e, timeout, "the engine's URL")
+        self.base_url = str(first["line"]).strip()
+        self.model = model
+
+    def engine(self, **settings: Any) -> dict[str, Any]:
+        """The character file's ``engine`` object for this engine."""
+        return {
+            "preset": "openai-compatible",
+            "base_url": self.base_url,
+            "model": self.model,
+            "timeout_s": 10,
+            **settings,
+        }
+
+
 def run_cli(*args: str, check: bool = True, timeout: float = 60.0) -> str:
     env = {**os.environ, "PYTHONPATH": str(REPO) + os.pathsep + os.environ.get("PYTHONPATH", "")}
     done = subprocess.run(
