@@ -9,8 +9,8 @@ from pathlib import Path
 from typing import Final
 
 from keys.cli import add_key_commands
-from node.cli.doctor import add_doctor_command
 from node.cli.character import add_character_command
+from node.cli.doctor import add_doctor_command
 from node.cli.party import add_party_command
 
 SET_STATUS_COMMANDS = ("online", "away", "asleep")

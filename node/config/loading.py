@@ -5,6 +5,7 @@ command-line flags. Every problem raises :class:`keys.errors.ConfigError` naming
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import re
@@ -33,6 +34,7 @@ from node.config.settings import (
     BudgetSettings,
     CharacterConfig,
     EngineSettings,
+    IconSettings,
     NetworkSettings,
     Persona,
     SouvenirSettings,
@@ -74,6 +76,7 @@ def parse_config(raw: Any, *, base_dir: Path | None = None) -> CharacterConfig:
             "network",
             "data_dir",
             "souvenirs",
+            "icon",
         },
     )
     name = _string(obj.get("name"), "name", required=True, limit=64)
@@ -93,6 +96,7 @@ def parse_config(raw: Any, *, base_dir: Path | None = None) -> CharacterConfig:
         data_dir = Path(_string(obj["data_dir"], "data_dir", required=True, limit=4096))
         if not data_dir.is_absolute() and base_dir is not None:
             data_dir = base_dir / data_dir
+    icon = None if obj.get("icon") is None else _icon(obj["icon"], base_dir)
     return CharacterConfig(
         name,
         persona,
@@ -105,7 +109,47 @@ def parse_config(raw: Any, *, base_dir: Path | None = None) -> CharacterConfig:
         network,
         data_dir,
         souvenirs,
+        icon,
     )
+
+
+ICON_TYPES = {
+    b"\x89PNG\r\n\x1a\n": "image/png",
+    b"\xff\xd8\xff": "image/jpeg",
+    b"GIF8": "image/gif",
+}
+MAX_ICON_FILE_BYTES = 16 * 1024 * 1024
+
+
+def _icon(raw: Any, base_dir: Path | None) -> IconSettings:
+    """``{"file": PATH, "sha256": HEX}``: the file is read and must hash to ``sha256``."""
+    obj = _object(raw, "icon")
+    _no_unknown(obj, "icon.", {"file", "sha256"})
+    path = Path(_string(obj.get("file"), "icon.file", required=True, limit=4096))
+    if not path.is_absolute() and base_dir is not None:
+        path = base_dir / path
+    expected = _string(obj.get("sha256"), "icon.sha256", required=True, limit=64).lower()
+    if not re.fullmatch(r"[0-9a-f]{64}", expected):
+        raise ConfigError("icon.sha256", "must be the sha256 of the file, 64 hex characters")
+    try:
+        with path.open("rb") as handle:
+            data = handle.read(MAX_ICON_FILE_BYTES + 1)
+    except OSError as exc:
+        raise ConfigError("icon.file", f"cannot read {path}: {exc.strerror}") from None
+    if len(data) > MAX_ICON_FILE_BYTES:
+        raise ConfigError("icon.file", f"{path} is over 16 MiB")
+    actual = hashlib.sha256(data).hexdigest()
+    if actual != expected:
+        raise ConfigError("icon.sha256", f"{path} hashes to {actual}, not {expected}")
+    riff_webp = data[:4] == b"RIFF" and data[8:12] == b"WEBP"
+    mime = (
+        "image/webp"
+        if riff_webp
+        else next((kind for magic, kind in ICON_TYPES.items() if data.startswith(magic)), None)
+    )
+    if mime is None:
+        raise ConfigError("icon.file", f"{path} is not a PNG, JPEG, WebP or GIF image")
+    return IconSettings(path, expected, mime, data)
 
 
 def apply_env(config: CharacterConfig, env: Mapping[str, str]) -> CharacterConfig:

@@ -129,6 +129,20 @@ class SouvenirSettings:
 
 
 @dataclass(frozen=True, slots=True)
+class IconSettings:
+    """The character's picture (``"icon": {"file", "sha256"}``), read and checked at load.
+
+    It goes on the name card when it fits there (at most 8 KiB); a larger one (a
+    character card's avatar) stays local and is what ``roomverse character export``
+    puts the card in."""
+
+    path: Path
+    sha256: str
+    mime: str
+    data: bytes = field(repr=False)
+
+
+@dataclass(frozen=True, slots=True)
 class CharacterConfig:
     name: str
     persona: Persona = field(default_factory=Persona)
@@ -145,6 +159,7 @@ class CharacterConfig:
     souvenirs: tuple[SouvenirSettings, ...] = ()
     """From the character file; ``plugins/*.json`` in the data directory are read at
     start (:func:`node.souvenirs.read_plugin_files`)."""
+    icon: IconSettings | None = None
 
     def resolved_data_dir(self) -> Path:
         """The data directory: configured, or one per character under the user data dir."""

@@ -11,6 +11,7 @@ from node.config import CharacterConfig
 from registry_crdt import (
     Capabilities,
     DirectoryUsageError,
+    InlineIcon,
     Interfaces,
     NameCard,
     Persona,
@@ -21,6 +22,7 @@ from registry_crdt import (
 )
 from registry_crdt.limits import (
     MAX_GREETING_CHARS,
+    MAX_INLINE_ICON_BYTES,
     MAX_INTERFACE_ADDRS,
     MAX_LANGUAGES,
     MAX_PERSONALITY_CHARS,
@@ -56,9 +58,18 @@ def card_for(
             max_turns=config.visits.max_turns,
             visits_per_hour=config.visits.per_visitor_per_hour,
         ),
+        icon=_icon(config),
         capabilities=Capabilities(souvenirs=bool(souvenirs)),
         souvenirs=tuple(souvenirs[:MAX_SOUVENIRS]),
     )
+
+
+def _icon(config: CharacterConfig) -> InlineIcon | None:
+    """The character's picture on its card, when it is small enough to ride along."""
+    icon = config.icon
+    if icon is None or len(icon.data) > MAX_INLINE_ICON_BYTES:
+        return None
+    return InlineIcon(mime=icon.mime, data=icon.data)
 
 
 def check_card(config: CharacterConfig, identity: Identity) -> None:
