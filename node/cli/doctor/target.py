@@ -62,7 +62,8 @@ def target_from(args: argparse.Namespace) -> Target:
         try:
             parse_http_addr(addr)
         except ConfigError:
-            raise ConfigError(f"--{what}", f"expected HOST:PORT, got {addr!r}") from None
+            flag = "--dashboard" if what == "dashboard" else f"--{what}-http"
+            raise ConfigError(flag, f"expected HOST:PORT, got {addr!r}") from None
     return Target(
         config,
         args.character,
