@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import logging
+import subprocess
 import threading
 from pathlib import Path
 from typing import Any
@@ -13,7 +14,7 @@ import pytest
 import trio
 
 from node.config.settings import SouvenirSettings
-from node.souvenirs import PluginError, open_plugins, plugin_process
+from node.souvenirs import PluginError, open_plugins
 from node.souvenirs.sandbox import plugin_uid
 from tests.support.plugin_servers import (
     LEGACY,
@@ -193,13 +194,13 @@ async def test_a_plugin_is_forked_on_the_trio_thread_so_it_outlives_worker_threa
     idle, which killed every plugin 10 s after it started (seen at a party). The fork
     must happen on the trio thread, which lives as long as the node."""
     forked_on: list[int] = []
-    real_popen = plugin_process.subprocess.Popen
+    real_popen = subprocess.Popen
 
     def recording_popen(*args: Any, **kwargs: Any) -> Any:
         forked_on.append(threading.get_ident())
         return real_popen(*args, **kwargs)
 
-    monkeypatch.setattr(plugin_process.subprocess, "Popen", recording_popen)
+    monkeypatch.setattr(subprocess, "Popen", recording_popen)
     async with open_plugins([TIME], tmp_path, events=None) as plugins:
         assert plugins.describe()[0]["state"] == "running"
     assert forked_on == [threading.get_ident()]
