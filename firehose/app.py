@@ -1,20 +1,10 @@
-"""The firehose's web face: the WebSocket ``/ws``, ``/api/directory``, ``/api/stats``,
-the viewer page at ``/`` and its files under ``/static/``, on quart-trio + hypercorn.
+"""The firehose's web face: ``/ws`` (the fan-out, :mod:`firehose.fanout`) and, on
+quart-trio + hypercorn, ``/api/directory``, ``/api/stats``, the viewer page at ``/`` and
+its files under ``/static/``, all on one port (:mod:`firehose.front` routes).
 
-A viewer connection is three small tasks: a pump that writes the viewer's queue to the
-socket as text frames of JSON lines, a watcher that closes the socket if the viewer sends
-anything (viewers only read), and, when resuming, the hub's catch-up. Refusals (Origin,
-filters, connections per IP) are HTTP answers before the upgrade.
-
-A frame costs the server the same CPU whatever it carries, so frames are what limits how
-many viewers one firehose serves: the pump joins whatever is queued (up to 64 objects or
-64 KiB), and :meth:`Hub.pace` lets each viewer send once per ``viewers / frames_per_s``
-seconds (a full frame goes at once), so that many viewers get fewer, fuller frames and
-the total stays within the budget.
-
-The listening socket carries ``TCP_USER_TIMEOUT``: hypercorn writes with a shielded
-``send_all``, so a viewer that stops reading would otherwise hold its connection open
-for as long as its kernel keeps acknowledging zero-window probes.
+The listening socket carries ``TCP_USER_TIMEOUT`` (accepted sockets inherit it): a viewer
+that stops acknowledging is cut by the kernel after ``send_timeout_s``, as a backstop to
+the fan-out's own write deadline (the same time).
 """
 
 from __future__ import annotations
@@ -28,30 +18,21 @@ from typing import TYPE_CHECKING, Any
 import trio
 from hypercorn.config import Config
 from hypercorn.trio import serve
-from quart import Response, send_from_directory, websocket
+from quart import Response, send_from_directory
 from quart_trio import QuartTrio
 
-from firehose.events import REASON_CODES, closing_frame
-from firehose.hub import Hub, Viewer
-from firehose.limits import (
-    ConnectionCounter,
-    ViewerLimits,
-    ViewerRefused,
-    ViewerRequest,
-    check_origin,
-    parse_request,
-)
+from firehose.fanout import Fanout
+from firehose.front import private_socket, serve_front
+from firehose.hub import Hub
+from firehose.limits import ViewerLimits
 
 if TYPE_CHECKING:
-    from quart.typing import ResponseReturnValue
-
     # libp2p pulls in trio-typing, whose trio-stubs shadow trio's own annotations.
     from trio_typing import TaskStatus
 
 logger = logging.getLogger(__name__)
 
 STATIC_DIR = Path(__file__).resolve().parent / "static"
-QUERY_KEYS = ("character", "kind", "cursor")
 LISTEN_BACKLOG = 1024
 """Pending connections the kernel queues: a page reload storm of many viewers at once."""
 DIRECTORY_FIELDS = ("peer_id", "name", "description", "tags", "status", "last_seen_ms")
@@ -61,7 +42,8 @@ ExtraStats = Callable[[], dict[str, Any]]
 
 
 class FirehoseApp:
-    """The quart-trio app (:attr:`app`) over a hub, with its per-IP connection count."""
+    """The quart-trio app (:attr:`app`) and the ``/ws`` fan-out (:attr:`fanout`) over a
+    hub."""
 
     def __init__(
         self,
@@ -70,23 +52,28 @@ class FirehoseApp:
         *,
         directory: DirectoryRows = list,
         stats: ExtraStats = dict,
+        send_timeout_s: float = 5.0,
     ) -> None:
         self.hub = hub
         self.limits = limits
-        self.connections = ConnectionCounter(limits.max_per_ip)
+        self.fanout = Fanout(hub, limits, write_deadline_s=send_timeout_s)
+        self.connections = self.fanout.connections
         self._directory = directory
         self._extra_stats = stats
-        self._idle = trio.Event()
-        self._idle.set()
         self.app = QuartTrio(__name__, static_folder=str(STATIC_DIR))
         self._routes()
 
     async def wait_idle(self) -> None:
         """Until no viewer connection is open (after :meth:`Hub.close_all`)."""
-        await self._idle.wait()
+        await self.fanout.wait_idle()
 
     def stats(self) -> dict[str, Any]:
-        return {**self.hub.stats(), "connections": self.connections.total, **self._extra_stats()}
+        return {
+            **self.hub.stats(),
+            "connections": self.connections.total,
+            "fanout": self.fanout.stats(),
+            **self._extra_stats(),
+        }
 
     def _routes(self) -> None:
         app = self.app
@@ -109,68 +96,6 @@ class FirehoseApp:
         @app.get("/api/stats")
         async def stats() -> dict[str, Any]:
             return self.stats()
-
-        @app.websocket("/ws")
-        async def ws() -> ResponseReturnValue | None:
-            return await self._viewer()
-
-    async def _viewer(self) -> ResponseReturnValue | None:
-        client = websocket.scope.get("client") or ("?", 0)
-        ip = str(client[0])
-        try:
-            check_origin(
-                websocket.headers.get("Origin"),
-                websocket.headers.get("Host"),
-                self.limits.allow_origins,
-            )
-            request = parse_request(
-                {key: websocket.args.getlist(key) for key in QUERY_KEYS}, self.limits.max_filters
-            )
-            self.connections.acquire(ip)
-        except ViewerRefused as exc:
-            self.hub.refused[exc.reason] += 1
-            return {"error": exc.reason, "message": str(exc)}, exc.status
-        self._idle = trio.Event() if self._idle.is_set() else self._idle
-        try:
-            await self._serve(request)
-        finally:
-            self.connections.release(ip)
-            if self.connections.total == 0:
-                self._idle.set()
-        return None
-
-    async def _serve(self, request: ViewerRequest) -> None:
-        viewer = await self.hub.attach(request.filters, request.cursor)
-        try:
-            await websocket.accept()
-            async with trio.open_nursery() as nursery:
-                nursery.start_soon(_pump, viewer)
-                nursery.start_soon(_refuse_input, viewer)
-                if request.cursor is not None:
-                    nursery.start_soon(self.hub.catch_up, viewer, request.cursor)
-                await viewer.closed.wait()
-                nursery.cancel_scope.cancel()
-            self.hub.detach(viewer)
-            await _goodbye(viewer.reason or "server_shutdown", self.limits.close_grace_s)
-        finally:
-            self.hub.detach(viewer)
-
-
-async def _pump(viewer: Viewer) -> None:
-    while True:
-        await websocket.send(await viewer.next_frame())
-
-
-async def _refuse_input(viewer: Viewer) -> None:
-    await websocket.receive()
-    viewer.close("read_only")
-
-
-async def _goodbye(reason: str, grace_s: float) -> None:
-    """Say why, then close; best effort and bounded (the viewer may be gone or stalled)."""
-    with trio.move_on_after(grace_s):
-        await websocket.send(closing_frame(reason))
-        await websocket.close(REASON_CODES.get(reason, 1008), reason)
 
 
 def listening_socket(host: str, port: int, send_timeout_s: float) -> socket.socket:
@@ -198,7 +123,6 @@ async def serve_app(
     port: int = 0,
     *,
     sock: socket.socket | None = None,
-    send_timeout_s: float = 5.0,
     shutdown_trigger: Callable[[], Awaitable[None]] | None = None,
     task_status: TaskStatus[str] = trio.TASK_STATUS_IGNORED,
 ) -> None:
@@ -206,25 +130,33 @@ async def serve_app(
     (``http://host:port``, the real port when ``port`` is 0). ``sock``: a socket from
     :func:`listening_socket` bound beforehand (then ``host``/``port`` are not used)."""
     if sock is None:
-        sock = listening_socket(host, port, send_timeout_s)
+        sock = listening_socket(host, port, app.fanout.write_deadline_s)
+    private, address = private_socket()
     config = Config()
-    # hypercorn takes the descriptor over (and closes it when it stops).
-    config.bind = [f"fd://{sock.detach()}"]
+    # hypercorn takes the private socket over (and closes it when it stops).
+    config.bind = [f"fd://{private.detach()}"]
     config.backlog = LISTEN_BACKLOG
     config.accesslog = None
     # A logger object (not "-") so hypercorn does not install its own stderr handler.
     config.errorlog = logging.getLogger("roomverse.firehose.http")
-    config.websocket_max_message_size = app.limits.max_frame_bytes
     config.graceful_timeout = app.limits.close_grace_s
-    async with trio.open_nursery() as nursery:
+    with sock:
+        sock.listen(LISTEN_BACKLOG)
+        async with trio.open_nursery() as nursery:
 
-        async def serve_then_stop_pacing(*, task_status: TaskStatus[list[str]]) -> None:
-            await serve(app.app, config, shutdown_trigger=shutdown_trigger, task_status=task_status)
-            nursery.cancel_scope.cancel()
+            async def serve_then_stop(*, task_status: TaskStatus[list[str]]) -> None:
+                await serve(
+                    app.app, config, shutdown_trigger=shutdown_trigger, task_status=task_status
+                )
+                nursery.cancel_scope.cancel()
 
-        nursery.start_soon(app.hub.pace)
-        binds: list[str] = await nursery.start(serve_then_stop_pacing)
-        task_status.started(binds[0])
+            await nursery.start(serve_then_stop)
+            nursery.start_soon(app.fanout.run)
+            nursery.start_soon(app.fanout.watch)
+            await nursery.start(serve_front, sock, app.fanout, address)
+            bound_host, bound_port = sock.getsockname()[:2]
+            shown = f"[{bound_host}]" if ":" in bound_host else bound_host
+            task_status.started(f"http://{shown}:{bound_port}")
 
 
 __all__ = ["FirehoseApp", "listening_socket", "serve_app"]

@@ -27,10 +27,13 @@ CLOSE_POLICY = 1008
 """WebSocket close code for a viewer closed by policy (slow, read-only, limits)."""
 CLOSE_GOING_AWAY = 1001
 """WebSocket close code for a server shutdown."""
+CLOSE_TOO_BIG = 1009
+"""WebSocket close code for a viewer that sent a message above the frame-size cap."""
 
 REASON_CODES = {
     "slow_consumer": CLOSE_POLICY,
     "read_only": CLOSE_POLICY,
+    "too_big": CLOSE_TOO_BIG,
     "server_shutdown": CLOSE_GOING_AWAY,
 }
 

@@ -1,23 +1,26 @@
-"""The fan-out: every published event to every viewer whose filters match, never
-waiting for any of them.
+"""The hub: every published event to every viewer whose filters match, never waiting
+for any of them.
 
 Each viewer has a bounded queue of JSON objects. :meth:`Hub.publish` is synchronous and
 O(viewers): it only appends, and a viewer whose queue is full is closed as a slow consumer
-(the others never notice). The web app sends each viewer's queue as frames of JSON lines
-(:meth:`Viewer.next_frame`). A viewer that resumes from a cursor is attached to the live
-stream *first*, remembering the newest cursor already published (``upto``); while the
-backlog is copied up to ``upto``, live events are held aside; then the held events newer
-than ``upto`` follow. So there is no gap (everything ≤ ``upto`` was stored before it was
-published, so the backlog read sees it) and no duplicate (held events ≤ ``upto`` are
-dropped) at the seam. A backlog that was pruned past the cursor is announced with a
-``cursor_too_old`` frame, never skipped silently.
+(the others never notice). The fan-out (:mod:`firehose.fanout`) takes each viewer's queue
+as frames of JSON lines (:meth:`Viewer.take_frames`), encoding them once for all the
+viewers that share them (:meth:`Viewer.share_key`).
+
+A viewer that resumes from a cursor is attached to the live stream *first*, remembering
+the newest cursor already published (``upto``); while the backlog is copied up to
+``upto``, live events are held aside; then the held events newer than ``upto`` follow.
+So there is no gap (everything ≤ ``upto`` was stored before it was published, so the
+backlog read sees it) and no duplicate (held events ≤ ``upto`` are dropped) at the seam.
+A backlog that was pruned past the cursor is announced with a ``cursor_too_old`` frame,
+never skipped silently.
 """
 
 from __future__ import annotations
 
 import bisect
 from collections import Counter, deque
-from collections.abc import Collection
+from collections.abc import Callable, Collection
 from dataclasses import dataclass
 from typing import Protocol
 
@@ -31,10 +34,6 @@ FIRST_CURSOR = 1
 """Cursors are SQLite row ids: the first ever stored is 1, so an oldest cursor above 1
 means something was pruned."""
 DEPARTURES_KEPT = 256
-PACE_SLICE = 8
-"""Viewers released together by :meth:`Hub.pace`: few, so that the node's receive path
-(a task that needs many scheduler turns per message) is never queued behind hundreds of
-senders (at 1,000 viewers, slices of 64 left it seconds behind the network)."""
 MAX_CATCH_UP_ROUNDS = 8
 """A resuming viewer whose held live events overflow re-reads the backlog; one that
 cannot catch up in this many rounds reads slower than the network speaks."""
@@ -53,31 +52,35 @@ class Backlog(Protocol):
 
 
 class Viewer:
-    """One connected viewer as the hub sees it; the web app sends what
-    :meth:`next_frame` gives.
+    """One connected viewer as the hub sees it: a bounded queue of JSON objects (one line
+    each), at most ``queue_size`` events plus the hello, that the fan-out takes as frames
+    (:meth:`take_frames`). A deque rather than a memory channel, so a frame can stop at
+    its byte bound without taking an object out it cannot send yet.
 
-    The queue holds JSON objects (one line each), at most ``queue_size`` events plus the
-    hello; :meth:`next_frame` joins what is queued into one frame. A deque rather than a
-    memory channel, so the frame can stop at its byte bound without taking an object out
-    it cannot send yet.
-
-    Frames are paced (:meth:`Hub.pace`): a viewer sends a frame when it has a full one
-    queued, or when :meth:`release` was called since its last frame. A quiet viewer
-    is released long before its next event, which then goes at once; a busy one sends
-    one frame per pass of :meth:`Hub.pace`, holding whatever came meanwhile.
+    Viewers share frames: a viewer whose queue holds only live events, queued since it
+    was last emptied, holds exactly what every other such viewer with the same filters
+    and the same start holds, so :meth:`share_key` is equal for them and the fan-out
+    encodes their frames once.
     """
 
-    def __init__(self, filters: Filters, limits: ViewerLimits, skip_upto: int, catching_up: bool):
+    def __init__(
+        self,
+        filters: Filters,
+        limits: ViewerLimits,
+        skip_upto: int,
+        catching_up: bool,
+        on_queued: Callable[[], None] = lambda: None,
+    ):
         self.filters = filters
         self._queue: deque[str] = deque()
         self._capacity = limits.queue_size + 1
         self._frame_objects = limits.frame_objects
         self._frame_bytes = limits.frame_bytes
-        self._released = True
-        """May send a frame now (see :meth:`release`); a new viewer may, its hello."""
-        self._not_empty = trio.lowlevel.ParkingLot()
         self._not_full = trio.lowlevel.ParkingLot()
+        self._on_queued = on_queued
         self._queue_size = limits.queue_size
+        self._run_start: int | None = None
+        """While the queue holds only live events: the publish number of the first."""
         self.closed = trio.Event()
         self.reason: str | None = None
         self.filled_at: float | None = None
@@ -104,8 +107,9 @@ class Viewer:
             self.closed_at = trio.current_time()
             self.closed.set()
 
-    def offer(self, event: FirehoseEvent) -> bool:
-        """Queue a live event without waiting; False if the viewer had to be dropped."""
+    def offer(self, event: FirehoseEvent, number: int = 0) -> bool:
+        """Queue a live event without waiting (``number``: its place in the hub's
+        publishing order); False if the viewer had to be dropped."""
         if event.cursor <= self.skip_upto or self.reason is not None:
             return True
         if self._held is not None:
@@ -119,7 +123,9 @@ class Viewer:
         if len(self._queue) >= self._capacity:
             self.close("slow_consumer")
             return False
+        start = self._run_start if self._queue else (number or None)
         self.put_nowait(event.frame)
+        self._run_start = start
         return True
 
     async def put(self, frame: str, stall_s: float) -> bool:
@@ -135,36 +141,47 @@ class Viewer:
 
     def put_nowait(self, frame: str) -> None:
         """Queue ``frame`` even past the bound (the hello, which comes first)."""
+        self._run_start = None
         self._queue.append(frame)
-        queued = len(self._queue)
-        if queued >= self._capacity and self.filled_at is None:
+        if len(self._queue) >= self._capacity and self.filled_at is None:
             self.filled_at = trio.current_time()
-        if self._released or queued >= self._frame_objects:
-            self._not_empty.unpark_all()
+        self._on_queued()
 
-    def release(self) -> None:
-        """Let the next frame go (now, if anything is queued)."""
-        self._released = True
-        if self._queue:
-            self._not_empty.unpark_all()
+    def share_key(self) -> tuple[Filters, int, int, int] | None:
+        """Equal for viewers whose queues are equal by construction (see the class);
+        None while this one holds anything of its own (hello, backfill)."""
+        if self._run_start is None or self._held is not None:
+            return None
+        return (self.filters, self.skip_upto, self._run_start, len(self._queue))
 
-    def _may_send(self) -> bool:
-        return bool(self._queue) and (self._released or len(self._queue) >= self._frame_objects)
-
-    async def next_frame(self) -> str:
-        """Wait until a frame may go; then one frame of what is queued by now (see
-        :func:`firehose.events.take_frame`)."""
-        # The caller's send is the schedule point; a yield here would cost one per frame.
-        await trio.lowlevel.checkpoint_if_cancelled()
-        while not self._may_send():
-            await self._not_empty.park()
-        self._released = False
+    def take_frame(self) -> str:
+        """One frame of what is queued (see :func:`firehose.events.take_frame`); the
+        queue must not be empty."""
         before = len(self._queue)
         frame = take_frame(self._queue, self._frame_objects, self._frame_bytes)
-        self.taken += before - len(self._queue)
-        self.filled_at = None
-        self._not_full.unpark_all()
+        self._taken(before - len(self._queue))
         return frame
+
+    def take_frames(self) -> list[str]:
+        """Everything queued, as frames."""
+        frames = []
+        while self._queue:
+            frames.append(self.take_frame())
+        return frames
+
+    def skip_queued(self) -> None:
+        """Empty the queue as :meth:`take_frames` would, for a viewer that was handed
+        the same frames already encoded (its :meth:`share_key` was another's)."""
+        count = len(self._queue)
+        self._queue.clear()
+        self._taken(count)
+
+    def _taken(self, count: int) -> None:
+        self.taken += count
+        self.filled_at = None
+        # What is left after a partial take is no longer the run that started it.
+        self._run_start = None
+        self._not_full.unpark_all()
 
     def go_live(self) -> bool:
         """End the catch-up: queue the held events newer than the backlog read. False if
@@ -206,6 +223,9 @@ class Hub:
         self.refused: Counter[str] = Counter()
         self.departures: deque[Departure] = deque(maxlen=DEPARTURES_KEPT)
         """The latest viewers to leave, newest last."""
+        self.generation = 0
+        """Counts the times anything was queued for any viewer (see :meth:`wait_queued`)."""
+        self._queued = trio.lowlevel.ParkingLot()
 
     @property
     def viewers(self) -> int:
@@ -218,10 +238,11 @@ class Hub:
         else:
             self.out_of_order += 1
         self.published += 1
+        number = self.published
         dropped = [
             viewer
             for viewer in self._viewers
-            if viewer.filters.matches(event.kind, event.sender) and not viewer.offer(event)
+            if viewer.filters.matches(event.kind, event.sender) and not viewer.offer(event, number)
         ]
         for viewer in dropped:
             self.detach(viewer)
@@ -232,7 +253,7 @@ class Hub:
         oldest, _ = await self.backlog.bounds()
         upto = self.latest
         skip = 0 if cursor is None else max(upto, cursor - 1)
-        viewer = Viewer(filters, self.limits, skip, catching_up=cursor is not None)
+        viewer = Viewer(filters, self.limits, skip, cursor is not None, self._note_queued)
         viewer.put_nowait(
             hello_frame(oldest, upto, sorted(filters.characters), sorted(filters.kinds))
         )
@@ -246,29 +267,20 @@ class Hub:
             closed_at = trio.current_time() if viewer.closed_at is None else viewer.closed_at
             self.departures.append(Departure(reason, viewer.filled_at, closed_at, viewer.taken))
 
-    async def pace(self) -> None:
-        """Release viewers for their next frame, ``PACE_SLICE`` at a time, in turn, at
-        ``frames_per_s`` viewers a second: with N viewers each may send every
-        N / ``frames_per_s`` seconds. Runs while the web app serves.
+    def viewers_now(self) -> list[Viewer]:
+        """The attached viewers, oldest first (a copy: the fan-out yields mid-pass)."""
+        return list(self._viewers)
 
-        One timer for everyone: per-viewer timers cost more than the frames they save
-        (trio's cancel scopes), and a slice at a time keeps the node's own receive path
-        running between slices instead of behind a thousand senders."""
-        turn = 0
-        while True:
-            viewers = list(self._viewers)
-            if turn >= len(viewers):
-                turn = 0
-            batch = viewers[turn : turn + PACE_SLICE]
-            turn += len(batch)
-            for viewer in batch:
-                viewer.release()
-            await trio.sleep(max(len(batch), 1) / self.limits.frames_per_s)
+    def _note_queued(self) -> None:
+        self.generation += 1
+        self._queued.unpark_all()
 
-    def release_all(self) -> None:
-        """Release every viewer at once (what a pass of :meth:`pace` does, all at once)."""
-        for viewer in self._viewers:
-            viewer.release()
+    async def wait_queued(self, seen: int) -> int:
+        """Until something was queued since :attr:`generation` was ``seen``; the new
+        generation."""
+        while self.generation == seen:
+            await self._queued.park()
+        return self.generation
 
     def close_all(self, reason: str) -> None:
         for viewer in list(self._viewers):

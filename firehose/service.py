@@ -254,7 +254,9 @@ async def _start(
     loop = LoopLag()
     nursery.start_soon(loop.run)
     rows, stats = partial(directory_rows, node), partial(node_stats, node, lag, loop)
-    web = FirehoseApp(hub, settings.limits, directory=rows, stats=stats)
+    web = FirehoseApp(
+        hub, settings.limits, directory=rows, stats=stats, send_timeout_s=settings.send_timeout_s
+    )
     firehose = Firehose(node, hub, web, _node_done=node_done)
     firehose.url = await nursery.start(
         partial(_serve_then_flag, web, sock, stop=firehose._server_stop, done=firehose._server_done)

@@ -20,7 +20,6 @@ from firehose.hub import Hub, MemoryBacklog, Viewer
 from firehose.limits import Filters, ViewerLimits
 from tests.support.firehose_net import ALICE, BOB, Net
 from tests.support.firehose_wire import parse_frame
-from tests.support.waiting import wait_until_async
 
 
 def make(queue_size: int = 64, **limits: Any) -> tuple[Hub, MemoryBacklog, Net]:
@@ -30,20 +29,18 @@ def make(queue_size: int = 64, **limits: Any) -> tuple[Hub, MemoryBacklog, Net]:
 
 
 async def drain(viewer: Viewer) -> list[dict[str, Any]]:
-    """Every object queued for ``viewer`` so far, taken as the web app takes them (with
-    the pacer's leave for every frame)."""
-    objects = []
-    while viewer.queued():
-        viewer.release()
-        objects += parse_frame(await viewer.next_frame())
-    return objects
+    """Every object queued for ``viewer`` so far, taken as the fan-out takes them."""
+    await trio.lowlevel.checkpoint()
+    return [obj for frame in viewer.take_frames() for obj in parse_frame(frame)]
 
 
-async def read_all(viewer: Viewer, into: list[dict[str, Any]]) -> None:
-    """Take frames for ``viewer`` as they come, released at once, forever (cancel)."""
+async def read_all(hub: Hub, viewer: Viewer, into: list[dict[str, Any]]) -> None:
+    """Take frames for ``viewer`` whenever anything was queued, forever (cancel)."""
+    seen = -1
     while True:
-        viewer.release()
-        into += parse_frame(await viewer.next_frame())
+        seen = await hub.wait_queued(seen)
+        for frame in viewer.take_frames():
+            into += parse_frame(frame)
 
 
 def cursors(frames: list[dict[str, Any]]) -> list[int]:
@@ -201,65 +198,55 @@ async def test_taking_a_frame_makes_room_and_clears_filled_at() -> None:
     for _ in range(4):
         net.send()
     assert viewer.filled_at is not None
-    assert len(parse_frame(await viewer.next_frame())) == 3
+    assert len(parse_frame(viewer.take_frame())) == 3
     assert viewer.filled_at is None and viewer.taken == 3 and viewer.queued() == 2
     net.send()
     assert viewer.reason is None
 
 
-async def test_pace_releases_every_viewer_once_per_pass_in_slices(
-    autojump_clock: trio.testing.MockClock,
-) -> None:
-    hub, _, net = make(frames_per_s=100)
-    viewers = [await hub.attach(Filters(), None) for _ in range(20)]
-    for viewer in viewers:
-        await drain(viewer)  # the hello, sent at once: a new viewer is released
-    net.send()  # one event each, not a full frame: it waits for the viewer's turn
-    sent_at: dict[int, float] = {}
-    async with trio.open_nursery() as nursery:
-
-        async def take(i: int, viewer: Viewer) -> None:
-            assert cursors(parse_frame(await viewer.next_frame())) == [1]
-            sent_at[i] = trio.current_time()
-
-        for i, viewer in enumerate(viewers):
-            nursery.start_soon(take, i, viewer)
-        start = trio.current_time()
-        nursery.start_soon(hub.pace)
-        # On the autojump clock: the 1 s bound and the 1 ms polls are virtual time.
-        await wait_until_async(
-            lambda: len(sent_at) == len(viewers), 1, "a frame for every viewer", poll=0.001
-        )
-        nursery.cancel_scope.cancel()
-    # Slices of 8, one every 8 / 100 s: the whole pass takes 20 / 100 s.
-    offsets = sorted(round(t - start, 2) for t in sent_at.values())
-    assert offsets == [0.0] * 8 + [0.08] * 8 + [0.16] * 4
-
-
-async def test_a_full_frame_or_a_released_viewer_goes_without_waiting() -> None:
-    hub, _, net = make(frame_objects=4)
-    viewer = await hub.attach(Filters(), None)
-    await drain(viewer)
-    for _ in range(4):
-        net.send()
-    with trio.fail_after(1):  # a full frame: no release needed
-        assert len(parse_frame(await viewer.next_frame())) == 4
-    viewer.release()  # a quiet viewer, released: its next event goes at once
+async def test_viewers_with_the_same_filters_share_their_frames() -> None:
+    """Live viewers with the same filters, emptied at the same point, hold the same
+    queue: one share key. A hello, a backfill, a different filter or a different start
+    makes a key of its own (or none)."""
+    hub, _, net = make()
     net.send()
-    with trio.fail_after(1):
-        assert cursors(parse_frame(await viewer.next_frame())) == [5]
-    net.send()  # and the one after that waits for the next release
-    got: list[dict[str, Any]] = []
-    async with trio.open_nursery() as nursery:
-        nursery.start_soon(read_all_once, viewer, got)
-        await trio.testing.wait_all_tasks_blocked()
-        assert got == [] and viewer.queued() == 1
-        viewer.release()
-    assert cursors(got) == [6]
+    fresh = [await hub.attach(Filters(), None) for _ in range(3)]
+    bobs = await hub.attach(Filters(characters=frozenset({BOB.peer_id_str})), None)
+    assert {v.share_key() for v in fresh} == {None}  # the hello is each one's own
+    for viewer in (*fresh, bobs):
+        await drain(viewer)
+    net.send("action", BOB)
+    late = await hub.attach(Filters(), None)
+    await drain(late)
+    resuming = await hub.attach(Filters(), 1)
+    net.send("context", BOB)
+    keys = [v.share_key() for v in fresh]
+    assert keys[0] is not None and keys.count(keys[0]) == 3
+    assert bobs.share_key() not in (None, keys[0])
+    assert late.share_key() not in (None, keys[0])  # it started one event later
+    assert resuming.share_key() is None
+    frames = fresh[0].take_frames()
+    for viewer in fresh[1:]:
+        viewer.skip_queued()
+        assert viewer.queued() == 0 and viewer.taken == fresh[0].taken
+    assert cursors([o for f in frames for o in parse_frame(f)]) == [2, 3]
 
 
-async def read_all_once(viewer: Viewer, into: list[dict[str, Any]]) -> None:
-    into += parse_frame(await viewer.next_frame())
+async def test_a_partly_taken_queue_is_no_longer_shared() -> None:
+    hub, _, net = make(frame_objects=2)
+    a, b = [await hub.attach(Filters(), None) for _ in range(2)]
+    for viewer in (a, b):
+        await drain(viewer)
+    for _ in range(3):
+        net.send()
+    assert a.share_key() == b.share_key() is not None
+    a.take_frame()
+    assert a.share_key() is None and b.share_key() is not None
+    net.send()
+    assert a.share_key() is None  # until its queue was emptied once
+    await drain(a)
+    net.send()
+    assert a.share_key() is not None and a.share_key() != b.share_key()
 
 
 class GatedBacklog:
@@ -289,7 +276,7 @@ async def test_live_events_held_during_a_long_backfill_stay_bounded() -> None:
     viewer = await hub.attach(Filters(), 2)
     objects: list[dict[str, Any]] = []
     async with trio.open_nursery() as nursery:
-        nursery.start_soon(read_all, viewer, objects)
+        nursery.start_soon(read_all, hub, viewer, objects)
         nursery.start_soon(hub.catch_up, viewer, 2)
         await trio.testing.wait_all_tasks_blocked()
         for _ in range(30):  # far more than the 8 a viewer may hold aside
@@ -379,7 +366,7 @@ async def test_seam_has_no_gap_and_no_duplicate(
         async def start_viewer() -> None:
             nonlocal viewer
             viewer = await hub.attach(filters, cursor)
-            nursery.start_soon(read_all, viewer, objects)
+            nursery.start_soon(read_all, hub, viewer, objects)
             await hub.catch_up(viewer, cursor)
 
         for i, op in enumerate([*ops, "yield"]):

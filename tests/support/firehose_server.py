@@ -1,4 +1,4 @@
-"""A firehose web app on a real hypercorn server (loopback, port 0) over an in-memory
+"""A firehose web app on a real server (fan-out and hypercorn, loopback, port 0) over an in-memory
 hub, and the abuses it must refuse, as specified: shared by the WebSocket tests
 (``tests/firehose/test_ws.py``) and the load tests, which run the abuses again while a
 healthy viewer takes a steady stream."""
@@ -44,11 +44,15 @@ class Server:
 async def open_server(send_timeout_s: float = 5.0, **limits: Any) -> AsyncIterator[Server]:
     backlog = MemoryBacklog()
     hub = Hub(backlog, ViewerLimits(**limits))
-    web = FirehoseApp(hub, hub.limits, directory=lambda: [DIRECTORY_ROW], stats=lambda: {"x": 1})
+    web = FirehoseApp(
+        hub,
+        hub.limits,
+        directory=lambda: [DIRECTORY_ROW],
+        stats=lambda: {"x": 1},
+        send_timeout_s=send_timeout_s,
+    )
     async with trio.open_nursery() as nursery:
-        url = await nursery.start(
-            partial(serve_app, web, "127.0.0.1", 0, send_timeout_s=send_timeout_s)
-        )
+        url = await nursery.start(partial(serve_app, web, "127.0.0.1", 0))
         yield Server(url, hub, web, Net(hub, backlog))
         nursery.cancel_scope.cancel()
 
