@@ -341,6 +341,51 @@ def test_feed_shows_both_characters_and_who_is_online(
     assert errors.errors == []
 
 
+def test_compression_offered_is_declined_and_plain_frames_render(
+    network: Network, context: BrowserContext
+) -> None:
+    """Chromium offers permessage-deflate on every WebSocket; the firehose declines it
+    (a frame's bytes are then the same for every viewer, encoded once), and the page
+    renders the uncompressed frames. The handshake is read from Chromium's own network
+    log (DevTools protocol), as it went over the wire."""
+    page = context.new_page()
+    errors = PageErrors(page)
+    devtools = context.new_cdp_session(page)
+    offered: list[dict[str, str]] = []
+    answered: list[dict[str, Any]] = []
+    devtools.on(
+        "Network.webSocketWillSendHandshakeRequest",
+        lambda e: offered.append(e["request"]["headers"]),
+    )
+    devtools.on(
+        "Network.webSocketHandshakeResponseReceived", lambda e: answered.append(e["response"])
+    )
+    devtools.send("Network.enable")
+    page.goto(network.firehose.url)
+    expect(page.locator("#conn-state")).to_have_text("live")
+    want = [act(network.alice, "speak", "Plain frames, nothing deflated")]
+    wait_rows(page, want)
+    (row,) = [r for r in rows(page) if (r["from"], r["seq"]) == want[0]]
+    assert "Plain frames, nothing deflated" in row["text"]
+
+    def extensions(headers: dict[str, str]) -> str:
+        return " ".join(v for k, v in headers.items() if k.lower() == "sec-websocket-extensions")
+
+    assert offered and all("permessage-deflate" in extensions(h) for h in offered)
+    assert answered and all(r["status"] == 101 for r in answered)
+    assert [extensions(r["headers"]) for r in answered] == [""] * len(answered)
+    negotiated = page.evaluate(
+        """(url) => new Promise((resolve, reject) => {
+            const ws = new WebSocket(url);
+            ws.onopen = () => { resolve(ws.extensions); ws.close(); };
+            ws.onerror = () => reject(new Error("no connection"));
+        })""",
+        network.firehose.ws_url,
+    )
+    assert negotiated == ""
+    assert errors.errors == []
+
+
 def test_reload_resumes_from_the_cursor_without_gaps(
     network: Network, context: BrowserContext
 ) -> None:
