@@ -16,7 +16,6 @@ from __future__ import annotations
 from pathlib import Path
 
 import httpx
-import pytest
 
 from tests.support.dashboard import (
     TOKEN_HEADER,
@@ -25,114 +24,94 @@ from tests.support.dashboard import (
     split_url,
     visited_party,
 )
+from tests.support.dashboard_browser import browser_marks, chromium_page
+from tests.support.dashboard_browser import sync_api as browser_sync_api
 from tests.support.procs import NodeProcess
 from tests.support.visit_party import in_thread
 
-CHROMIUM = Path("/usr/bin/chromium")
-EXPECT_TIMEOUT_MS = 20_000
 HOSTILE = '<b id="bold">bold</b><img src=x onerror="window.__owned=1">'
 """What Bo's engine appends to every line: it must show up as text, never as markup."""
 NOTE = "Bo likes trains; ask about the 9:15 to Lyon"
 
-pytestmark = [
-    pytest.mark.browser,
-    pytest.mark.skipif(
-        not CHROMIUM.exists(),
-        reason="needs Debian's chromium at /usr/bin/chromium (apt-get install chromium)",
-    ),
-]
-sync_api = pytest.importorskip(
-    "playwright.sync_api",
-    reason="needs Playwright's Python package (pip install playwright; no browser download)",
-)
+pytestmark = [*browser_marks()]
+sync_api = browser_sync_api()
 
 
 def drive_dashboard(url: str, mina: NodeProcess, bo_id: str, shots: Path) -> None:
     """Everything the owner does in the page, with checks on the node in between."""
     expect = sync_api.expect
-    expect.set_options(timeout=EXPECT_TIMEOUT_MS)
-    with sync_api.sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=str(CHROMIUM))
-        try:
-            page = browser.new_page(viewport={"width": 1100, "height": 900})
-            problems: list[str] = []
-            page.on("pageerror", lambda error: problems.append(str(error)))
-            page.on(
-                "console", lambda msg: problems.append(msg.text) if msg.type == "error" else None
-            )
-            page.goto(url)
+    with chromium_page() as (browser, page, problems):
+        page.goto(url)
 
-            # Status.
-            expect(page.locator("#char-name")).to_have_text("Mina")
-            expect(page.locator("#own-status")).to_have_text("online")
-            expect(page.locator("#status-list")).to_contain_text("mDNS")
-            expect(page.locator("#status-list")).to_contain_text(mina.peer_id)
-            page.screenshot(path=shots / "01-status.png", full_page=True)
+        # Status.
+        expect(page.locator("#char-name")).to_have_text("Mina")
+        expect(page.locator("#own-status")).to_have_text("online")
+        expect(page.locator("#status-list")).to_contain_text("mDNS")
+        expect(page.locator("#status-list")).to_contain_text(mina.peer_id)
+        page.screenshot(path=shots / "01-status.png", full_page=True)
 
-            # The switch: the page says away once the node stored it; the node agrees.
-            page.click("#status-away")
-            expect(page.locator("#own-status")).to_have_text("away")
-            expect(page.locator("#status-away")).to_have_attribute("aria-pressed", "true")
-            assert mina.status()["own_status"] == "away"
-            page.screenshot(path=shots / "02-away.png", full_page=True)
+        # The switch: the page says away once the node stored it; the node agrees.
+        page.click("#status-away")
+        expect(page.locator("#own-status")).to_have_text("away")
+        expect(page.locator("#status-away")).to_have_attribute("aria-pressed", "true")
+        assert mina.status()["own_status"] == "away"
+        page.screenshot(path=shots / "02-away.png", full_page=True)
 
-            # Footprints and the conversation; Bo's markup stays text.
-            page.click("nav [data-tab=visits]")
-            card = page.locator("#visits li.visit").first
-            expect(card).to_contain_text("Bo came by")
-            expect(card).to_contain_text("<img src=x")
-            card.click()
-            expect(page.locator("#conv-title")).to_have_text("Visit from Bo")
-            expect(page.locator("#visits")).to_be_hidden()
-            expect(page.locator("#conv-messages li").first).to_contain_text("<b id=")
-            assert page.locator("#bold, main img").count() == 0
-            assert page.evaluate("window.__owned === undefined")
-            page.screenshot(path=shots / "03-conversation.png", full_page=True)
-            page.click("#conv-close")
+        # Footprints and the conversation; Bo's markup stays text.
+        page.click("nav [data-tab=visits]")
+        card = page.locator("#visits li.visit").first
+        expect(card).to_contain_text("Bo came by")
+        expect(card).to_contain_text("<img src=x")
+        card.click()
+        expect(page.locator("#conv-title")).to_have_text("Visit from Bo")
+        expect(page.locator("#visits")).to_be_hidden()
+        expect(page.locator("#conv-messages li").first).to_contain_text("<b id=")
+        assert page.locator("#bold, main img").count() == 0
+        assert page.evaluate("window.__owned === undefined")
+        page.screenshot(path=shots / "03-conversation.png", full_page=True)
+        page.click("#conv-close")
 
-            # A relation's notes, edited in the page.
-            page.click("nav [data-tab=relations]")
-            relation = page.locator(f'li.relation[data-peer="{bo_id}"]')
-            expect(relation).to_contain_text("Bo")
-            relation.locator("button.edit").click()
-            notes = relation.locator("textarea.notes")
-            expect(notes).to_be_visible()
-            notes.fill(NOTE)
-            relation.locator("button.save").click()
-            expect(relation.locator(".saved")).to_have_text("Saved.")
-            page.screenshot(path=shots / "04-relation-notes.png", full_page=True)
-            assert stored_notes(url, bo_id) == NOTE
+        # A relation's notes, edited in the page.
+        page.click("nav [data-tab=relations]")
+        relation = page.locator(f'li.relation[data-peer="{bo_id}"]')
+        expect(relation).to_contain_text("Bo")
+        relation.locator("button.edit").click()
+        notes = relation.locator("textarea.notes")
+        expect(notes).to_be_visible()
+        notes.fill(NOTE)
+        relation.locator("button.save").click()
+        expect(relation.locator(".saved")).to_have_text("Saved.")
+        page.screenshot(path=shots / "04-relation-notes.png", full_page=True)
+        assert stored_notes(url, bo_id) == NOTE
 
-            # Still there after a reload (stored by the node, not kept by the page).
-            page.reload()
-            page.click("nav [data-tab=relations]")
-            relation.locator("button.edit").click()
-            expect(relation.locator("textarea.notes")).to_have_value(NOTE)
+        # Still there after a reload (stored by the node, not kept by the page).
+        page.reload()
+        page.click("nav [data-tab=relations]")
+        relation.locator("button.edit").click()
+        expect(relation.locator("textarea.notes")).to_have_value(NOTE)
 
-            # The live log: the visit that already happened, then new events as they come.
-            page.click("nav [data-tab=live]")
-            expect(page.locator("#live-state")).to_have_text("live")
-            expect(page.locator('#live li[data-event="visit_line"]').first).to_be_visible()
-            relation_line = page.locator('#live li[data-event="relation_updated"]').first
-            expect(relation_line).to_contain_text("Bo: affinity")
-            page.click("#status-online")
-            expect(page.locator("#own-status")).to_have_text("online")
-            page.locator('.filters input[data-group="node"]').check()
-            expect(page.locator('#live li[data-event="directory_changed"]').first).to_be_visible()
-            page.screenshot(path=shots / "05-live-log.png", full_page=True)
-            assert split_url(url)[1] not in page.locator("#live").inner_text()
+        # The live log: the visit that already happened, then new events as they come.
+        page.click("nav [data-tab=live]")
+        expect(page.locator("#live-state")).to_have_text("live")
+        expect(page.locator('#live li[data-event="visit_line"]').first).to_be_visible()
+        relation_line = page.locator('#live li[data-event="relation_updated"]').first
+        expect(relation_line).to_contain_text("Bo: affinity")
+        page.click("#status-online")
+        expect(page.locator("#own-status")).to_have_text("online")
+        page.locator('.filters input[data-group="node"]').check()
+        expect(page.locator('#live li[data-event="directory_changed"]').first).to_be_visible()
+        page.screenshot(path=shots / "05-live-log.png", full_page=True)
+        assert split_url(url)[1] not in page.locator("#live").inner_text()
 
-            # Readable on a phone: no sideways scrolling.
-            phone = browser.new_page(viewport={"width": 390, "height": 844}, is_mobile=True)
-            phone.goto(url)
-            expect(phone.locator("#char-name")).to_have_text("Mina")
-            phone.click("nav [data-tab=visits]")
-            expect(phone.locator("#visits li.visit").first).to_be_visible()
-            assert phone.evaluate("document.documentElement.scrollWidth <= window.innerWidth")
-            phone.screenshot(path=shots / "06-phone.png", full_page=True)
-            assert problems == [], problems
-        finally:
-            browser.close()
+        # Readable on a phone: no sideways scrolling.
+        phone = browser.new_page(viewport={"width": 390, "height": 844}, is_mobile=True)
+        phone.goto(url)
+        expect(phone.locator("#char-name")).to_have_text("Mina")
+        phone.click("nav [data-tab=visits]")
+        expect(phone.locator("#visits li.visit").first).to_be_visible()
+        assert phone.evaluate("document.documentElement.scrollWidth <= window.innerWidth")
+        phone.screenshot(path=shots / "06-phone.png", full_page=True)
+        assert problems == [], problems
 
 
 def stored_notes(url: str, bo_id: str) -> str:

@@ -14,55 +14,36 @@ import functools
 from pathlib import Path
 from typing import Any
 
-import pytest
 import trio
 
 from node.testing.fake_openai import FakeReply
 from tests.support.dashboard import artifacts_dir, dashboard_url_of
+from tests.support.dashboard_browser import browser_marks, chromium_page
+from tests.support.dashboard_browser import sync_api as browser_sync_api
 from tests.support.visit_party import Member, in_thread, open_party
 
-CHROMIUM = Path("/usr/bin/chromium")
-EXPECT_TIMEOUT_MS = 20_000
 WAIT_S = 30.0
 
-pytestmark = [
-    pytest.mark.browser,
-    pytest.mark.timeout(300),
-    pytest.mark.skipif(
-        not CHROMIUM.exists(),
-        reason="needs Debian's chromium at /usr/bin/chromium (apt-get install chromium)",
-    ),
-]
-sync_api = pytest.importorskip(
-    "playwright.sync_api",
-    reason="needs Playwright's Python package (pip install playwright; no browser download)",
-)
+pytestmark = [*browser_marks(300)]
+sync_api = browser_sync_api()
 
 
 def end_the_visit(url: str, shots: Path) -> None:
     """What the owner does in the page: find Bo's visit, press "End visit"."""
     expect = sync_api.expect
-    expect.set_options(timeout=EXPECT_TIMEOUT_MS)
-    with sync_api.sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=str(CHROMIUM))
-        try:
-            page = browser.new_page(viewport={"width": 1100, "height": 900})
-            problems: list[str] = []
-            page.on("pageerror", lambda error: problems.append(str(error)))
-            page.goto(url)
-            visiting = page.locator("#visiting li.visiting")
-            expect(visiting).to_contain_text("Bo is visiting")
-            button = visiting.locator("button.end-visit")
-            expect(button).to_have_text("End visit")
-            button.click()
-            expect(page.locator("#notice")).to_contain_text("saying goodbye to Bo")
-            page.screenshot(path=shots / "07-end-visit.png", full_page=True)
-            # Over once the partner has its farewell and both receipts are signed.
-            expect(page.locator("#visiting")).to_contain_text("none right now")
-            expect(page.locator("#visiting li.visiting")).to_have_count(0)
-            assert problems == [], problems
-        finally:
-            browser.close()
+    with chromium_page() as (_browser, page, problems):
+        page.goto(url)
+        visiting = page.locator("#visiting li.visiting")
+        expect(visiting).to_contain_text("Bo is visiting")
+        button = visiting.locator("button.end-visit")
+        expect(button).to_have_text("End visit")
+        button.click()
+        expect(page.locator("#notice")).to_contain_text("saying goodbye to Bo")
+        page.screenshot(path=shots / "07-end-visit.png", full_page=True)
+        # Over once the partner has its farewell and both receipts are signed.
+        expect(page.locator("#visiting")).to_contain_text("none right now")
+        expect(page.locator("#visiting li.visiting")).to_have_count(0)
+        assert problems == [], problems
 
 
 async def visit_ended(member: Member) -> dict[str, Any]:

@@ -16,10 +16,11 @@ import os
 from pathlib import Path
 from typing import Any
 
-import pytest
 import trio
 
 from node.souvenirs.wire import ToolAnswer
+from tests.support.dashboard_browser import browser_marks, chromium_page
+from tests.support.dashboard_browser import sync_api as browser_sync_api
 from tests.support.plugin_servers import needs_sandbox
 from tests.support.souvenir_sides import (
     Borrower,
@@ -32,25 +33,12 @@ from tests.support.souvenir_sides import (
 )
 from tests.support.visit_party import in_thread
 
-CHROMIUM = Path("/usr/bin/chromium")
-EXPECT_TIMEOUT_MS = 20_000
 BRANCH = "souvenir-from-mina"
 MARKUP = "<b id=bold>not markup</b>"
 """In the arguments: the page must show it as text."""
 
-pytestmark = [
-    pytest.mark.browser,
-    pytest.mark.timeout(240),
-    needs_sandbox,
-    pytest.mark.skipif(
-        not CHROMIUM.exists(),
-        reason="needs Debian's chromium at /usr/bin/chromium (apt-get install chromium)",
-    ),
-]
-sync_api = pytest.importorskip(
-    "playwright.sync_api",
-    reason="needs Playwright's Python package (pip install playwright; no browser download)",
-)
+pytestmark = [*browser_marks(240), needs_sandbox]
+sync_api = browser_sync_api()
 
 
 def shots_dir(tmp_path: Path) -> Path:
@@ -62,58 +50,45 @@ def shots_dir(tmp_path: Path) -> Path:
 
 def approve_in_the_page(url: str, repo: Path, shots: Path) -> None:
     expect = sync_api.expect
-    expect.set_options(timeout=EXPECT_TIMEOUT_MS)
-    with sync_api.sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=str(CHROMIUM))
-        try:
-            page = browser.new_page(viewport={"width": 1100, "height": 900})
-            problems: list[str] = []
-            page.on("pageerror", lambda error: problems.append(str(error)))
-            page.on(
-                "console", lambda msg: problems.append(msg.text) if msg.type == "error" else None
-            )
-            page.goto(url)
-            expect(page.locator("#char-name")).to_have_text("Kai")
-            expect(page.locator("#approvals-badge")).to_have_text("1")
+    with chromium_page() as (browser, page, problems):
+        page.goto(url)
+        expect(page.locator("#char-name")).to_have_text("Kai")
+        expect(page.locator("#approvals-badge")).to_have_text("1")
 
-            page.click("nav [data-tab=souvenirs]")
-            card = page.locator("#approvals li.approval")
-            expect(card).to_have_count(1)
-            expect(card.locator(".name")).to_have_text("Mina wants to run git_create_branch")
-            args = card.locator("pre.args")
-            expect(args).to_contain_text(f'"branch_name": "{BRANCH}"')
-            expect(args).to_contain_text(f'"repo_path": "{repo}"')
-            expect(args).to_contain_text(MARKUP)  # shown as text, not rendered
-            assert page.locator("#bold").count() == 0
-            lent = page.locator("#lent")
-            expect(lent.locator('li[data-tool="git_create_branch"]')).to_contain_text(
-                "asks you first"
-            )
-            expect(lent.locator('li[data-tool="git_log"]')).to_contain_text("lent freely")
-            page.screenshot(path=shots / "01-pending-approval.png", full_page=True)
+        page.click("nav [data-tab=souvenirs]")
+        card = page.locator("#approvals li.approval")
+        expect(card).to_have_count(1)
+        expect(card.locator(".name")).to_have_text("Mina wants to run git_create_branch")
+        args = card.locator("pre.args")
+        expect(args).to_contain_text(f'"branch_name": "{BRANCH}"')
+        expect(args).to_contain_text(f'"repo_path": "{repo}"')
+        expect(args).to_contain_text(MARKUP)  # shown as text, not rendered
+        assert page.locator("#bold").count() == 0
+        lent = page.locator("#lent")
+        expect(lent.locator('li[data-tool="git_create_branch"]')).to_contain_text("asks you first")
+        expect(lent.locator('li[data-tool="git_log"]')).to_contain_text("lent freely")
+        page.screenshot(path=shots / "01-pending-approval.png", full_page=True)
 
-            card.locator("button.approve").click()
-            expect(page.locator("#notice")).to_contain_text(
-                "Approved: Mina's call to git_create_branch"
-            )
-            expect(page.locator("#approvals li")).to_have_count(0)
-            expect(page.locator("#approvals-empty")).to_be_visible()
-            expect(page.locator("#approvals-badge")).to_be_hidden()
-            expect(page.locator("#souvenir-calls li").first).to_contain_text(
-                "Kai lent Mina the git_create_branch souvenir"
-            )
-            page.screenshot(path=shots / "02-approved.png", full_page=True)
+        card.locator("button.approve").click()
+        expect(page.locator("#notice")).to_contain_text(
+            "Approved: Mina's call to git_create_branch"
+        )
+        expect(page.locator("#approvals li")).to_have_count(0)
+        expect(page.locator("#approvals-empty")).to_be_visible()
+        expect(page.locator("#approvals-badge")).to_be_hidden()
+        expect(page.locator("#souvenir-calls li").first).to_contain_text(
+            "Kai lent Mina the git_create_branch souvenir"
+        )
+        page.screenshot(path=shots / "02-approved.png", full_page=True)
 
-            # Readable on a phone: no sideways scrolling, the arguments wrap.
-            phone = browser.new_page(viewport={"width": 390, "height": 844}, is_mobile=True)
-            phone.goto(url)
-            phone.click("nav [data-tab=souvenirs]")
-            expect(phone.locator("#souvenir-calls li").first).to_be_visible()
-            assert phone.evaluate("document.documentElement.scrollWidth <= window.innerWidth")
-            phone.screenshot(path=shots / "03-phone.png", full_page=True)
-            assert problems == [], problems
-        finally:
-            browser.close()
+        # Readable on a phone: no sideways scrolling, the arguments wrap.
+        phone = browser.new_page(viewport={"width": 390, "height": 844}, is_mobile=True)
+        phone.goto(url)
+        phone.click("nav [data-tab=souvenirs]")
+        expect(phone.locator("#souvenir-calls li").first).to_be_visible()
+        assert phone.evaluate("document.documentElement.scrollWidth <= window.innerWidth")
+        phone.screenshot(path=shots / "03-phone.png", full_page=True)
+        assert problems == [], problems
 
 
 async def ask_for_branch(mina: Borrower, kai: Lender, repo: Path, answers: list[Any]) -> None:
