@@ -11,7 +11,11 @@ differs):
 * ``trio``: ``trio.serve_tcp`` with our own upgrade, one task per viewer calling
   ``SocketStream.send_all`` on frames we encode (no hypercorn, no wsproto);
 * ``lean``: the same upgrade, then one loop that writes each frame with a non-blocking
-  ``socket.send`` to every viewer in turn (a partial write is finished on later ticks).
+  ``socket.send`` to every viewer in turn (a partial write is finished on later ticks);
+* ``fanout``: the firehose's own ``/ws`` (``firehose.app.serve_app``: its front, wsproto
+  handshake, hub and fan-out), fed the same events through ``Hub.publish``; it paces
+  itself (a pass over N viewers at most every N / ``frames_per_s`` s), so
+  ``--interval-ms`` does not apply; its hello frame comes first.
 
 Events are fixed-size lines ``SEQ TIME_NS xxx…\\n`` made at ``--rate`` per second. Every
 ``--interval-ms`` (0: at every event) each viewer is sent one frame of all the events it
@@ -29,6 +33,7 @@ import sys
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
+from functools import partial
 from typing import Any, TypeVar
 
 import trio
@@ -36,7 +41,7 @@ from _firehose_common import follow_stdin
 from _gossip_common import emit, process_cpu_s
 from _ws_lean_client import accept_for
 
-PATHS = ("quart", "asgi", "trio", "lean")
+PATHS = ("quart", "asgi", "trio", "lean", "fanout")
 HEAD_LIMIT = 16384
 LISTEN_BACKLOG = 2048
 T = TypeVar("T")
@@ -55,10 +60,15 @@ class Feed:
     expected: int = 0
     _made: dict[tuple[str, int, int], Any] = field(default_factory=dict)
     """What was built for the viewers at one place since the last tick, by form."""
+    on_add: Callable[[bytes], None] | None = None
+    sent: Callable[[], int] | None = None
+    """Frames sent, when the server counts them itself (path ``fanout``)."""
 
     def add(self) -> None:
         head = b"%010d %019d " % (len(self.events), time.time_ns())
         self.events.append(head + b"x" * (self.event_bytes - len(head) - 1) + b"\n")
+        if self.on_add is not None:
+            self.on_add(self.events[-1])
 
     def next_tick(self) -> None:
         self.tick.set()
@@ -234,6 +244,32 @@ async def serve_own(path: str, feed: Feed, sock: socket.socket) -> None:
         await trio.serve_listeners(handler, [listener])
 
 
+async def serve_fanout(feed: Feed, sock: socket.socket) -> None:
+    """The firehose's own server over an in-memory hub the feed publishes to."""
+    from firehose.app import FirehoseApp, serve_app
+    from firehose.events import FirehoseEvent
+    from firehose.hub import Hub, MemoryBacklog
+    from firehose.limits import ViewerLimits
+
+    hub = Hub(MemoryBacklog(), ViewerLimits(max_per_ip=feed.expected + 16))
+
+    def on_add(line: bytes) -> None:
+        # The firehose joins a frame's objects with newlines: each event goes without its own.
+        text = line[:-1].decode()
+        hub.publish(FirehoseEvent(hub.published + 1, "action", "bench", text))
+
+    feed.on_add = on_add
+    async with trio.open_nursery() as nursery:
+        web = FirehoseApp(hub, hub.limits)
+        feed.sent = lambda: web.fanout.written
+        await nursery.start(partial(serve_app, web, sock=sock))
+        seen = hub.generation
+        while hub.viewers < feed.expected:  # each attach queues a hello
+            seen = await hub.wait_queued(seen)
+        feed.viewers = hub.viewers
+        feed.all_in.set()
+
+
 async def publish(feed: Feed, rate: float, duration: float, tick_each: bool) -> None:
     """``rate × duration`` events on schedule (a late one goes at once, never skipped);
     with ``tick_each``, a tick at every event."""
@@ -271,6 +307,8 @@ async def main(args: argparse.Namespace) -> None:
             nursery.start_soon(serve_hypercorn, quart_app(feed), sock)
         elif args.path == "asgi":
             nursery.start_soon(serve_hypercorn, asgi_app(feed), sock)
+        elif args.path == "fanout":
+            nursery.start_soon(serve_fanout, feed, sock)
         else:
             nursery.start_soon(serve_own, args.path, feed, sock)
         nursery.start_soon(follow_stdin, on_line)
@@ -285,7 +323,8 @@ async def main(args: argparse.Namespace) -> None:
         emit({"event": "published", "events": len(feed.events)})
         await commands["stop"].wait()
         cpu = (process_cpu_s(os.getpid()) or 0.0) - cpu_before
-        emit({"event": "done", "cpu_s": cpu, "frames": feed.frames})
+        frames = feed.frames if feed.sent is None else feed.sent()
+        emit({"event": "done", "cpu_s": cpu, "frames": frames})
         nursery.cancel_scope.cancel()
 
 

@@ -33,6 +33,10 @@ class Tally:
         self.complete = 0
 
     def on_frame(self, viewer: int, payload: bytes, now_ns: int) -> None:
+        if payload.startswith(b"{"):  # the firehose's hello (path fanout), maybe more after
+            _, _, payload = payload.partition(b"\n")
+            if not payload:
+                return
         self.frames += 1
         size = self.event_bytes
         expected = self.next_seq[viewer]

@@ -1,12 +1,13 @@
 """What one WebSocket frame costs the server, by the way it reaches the socket.
 
-    python3 bench/ws_send_path.py [--paths quart,asgi,trio,lean] [--viewers 1000]
+    python3 bench/ws_send_path.py [--paths quart,asgi,trio,lean,fanout] [--viewers 1000]
                                   [--rate 100] [--duration 20] [--interval-ms 50]
                                   [--client-procs 2] [--pin]
 
 ``bench/firehose_load.py`` measures the whole firehose; this isolates its send path. For each
 path (see ``bench/_ws_send_server.py``: quart-trio on hypercorn as the firehose serves
-``/ws``, a bare ASGI app on hypercorn, trio streams, one non-blocking write loop), a
+``/ws`` before issue 15, a bare ASGI app on hypercorn, trio streams, one non-blocking
+write loop, and the firehose's own fan-out as it serves ``/ws`` now), a
 server process fans ``--rate`` events/s out to ``--viewers`` lean clients
 (``bench/_ws_lean_client.py``, in ``--client-procs`` processes) on 127.0.0.1, one frame
 per viewer every ``--interval-ms`` holding everything new. The events are made in the
@@ -38,7 +39,7 @@ from gossip import Worker
 BENCH = Path(__file__).resolve().parent
 SERVER = BENCH / "_ws_send_server.py"
 VIEWERS = BENCH / "_ws_send_viewers.py"
-PATHS = ("quart", "asgi", "trio", "lean")
+PATHS = ("quart", "asgi", "trio", "lean", "fanout")
 READY_TIMEOUT_S = 60.0
 DRAIN_S = 30.0
 
