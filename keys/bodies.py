@@ -32,6 +32,8 @@ MAX_SPEAK_CHARS: Final = 2000
 MAX_CONTEXT_TEXT_CHARS: Final = 8000
 MAX_IMAGE_BYTES: Final = 192 * 1024
 MAX_ALT_CHARS: Final = 500
+EVERYONE: Final = "*"
+"""A context's ``to`` when it is for every character that hears it."""
 _GESTURE_NAME = re.compile(r"[a-z_]+")
 _TOOL_NAME = re.compile(r"[A-Za-z0-9_-]+")
 
@@ -100,12 +102,18 @@ def validate_action(body: Mapping[str, Any]) -> None:
 
 
 def validate_context(body: Mapping[str, Any]) -> None:
-    """Check a ``context`` body: text or a small image."""
-    if _type(body, ("text", "image")) == "text":
-        _fields(body, ("type", "text"))
+    """Check a ``context`` body: text or a small image.
+
+    ``to`` (optional) says who it is for: a character's PeerID, or :data:`EVERYONE`.
+    Without it, a context is the sender's owner talking to its own character."""
+    kind = _type(body, ("text", "image"))
+    if "to" in body:
+        _text(body, "to", 1, 128)
+    if kind == "text":
+        _fields(body, ("type", "text"), ("to",))
         _text(body, "text", 1, MAX_CONTEXT_TEXT_CHARS)
         return
-    _fields(body, ("type", "mime", "data"), ("alt",))
+    _fields(body, ("type", "mime", "data"), ("alt", "to"))
     mime = body["mime"]
     if type(mime) is not str or mime not in IMAGE_MIME_TYPES:
         raise SchemaError(f"body.mime: must be one of {', '.join(sorted(IMAGE_MIME_TYPES))}")

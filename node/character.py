@@ -152,6 +152,8 @@ class CharacterNode:
             self.agent = Agent(
                 collaborators, turn_timeout_s=turn_timeout_s, shared_engine=shared_engine
             )
+            reactions = self.agent.reactions
+            self.envelope_listeners.append(lambda _cursor, envelope: reactions.heard(envelope))
 
     # -- outgoing -----------------------------------------------------------------
 
@@ -176,6 +178,8 @@ class CharacterNode:
             recipients=recipients,
             body=_public_body(envelope.body),
         )
+        if kind == "context" and self.agent is not None:
+            self.agent.reactions.heard(envelope)  # our owner talking to our character
         return envelope, recipients
 
     async def seal(self, kind: str, channel: str, body: Mapping[str, Any]) -> bytes:

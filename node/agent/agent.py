@@ -22,10 +22,12 @@ import trio
 if TYPE_CHECKING:
     from trio_typing import TaskStatus
 
-from keys import PROTO_MCP, PROTO_VISIT, Identity
+from keys import PROTO_MCP, PROTO_VISIT, Identity, InvalidPeerId, peer_id_from_str
 from keys.errors import LocalError, RemoteError, RoomverseError
 from node import _libp2p
 from node.agent.autonomy import Candidate, eligible, next_wait_s, pick_weighted
+from node.agent.prompts.views import PartnerView
+from node.agent.reacting import Reactor
 from node.agent.relations import RelationKeeper
 from node.agent.voice import EngineVoice
 from node.clock import monotonic, now_ms
@@ -155,6 +157,19 @@ class Agent:
             publish=node.publish,
             clock_ms=now_ms,
         )
+        self.reactions = Reactor(
+            me=node.identity.peer_id_str,
+            settings=node.config.reactions,
+            voice=self.voice,
+            publish=node.publish,
+            events=node.events,
+            engines=lambda: self.engines,
+            in_visit=self._in_visit,
+            character=self._character,
+            clock_ms=now_ms,
+            rng=self.rng,
+        )
+        """Hears what the node stores and publishes (the running character feeds it)."""
         self.last_autonomous_ms: dict[str, int] = {}
         self._nursery: trio.Nursery | None = None
 
@@ -166,6 +181,20 @@ class Agent:
         if self.engines is None:
             raise EngineError(f"no engine is ready ({self.engine_problem})", reason="starting")
         return self.engines
+
+    def _in_visit(self) -> bool:
+        return bool(self.session.hosting) or bool(self.session.ongoing.listing())
+
+    def _character(self, peer_id: str) -> PartnerView | None:
+        """``peer_id`` as a character in our directory (None: unknown, or no character,
+        such as the firehose spectator or a bridge)."""
+        try:
+            entry = self.node.directory.directory.get(peer_id_from_str(peer_id))
+        except InvalidPeerId:
+            return None
+        if entry is None or not entry.card.capabilities.accepts_visits:
+            return None
+        return PartnerView(entry.peer_str, entry.card.name, entry.card.description)
 
     def _may_reply(self) -> bool:
         return self.engines is not None and self.engines.policy().may_reply
@@ -185,6 +214,7 @@ class Agent:
             self.node.host.set_stream_handler(PROTO_MCP, self.souvenirs.serve)
             task_status.started()
             nursery.start_soon(self._autonomy_loop)
+            nursery.start_soon(self.reactions.run)
             nursery.start_soon(
                 lend,
                 self.souvenirs,

@@ -27,10 +27,20 @@ from typing import Final, Literal
 
 from node.agent.autonomy import Candidate
 from node.agent.borrowing import CALLS_PER_VISIT, offer, result_text, tool_hint
-from node.agent.guard import LineContext, copies, fallback, judge, tidy, trim
+from node.agent.guard import Check, LineContext, copies, fallback, judge, tidy, trim
 from node.agent.languages import allowed_in_visit, languages_for_visit
 from node.agent.prompts.answering_machine import AwayStatus, answering_machine_messages
 from node.agent.prompts.choosing import CandidateView, choose_messages, parse_choice
+from node.agent.prompts.reaction import (
+    REACTION_SAMPLING,
+    Heard,
+    Reaction,
+    parse_reaction,
+    reaction_messages,
+    reaction_rules,
+    said_in,
+    source_label,
+)
 from node.agent.prompts.recollection import SUMMARY, parse_summary, summary_messages
 from node.agent.prompts.views import (
     PartnerView,
@@ -67,6 +77,11 @@ from node.visits.messages import MAX_LINE
 TURN_MAX_TOKENS: Final = 160
 SUMMARY_MAX_TOKENS: Final = 200
 CHOOSE_MAX_TOKENS: Final = 16
+REACTION_MAX_TOKENS: Final = 80
+TARGET_REFUSED: Final = frozenset(
+    {Check.SPEAKS_AS_PARTNER, Check.OBEYS_PARTNER, Check.BREAKS_CHARACTER}
+)
+"""What a look's or a move's few words may not do (too short to judge language or copying)."""
 TOPICS_KEPT: Final = 64
 WIND_DOWN_FROM: Final = 6
 """From this many lines on, our character may say goodbye when the talk has run dry."""
@@ -76,7 +91,7 @@ GOODBYES: Final[dict[str, tuple[str, ...]]] = {
 }
 """Short goodbyes said instead of one the guard refuses, when the partner said goodbye."""
 
-Kind = Literal["opening", "reply", "answering_machine"]
+Kind = Literal["opening", "reply", "answering_machine", "reaction"]
 
 
 class EngineVoice:
@@ -287,6 +302,49 @@ class EngineVoice:
         )
         return parse_choice(completion.text, len(candidates))
 
+    async def react(
+        self, heard: Heard, source: PartnerView | None, said: Sequence[str] = ()
+    ) -> Reaction | None:
+        """One reaction to ``heard`` from ``source`` (None: our owner), or None when the
+        engine wrote none of the forms. Speech passes the guard as a visit line does
+        (``said``: what we said to ``source`` lately); a look's or a move's words must not
+        obey, break character or speak as the other; anything that fails is ``nothing``."""
+        messages = reaction_messages(me=self.persona, source=source, heard=heard)
+        completion = await self._engines().complete(
+            messages,
+            max_tokens=REACTION_MAX_TOKENS,
+            purpose=Purpose.REACTION,
+            sampling=REACTION_SAMPLING,
+        )
+        reaction = parse_reaction(strip_marks(completion.text))
+        if reaction is None or reaction.kind in ("nothing", "gesture"):
+            return reaction
+        context = LineContext(
+            me=self.persona.name,
+            partner=source_label(self.persona, source),
+            languages=self.persona.languages,
+            heard=(heard.text,) if heard.kind in ("speak", "context") and heard.text else (),
+            said=tuple(said),
+            secret=reaction_rules(self.persona),
+        )
+        if reaction.kind != "say":
+            if TARGET_REFUSED.intersection(judge(reaction.text, context)):
+                return Reaction("nothing")
+            return Reaction(reaction.kind, redact(reaction.text))
+        line = await self._guarded(
+            messages,
+            context,
+            kind="reaction",
+            partner_id="" if source is None else source.peer_id,
+            purpose=Purpose.REACTION,
+            max_tokens=REACTION_MAX_TOKENS,
+            sampling=REACTION_SAMPLING,
+            instead=lambda: None,
+            first=self._tidy(reaction.text),
+            speech_of=said_in,
+        )
+        return Reaction("say", line) if line else Reaction("nothing")
+
     # -- the guard --------------------------------------------------------------------
 
     async def _guarded(
@@ -301,23 +359,25 @@ class EngineVoice:
         sampling: Sampling,
         instead: Callable[[], str | None],
         first: str | None = None,
+        speech_of: Callable[[str], str] | None = None,
     ) -> str:
         """A line that passes the guard: the engine's (``first``, when it is written
         already), its second try, one of them trimmed, what ``instead`` gives, or "" (in
-        that order), redacted.
+        that order), redacted. ``speech_of`` takes the words to speak out of what the
+        engine writes, when it writes more than a line (a reaction's ``say: ...``).
 
         Lines are judged as the engine wrote them and redacted after: the measures of
         copying must see the words the model chose, not the placeholders redaction puts
         in (two lines that name different addresses are not the same line).
         """
         if first is None:
-            first = await self._line(messages, purpose, max_tokens, sampling)
+            first = await self._line(messages, purpose, max_tokens, sampling, speech_of)
         failed = judge(first, context)
         if not failed:
             return _spoken(first)
         tries = [first]
         try:
-            second = await self._line(messages, purpose, max_tokens, sampling)
+            second = await self._line(messages, purpose, max_tokens, sampling, speech_of)
         except EngineError:
             pass  # the first try is still there to trim
         else:
@@ -338,13 +398,19 @@ class EngineVoice:
         return ""
 
     async def _line(
-        self, messages: list[ChatMessage], purpose: Purpose, max_tokens: int, sampling: Sampling
+        self,
+        messages: list[ChatMessage],
+        purpose: Purpose,
+        max_tokens: int,
+        sampling: Sampling,
+        speech_of: Callable[[str], str] | None = None,
     ) -> str:
         """The engine's line as written, without marks, labels or line breaks."""
         completion = await self._engines().complete(
             messages, max_tokens=max_tokens, purpose=purpose, sampling=sampling
         )
-        return self._tidy(completion.text)
+        text = strip_marks(completion.text)
+        return self._tidy(text if speech_of is None else speech_of(text))
 
     def _tidy(self, text: str) -> str:
         """An engine's text as a line: without marks, labels or line breaks."""

@@ -14,6 +14,10 @@ from node.cli.doctor import add_doctor_command
 from node.cli.party import add_party_command
 
 SET_STATUS_COMMANDS = ("online", "away", "asleep")
+CONTEXT_TO_HELP: Final = (
+    "the character it is for, or 'everyone' (default: your own character; the others hear it "
+    "but do not react)"
+)
 
 EXTERNAL_COMMANDS: Final[dict[str, tuple[str, str]]] = {
     "firehose": ("firehose.cli", "stream the network's public actions to browsers until Ctrl-C"),
@@ -97,9 +101,14 @@ def build_parser() -> argparse.ArgumentParser:
     ):
         one = act_sub.add_parser(name, help=help_text)
         one.add_argument(field)
+        if name in ("speak", "gesture"):
+            one.add_argument("--to", metavar="PEER_ID", help="the character it is aimed at")
+        elif name == "text":
+            one.add_argument("--to", metavar="PEER_ID", help=CONTEXT_TO_HELP)
     image = act_sub.add_parser("image", help="share an image context (≤ 192 KiB)")
     image.add_argument("path", type=Path)
     image.add_argument("--alt", default=None)
+    image.add_argument("--to", metavar="PEER_ID", help=CONTEXT_TO_HELP)
 
     status = sub.add_parser("status", help="show the running node's status")
     status.add_argument("--data-dir", required=True, type=Path)

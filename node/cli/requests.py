@@ -14,7 +14,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from keys.bodies import MAX_IMAGE_BYTES
+from keys.bodies import EVERYONE, MAX_IMAGE_BYTES
 from keys.errors import ConfigError
 from node.cli import directory_view, memory_view
 from node.cli.exit_codes import EXIT_FAILED, EXIT_OK
@@ -48,17 +48,20 @@ def act(args: argparse.Namespace) -> int:
 
 def _action_body(args: argparse.Namespace) -> tuple[str, dict[str, Any]]:
     action = args.action
-    if action == "speak":
-        return "action", {"type": "speak", "text": args.text}
-    if action == "gesture":
-        return "action", {"type": "gesture", "name": args.name}
     if action == "move":
         return "action", {"type": "move", "to": args.to}
     if action == "look":
         return "action", {"type": "look", "at": args.at}
+    to = {} if args.to is None else {"to": args.to}
+    if action == "speak":
+        return "action", {"type": "speak", "text": args.text, **to}
+    if action == "gesture":
+        return "action", {"type": "gesture", "name": args.name, **to}
+    if to.get("to") == "everyone":
+        to["to"] = EVERYONE
     if action == "text":
-        return "context", {"type": "text", "text": args.text}
-    return "context", _image_body(args.path, args.alt)
+        return "context", {"type": "text", "text": args.text, **to}
+    return "context", {**_image_body(args.path, args.alt), **to}
 
 
 def _image_body(path: Path, alt: str | None) -> dict[str, Any]:

@@ -23,6 +23,7 @@ from node.config.settings import (
     EngineSettings,
     NetworkSettings,
     Persona,
+    ReactionSettings,
     VisitSettings,
     slug,
 )
@@ -38,6 +39,7 @@ __all__ = [
     "EngineSettings",
     "NetworkSettings",
     "Persona",
+    "ReactionSettings",
     "VisitSettings",
     "apply_env",
     "load_config",

@@ -37,6 +37,7 @@ from node.config.settings import (
     IconSettings,
     NetworkSettings,
     Persona,
+    ReactionSettings,
     SouvenirSettings,
     VisitSettings,
 )
@@ -77,6 +78,7 @@ def parse_config(raw: Any, *, base_dir: Path | None = None) -> CharacterConfig:
             "data_dir",
             "souvenirs",
             "icon",
+            "reactions",
         },
     )
     name = _string(obj.get("name"), "name", required=True, limit=64)
@@ -110,6 +112,7 @@ def parse_config(raw: Any, *, base_dir: Path | None = None) -> CharacterConfig:
         data_dir,
         souvenirs,
         icon,
+        _reactions(obj.get("reactions", {})),
     )
 
 
@@ -342,6 +345,29 @@ def _autonomy(raw: Any) -> AutonomySettings:
             obj.get("cooldown_s", 6 * 3600.0), "autonomy.cooldown_s", 0.0, 30 * 86400.0
         ),
         choose=choose,
+    )
+
+
+def _reactions(raw: Any) -> ReactionSettings:
+    obj = _object(raw, "reactions")
+    _no_unknown(
+        obj,
+        "reactions.",
+        {"enabled", "per_hour", "exchange_turns", "exchange_quiet_s", "pause_min_s", "pause_max_s"},
+    )
+    pause_min = _number(obj.get("pause_min_s", 2.0), "reactions.pause_min_s", 0.0, 600.0)
+    pause_max = _number(obj.get("pause_max_s", 8.0), "reactions.pause_max_s", 0.0, 600.0)
+    if pause_max < pause_min:
+        raise ConfigError("reactions.pause_max_s", "must not be less than pause_min_s")
+    return ReactionSettings(
+        enabled=_bool(obj.get("enabled", True), "reactions.enabled"),
+        per_hour=_whole(obj.get("per_hour", 20), "reactions.per_hour", 1, 3600),
+        exchange_turns=_whole(obj.get("exchange_turns", 3), "reactions.exchange_turns", 1, 100),
+        exchange_quiet_s=_number(
+            obj.get("exchange_quiet_s", 600.0), "reactions.exchange_quiet_s", 1.0, 86400.0
+        ),
+        pause_min_s=pause_min,
+        pause_max_s=pause_max,
     )
 
 

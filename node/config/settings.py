@@ -94,6 +94,22 @@ class AutonomySettings:
 
 
 @dataclass(frozen=True, slots=True)
+class ReactionSettings:
+    """How a character reacts between visits to what it hears (:mod:`node.agent.reacting`)."""
+
+    enabled: bool = True
+    per_hour: int = 20
+    """Reactions in any hour, whatever they answer."""
+    exchange_turns: int = 3
+    """Reactions to one other character before a public exchange with it rests."""
+    exchange_quiet_s: float = 600.0
+    """An exchange is over (and may start again) after this long without a reaction."""
+    pause_min_s: float = 2.0
+    pause_max_s: float = 8.0
+    """A reaction waits a random pause in this range first (nobody answers instantly)."""
+
+
+@dataclass(frozen=True, slots=True)
 class NetworkSettings:
     listen: tuple[str, ...] = DEFAULT_LISTEN
     bootstrap: tuple[str, ...] = ()
@@ -160,6 +176,7 @@ class CharacterConfig:
     """From the character file; ``plugins/*.json`` in the data directory are read at
     start (:func:`node.souvenirs.read_plugin_files`)."""
     icon: IconSettings | None = None
+    reactions: ReactionSettings = field(default_factory=ReactionSettings)
 
     def resolved_data_dir(self) -> Path:
         """The data directory: configured, or one per character under the user data dir."""

@@ -22,6 +22,7 @@ import trio
 
 from node.engine.breaker import BreakerState
 from node.engine.budget import BudgetTier, TierPolicy, TokenBudget, policy_for
+from node.engine.call_stats import OK, EngineCallStats
 from node.engine.chooser import EngineChooser, EngineSpec
 from node.engine.client import EngineClient, open_engine_client
 from node.engine.errors import EngineCallFailed, EngineResting, EnginesUnavailable
@@ -49,10 +50,13 @@ class Purpose(StrEnum):
     SUMMARY = "summary"
     """The memory summary at farewell: bookkeeping that gives way with autonomy, so the
     last tokens of the day go to replies."""
+    REACTION = "reaction"
+    """A reaction between visits to what the character heard (:mod:`node.agent.reacting`):
+    nobody waits for it, so it gives way with autonomy."""
 
 
 def _allowed(purpose: Purpose, policy: TierPolicy) -> bool:
-    if purpose in (Purpose.AUTONOMY, Purpose.SUMMARY):
+    if purpose in (Purpose.AUTONOMY, Purpose.SUMMARY, Purpose.REACTION):
         return policy.autonomous_visits
     return policy.may_reply
 
@@ -101,6 +105,8 @@ class Engines:
         # Saves run one at a time and write the count as it is when they run, so a slow
         # save can never overwrite a newer one.
         self._save_lock = trio.Lock()
+        self.stats = EngineCallStats()
+        """Calls, latency and tokens per engine since the node started (the metrics)."""
 
     def tier(self) -> BudgetTier:
         return self._budget.tier(self._today())
@@ -139,6 +145,7 @@ class Engines:
         try:
             while pending:
                 client = self._clients[pending[0]]
+                started = self._clock()
                 try:
                     completion = await client.complete(
                         messages,
@@ -149,10 +156,14 @@ class Engines:
                     )
                 except EngineCallFailed as exc:
                     self._chooser.record(pending.pop(0), False, self._clock())
+                    self.stats.record(client.engine.name, exc.reason, self._clock() - started)
                     failures[client.engine.name] = exc.reason
                     self._log_failure(client.engine.name, exc.reason, pending)
                     continue
                 self._chooser.record(pending.pop(0), True, self._clock())
+                self.stats.record(
+                    client.engine.name, OK, self._clock() - started, completion.tokens
+                )
                 await self._spend(completion.tokens, day)
                 return completion
         finally:
@@ -181,6 +192,10 @@ class Engines:
                 continue
             return self._clients[spec.name].tools_supported
         return False
+
+    def breaker_states(self) -> dict[str, BreakerState]:
+        """Each engine's breaker, in failover order."""
+        return {name: self._chooser.breaker(name).state for name in self._clients}
 
     def describe(self) -> dict[str, Any]:
         """A JSON-able picture for ``roomverse status``: no keys, no credentials in URLs."""

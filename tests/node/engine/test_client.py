@@ -345,7 +345,7 @@ async def test_budget_tiers_change_order_and_refuse_purposes() -> None:
         assert engines.tier() is BudgetTier.CRITICAL
 
         sent = (len(a.requests), len(b.requests))
-        for purpose in (Purpose.AUTONOMY, Purpose.SUMMARY):
+        for purpose in (Purpose.AUTONOMY, Purpose.SUMMARY, Purpose.REACTION):
             with pytest.raises(EngineResting) as info:
                 await engines.complete(HELLO, max_tokens=20, purpose=purpose)
             assert info.value.tier is BudgetTier.CRITICAL
