@@ -132,7 +132,7 @@ class Reactor:
         if reason is not None:
             self._skipped(stimulus, reason)
             return
-        self.restraint.record(partner, now)
+        self.restraint.tried(now)
         said = self._said.setdefault(partner or "", deque(maxlen=SAID_KEPT))
         try:
             reaction = await self.voice.react(stimulus.heard, source, tuple(said))
@@ -151,6 +151,8 @@ class Reactor:
             except RoomverseError as exc:
                 self._skipped(stimulus, "publish", error=str(exc))
                 return
+            if partner is not None and "to" in body:
+                self.restraint.answered(partner, self._clock_ms())
         self.events.emit(
             "reaction",
             stimulus=_shown(stimulus),

@@ -5,7 +5,9 @@
   it, until ``exchange_quiet_s`` pass without one: two characters answering each other's
   gestures and words stop after a few turns each (our owner's contexts are no exchange).
 
-Both count reactions tried (the engine was asked), not only those that said something.
+The hourly limit counts reactions tried (the engine was asked: tokens were spent); an
+exchange counts the actions that went to the other character (a reaction that does
+nothing, or only looks around, gives it nothing to answer and does not extend it).
 """
 
 from __future__ import annotations
@@ -35,11 +37,12 @@ class Restraint:
             return "exchange_resting"
         return None
 
-    def record(self, partner: str | None, now_ms: int) -> None:
-        """A reaction (to ``partner``) is being tried now."""
+    def tried(self, now_ms: int) -> None:
+        """A reaction is being tried now (the engine is asked)."""
         self._recent.append(now_ms)
-        if partner is None:
-            return
+
+    def answered(self, partner: str, now_ms: int) -> None:
+        """A reaction went to ``partner`` now: one more turn of the exchange with it."""
         self._exchanges[partner] = (self._turns(partner, now_ms) + 1, now_ms)
         self._exchanges.move_to_end(partner)
         while len(self._exchanges) > PARTNERS_KEPT:

@@ -7,7 +7,10 @@ never in the system message:
   look-alike left) and capped to 500 code points, every other message unchanged, for an
   English and a Japanese character alike;
 - in the memory summary and the answering machine (which keep datamarked data slots), as
-  the body of its slot, whose begin and end lines appear exactly once.
+  the body of its slot, whose begin and end lines appear exactly once;
+- in a reaction between visits (a public ``speak`` to us, a context, an image's caption),
+  as exactly one line after a fixed prefix of ours, in the same clean form as a visit turn,
+  the system message and every other line unchanged.
 
 The dataset is spikee's (PyPI, Apache-2.0), installed without its dependencies:
 ``pip install --no-deps spikee==0.9.2``. Its wheel ships the seed files under
@@ -29,6 +32,7 @@ import pytest
 
 from node.agent.borrowing import DESCRIPTION_LIMIT, RESULT_LIMIT, offer, result_text
 from node.agent.prompts.answering_machine import answering_machine_messages
+from node.agent.prompts.reaction import Heard, heard_line, reaction_messages
 from node.agent.prompts.recollection import summary_messages
 from node.agent.prompts.views import PartnerView, PersonaView, RelationView, Turn
 from node.agent.prompts.visit_turn import LABEL_LIMIT, partner_label, visit_messages
@@ -279,6 +283,59 @@ def test_summary_and_answering_machine_prompts_keep_payloads_in_slots(dataset: l
             assert messages[1].content.count(end_marker(mark, label)) == 1
             if len(expected) >= 12:
                 assert expected not in messages[0].content
+
+
+# --- reactions between visits: public speech, contexts, captions ------------------------
+
+REACTION_PREFIXES = {
+    "speak": "Rex: ",
+    "context": "Rex: ",
+    "owner": "Your owner: ",
+    "image": "(Rex shows you an image. Its caption:) ",
+}
+
+
+def _heard(how: str, payload: str) -> Heard:
+    if how == "image":
+        return Heard("context", payload, image=True)
+    if how == "owner":
+        return Heard("context", payload, from_owner=True)
+    return Heard("speak" if how == "speak" else "context", payload)
+
+
+def assert_reaction_keeps_it_in_its_line(payload: str, how: str, me: PersonaView = ME) -> None:
+    source = None if how == "owner" else PARTNER
+    messages = reaction_messages(me=me, source=source, heard=_heard(how, payload))
+    baseline = reaction_messages(me=me, source=source, heard=_heard(how, "x"))
+    assert messages[0] == baseline[0]
+    assert [m.role for m in messages] == ["system", "user"]
+    line, *rest = messages[1].content.split("\n")
+    assert rest == baseline[1].content.split("\n")[1:]
+    prefix = heard_line(me, source, _heard(how, ""))
+    if me is ME:
+        assert prefix == REACTION_PREFIXES[how]
+    assert line == prefix + speech(payload)
+    assert_partner_text_is_one_clean_line(line.removeprefix(prefix))
+    expected = speech(payload)
+    if len(expected) >= 12:
+        assert expected not in messages[0].content
+
+
+@pytest.mark.parametrize("how", sorted(REACTION_PREFIXES))
+def test_every_spikee_prompt_heard_between_visits_stays_in_its_line(
+    dataset: list[str], how: str
+) -> None:
+    for payload in dataset:
+        assert_reaction_keeps_it_in_its_line(payload, how)
+
+
+@pytest.mark.parametrize("how", sorted(REACTION_PREFIXES))
+@pytest.mark.parametrize("me", [ME, ME_JA], ids=["en", "ja"])
+def test_unicode_and_delimiter_tricks_heard_between_visits_stay_in_their_line(
+    how: str, me: PersonaView
+) -> None:
+    for payload in unicode_tricks(OLD_MARK):
+        assert_reaction_keeps_it_in_its_line(payload, how, me)
 
 
 # --- souvenirs: a partner's tool descriptions and results ------------------------------
