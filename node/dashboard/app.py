@@ -64,6 +64,7 @@ from node.dashboard.guard import (
     refusal,
 )
 from node.dashboard.live import LiveLog
+from node.dashboard.routes.context import register_context_routes
 from node.dashboard.routes.directory import register_directory_routes
 from node.dashboard.routes.live import register_live_routes
 from node.dashboard.routes.memory import register_memory_routes
@@ -164,4 +165,5 @@ def create_app(
     register_directory_routes(app, node)
     register_live_routes(app, feed)
     register_souvenir_routes(app, node)
+    register_context_routes(app, node)
     return app
