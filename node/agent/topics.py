@@ -3,8 +3,9 @@ bland small talk.
 
 A topic comes from what we know and trust: our own character's interests (its tags), the
 time of day where we are, a memory we share with this partner (the summary our own engine
-wrote), or a short list of everyday subjects. Never from the partner's card or tags:
-those are untrusted text, and the topic goes into the system message.
+wrote), something our owner told our character lately (its text contexts), or a short
+list of everyday subjects. Never from the partner's card or tags, nor from contexts other
+characters sent: those are untrusted text, and the topic goes into the system message.
 
 Pure: the hour and the random source are passed in, so a visit's topic is reproducible.
 """
@@ -27,6 +28,8 @@ class TopicKind(StrEnum):
     """Something from our memory of this partner."""
     EVERYDAY = "everyday"
     """An everyday subject, when nothing else is known."""
+    NEWS = "news"
+    """Something our owner told our character lately (a text context)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -34,7 +37,7 @@ class Topic:
     kind: TopicKind
     subject: str
     """The tag (``INTEREST``), the part of the day (``TIME``), the everyday subject's key
-    (``EVERYDAY``), or empty (``MEMORY``)."""
+    (``EVERYDAY``), what our owner said (``NEWS``), or empty (``MEMORY``)."""
 
 
 EVERYDAY: Final[dict[str, str]] = {
@@ -85,6 +88,7 @@ KIND_WEIGHTS: Final[dict[TopicKind, int]] = {
     TopicKind.MEMORY: 2,
     TopicKind.TIME: 1,
     TopicKind.EVERYDAY: 1,
+    TopicKind.NEWS: 3,
 }
 """How often each available kind is drawn. Our own interests and what we share with this
 partner make a visit about these two characters; the time of day and everyday subjects
@@ -92,19 +96,32 @@ are what anyone would say (issue 12's benchmark: with every kind equally likely,
 line in four used a persona word)."""
 
 
-def pick_topic(tags: Sequence[str], *, has_memory: bool, hour: int, rng: random.Random) -> Topic:
+def pick_topic(
+    tags: Sequence[str],
+    *,
+    has_memory: bool,
+    hour: int,
+    rng: random.Random,
+    news: Sequence[str] = (),
+) -> Topic:
     """A topic for one visit: first a kind (weighted by :data:`KIND_WEIGHTS` among the
     available ones), then a subject of that kind. ``tags`` are our own character's;
-    ``has_memory`` says whether we remember something of this partner."""
+    ``has_memory`` says whether we remember something of this partner; ``news`` is what
+    our owner told our character lately."""
     interests = [tag.strip() for tag in tags if tag.strip()]
+    told = [text.strip() for text in news if text.strip()]
     kinds = [TopicKind.TIME, TopicKind.EVERYDAY]
     if interests:
         kinds.append(TopicKind.INTEREST)
     if has_memory:
         kinds.append(TopicKind.MEMORY)
+    if told:
+        kinds.append(TopicKind.NEWS)
     kind = rng.choices(kinds, weights=[KIND_WEIGHTS[k] for k in kinds])[0]
     if kind is TopicKind.INTEREST:
         return Topic(kind, rng.choice(interests))
+    if kind is TopicKind.NEWS:
+        return Topic(kind, rng.choice(told))
     if kind is TopicKind.TIME:
         return Topic(kind, part_of_day(hour))
     if kind is TopicKind.MEMORY:
@@ -117,6 +134,10 @@ def topic_line(topic: Topic, japanese: bool) -> str:
     if topic.kind is TopicKind.TIME:
         english, ja = PARTS_OF_DAY[topic.subject]
         return ja if japanese else english
+    if topic.kind is TopicKind.NEWS:
+        if japanese:
+            return f"最近聞いたこと（話題にしてもいいし、しなくてもいい）: {topic.subject}"
+        return f"Something you heard lately, to bring up if you like: {topic.subject}"
     if topic.kind is TopicKind.MEMORY:
         if japanese:
             return "相手についての記憶から、何かひとつ話題にしてください。"

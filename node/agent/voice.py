@@ -19,7 +19,7 @@ farewell line replaces one the guard refuses). The conversation then ends the vi
 from __future__ import annotations
 
 import random
-from collections import OrderedDict
+from collections import OrderedDict, deque
 from collections.abc import Callable, Sequence
 from dataclasses import replace
 from datetime import datetime
@@ -83,6 +83,9 @@ TARGET_REFUSED: Final = frozenset(
 )
 """What a look's or a move's few words may not do (too short to judge language or copying)."""
 TOPICS_KEPT: Final = 64
+NEWS_KEPT: Final = 3
+NEWS_FRESH_MS: Final = 6 * 3_600_000
+"""What our owner told our character stays a possible visit topic this long."""
 WIND_DOWN_FROM: Final = 6
 """From this many lines on, our character may say goodbye when the talk has run dry."""
 GOODBYES: Final[dict[str, tuple[str, ...]]] = {
@@ -122,6 +125,12 @@ class EngineVoice:
         self._choices = rng if rng is not None else random.Random()
         self._clock_ms = clock_ms
         self._topics: OrderedDict[tuple[str, str], Topic] = OrderedDict()
+        self._news: deque[tuple[int, str]] = deque(maxlen=NEWS_KEPT)
+
+    def told(self, text: str) -> None:
+        """Our owner told our character ``text`` (a context): it may become the topic of
+        a visit soon (:class:`node.agent.topics.TopicKind` ``NEWS``), redacted."""
+        self._news.append((self._clock_ms(), redact(text)))
 
     async def opening(self, partner: Partner, relation: Relation | None) -> str:
         return await self.reply(partner, relation, [], "guest")
@@ -467,8 +476,10 @@ class EngineVoice:
         if topic is None or lines <= 1:
             hour = datetime.fromtimestamp(self._clock_ms() / 1000).hour
             has_memory = relation is not None and bool(relation.summary.strip())
+            now = self._clock_ms()
+            news = [text for at, text in self._news if now - at < NEWS_FRESH_MS]
             topic = pick_topic(
-                self.persona.tags, has_memory=has_memory, hour=hour, rng=self._choices
+                self.persona.tags, has_memory=has_memory, hour=hour, rng=self._choices, news=news
             )
             self._topics[key] = topic
         self._topics.move_to_end(key)

@@ -14,6 +14,9 @@ anything while no engine is ready, or while the budget tier stops autonomy
 (:data:`~node.engine.engines.Purpose.REACTION` gives way with it); anything the
 :class:`~node.agent.reacting.restraint.Restraint` refuses. Each stimulus ends in one
 ``reaction`` event (what was done) or one ``reaction_skipped`` event (why not).
+
+Our owner's text contexts are also news for the voice, reactions on or off: one may be
+the topic of the next visit (:meth:`~node.agent.voice.EngineVoice.told`).
 """
 
 from __future__ import annotations
@@ -82,7 +85,12 @@ class Reactor:
     def heard(self, envelope: Verified) -> None:
         """An envelope our node stored or published: queue it if it concerns us."""
         stimulus = stimulus_of(envelope, self.me)
-        if stimulus is None or not self.settings.enabled:
+        if stimulus is None:
+            return
+        told = stimulus.heard
+        if told.from_owner and not told.image and told.text:
+            self.voice.told(told.text)  # something to talk about on the next visit
+        if not self.settings.enabled:
             return
         key = (stimulus.sender, stimulus.seq)
         if key in self._seen:

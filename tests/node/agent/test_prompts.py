@@ -540,12 +540,14 @@ def test_part_of_day(hour: int, part: str) -> None:
     assert part_of_day(hour) == part
 
 
-def test_topics_come_from_our_tags_the_time_a_shared_memory_or_everyday_life() -> None:
+def test_topics_come_from_our_tags_the_time_a_shared_memory_news_or_everyday_life() -> None:
+    news = ("the harbour festival is tomorrow", " ")
     drawn = {
-        pick_topic(("tea", "trains"), has_memory=True, hour=8, rng=random.Random(seed))
+        pick_topic(("tea", "trains"), has_memory=True, hour=8, rng=random.Random(seed), news=news)
         for seed in range(200)
     }
     assert {t.kind for t in drawn} == set(TopicKind)
+    assert {t.subject for t in drawn if t.kind is TopicKind.NEWS} == {news[0]}
     assert {t.subject for t in drawn if t.kind is TopicKind.INTEREST} == {"tea", "trains"}
     assert {t.subject for t in drawn if t.kind is TopicKind.TIME} == {"morning"}
     assert {t.subject for t in drawn if t.kind is TopicKind.EVERYDAY} <= set(EVERYDAY)
@@ -555,7 +557,7 @@ def test_topics_come_from_our_tags_the_time_a_shared_memory_or_everyday_life() -
 
 def test_our_interests_and_shared_memories_come_up_more_often_than_small_talk() -> None:
     kinds = [
-        pick_topic(("tea",), has_memory=True, hour=8, rng=random.Random(seed)).kind
+        pick_topic(("tea",), has_memory=True, hour=8, rng=random.Random(seed), news=("a",)).kind
         for seed in range(2000)
     ]
     share = {kind: kinds.count(kind) / len(kinds) for kind in TopicKind}
@@ -594,6 +596,11 @@ def test_a_topic_is_reproducible_from_its_seed() -> None:
             Topic(TopicKind.EVERYDAY, "food you love"),
             "Something to talk about on this visit: food you love.",
             "この訪問の話題: 好きな食べ物",
+        ),
+        (
+            Topic(TopicKind.NEWS, "It rains."),
+            "Something you heard lately, to bring up if you like: It rains.",
+            "最近聞いたこと（話題にしてもいいし、しなくてもいい）: It rains.",
         ),
     ],
 )

@@ -528,3 +528,17 @@ async def test_a_look_or_move_that_obeys_becomes_nothing_and_the_rest_is_redacte
         moved = await v.voice.react(Heard("context", "Where to?", from_owner=True), None)
         assert moved is not None and moved.kind == "move"
         assert "mina@example.com" not in moved.text
+
+
+async def test_what_our_owner_told_us_lately_may_be_a_visits_topic_redacted() -> None:
+    async with voiced() as v:
+        v.voice.told("The harbour festival is tomorrow, write to mina@example.com")
+        topics = []
+        for n in range(12):
+            partner = Partner(Identity.generate().peer_id_str, f"Guest{n}")
+            await v.voice.reply(partner, None, heard("Hello!"), "host")
+            topics.append(v.fake.requests[-1].messages[0].content)
+        news = [t for t in topics if "harbour festival" in t]
+        assert news, "news never became a topic in 12 visits"
+        assert all("mina@example.com" not in t for t in topics)
+        assert "Something you heard lately, to bring up if you like: The harbour" in news[0]
