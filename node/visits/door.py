@@ -25,6 +25,7 @@ from node.visits.admission import KnockDecision, KnockRateLimiter, decide_knock
 from node.visits.contracts import Partner, Reject, VisitResult, Voice
 from node.visits.conversation import Conversation, VisitProtocolError
 from node.visits.messages import Decline, Knock, cap_line
+from node.visits.tally import VisitTally
 from node.visits.wire import VANISHED, VisitChannel
 from registry_crdt import Status
 
@@ -63,6 +64,8 @@ class Door:
         self.status = status
         self.may_reply = may_reply
         self.reject = reject
+        self.tally = VisitTally()
+        """How visits ended, by role and outcome (the metrics)."""
         self.rate = KnockRateLimiter(settings.per_visitor_per_hour)
         # PeerIDs are free, so the per-visitor rate alone does not bound what strangers
         # cost us: answering-machine replies and recorded declines have a ceiling too.
@@ -161,7 +164,7 @@ class Door:
         await self.memory.add_message(knock.visit, 0, partner.peer_id, knock.first_line, now)
         if result.message:
             await self.memory.add_message(knock.visit, 1, self.me_str, result.message, now)
-        await close_visit(self.memory, result, self.clock_ms())
+        await self.close(result)
         await self._send(channel, conv, Decline(knock.visit, decision.reason, result.message))
         self.events.emit(
             "message_left" if result.outcome == "left_message" else "visit_declined",
@@ -183,7 +186,7 @@ class Door:
             await self.memory.add_message(
                 result.visit, 1, result.partner.peer_id, decline.message, self.clock_ms()
             )
-        await close_visit(self.memory, result, self.clock_ms())
+        await self.close(result)
         self.events.emit(
             "visit_declined",
             visit=result.visit,
@@ -199,6 +202,19 @@ class Door:
         """Decline a knock we will not even record (it is not who it says it is)."""
         await self._send(channel, conv, Decline(visit, reason))
 
+    async def close(self, result: VisitResult) -> None:
+        """Record how ``result``'s visit ended: its outcome, turns, transcript and receipt
+        in memory, and its outcome in :attr:`tally`."""
+        self.tally.record(result.role, result.outcome)
+        await self.memory.close_visit(
+            result.visit,
+            result.outcome,
+            self.clock_ms(),
+            len(result.lines),
+            result.transcript,
+            result.receipt,
+        )
+
     async def _send(self, channel: VisitChannel, conv: Conversation, decline: Decline) -> None:
         conv.send(decline, self.clock_ms())
         await channel.send(decline)
@@ -209,16 +225,4 @@ def visit_start(
 ) -> VisitStart:
     return VisitStart(
         visit, partner.peer_id, partner.name, role, partner.addr, private, now, first_line
-    )
-
-
-async def close_visit(memory: Memory, result: VisitResult, ended_ms: int) -> None:
-    """Record how ``result``'s visit ended: its outcome, turns, transcript and receipt."""
-    await memory.close_visit(
-        result.visit,
-        result.outcome,
-        ended_ms,
-        len(result.lines),
-        result.transcript,
-        result.receipt,
     )

@@ -44,7 +44,7 @@ from node.visits.contracts import (
     Voice,
 )
 from node.visits.conversation import Conversation, Line, Phase, VisitProtocolError
-from node.visits.door import Door, close_visit, visit_start
+from node.visits.door import Door, visit_start
 from node.visits.messages import Decline, Farewell, Knock, Say, VisitMessage, Welcome, cap_line
 from node.visits.ongoing import OngoingVisit, OngoingVisits
 from node.visits.receipts import check_guest_receipt, check_host_receipt, receipt
@@ -289,7 +289,7 @@ class VisitSession:
             cancelled = isinstance(exc, trio.Cancelled)
             result.outcome = INTERRUPTED if cancelled else f"failed:{type(exc).__name__}"
             with trio.CancelScope(shield=True):
-                await close_visit(self.memory, result, self.clock_ms())
+                await self.door.close(result)
             raise
         finally:
             self.private_visits.discard(conv.visit)
@@ -403,7 +403,7 @@ class VisitSession:
 
     async def _end(self, result: VisitResult, **detail: Any) -> VisitResult:
         """Close the visit in memory and say how it ended (``visit_ended``)."""
-        await close_visit(self.memory, result, self.clock_ms())
+        await self.door.close(result)
         self.events.emit(
             "visit_ended",
             visit=result.visit,
