@@ -20,7 +20,8 @@ parses every import and enforces it, and that there is no cycle)::
     visits                           the visit protocol (pure) and the service that runs it
     agent                            persona, prompts, memory use, affinity, autonomy
     character, control, dashboard,   the running node as a whole; its local faces; what a
-      bridging                         bridge's node does (visits for legacy participants)
+      bridging, metrics                bridge's node does (visits for legacy participants);
+                                       its /metrics and /healthz
     process, party, cli              a config becomes a process; the party; the commands
     testing                          test doubles (use any layer, used by none)
 """
@@ -66,11 +67,25 @@ if TYPE_CHECKING:
     )
     from node.config.settings import SouvenirSettings
     from node.control.socket import control_request, control_stream
+    from node.dashboard.guard import bearer_token
     from node.engine.embedded import open_embedded_engine
     from node.engine.engines import Engines
     from node.engine.model_pack import DEFAULT_MODEL, MODELS, model_choice
     from node.errors import ControlError, PublishError
     from node.events import EventLog
+    from node.metrics import (
+        Family,
+        FirehoseReading,
+        Health,
+        ReadingsCollector,
+        add_metrics_routes,
+        direct_loopback,
+        firehose_families,
+        metrics_registry,
+        node_collector,
+        node_health,
+        one,
+    )
     from node.process import NodeOptions, open_character, run_node
     from node.souvenirs import open_plugins
     from node.souvenirs.approvals import Approvals
@@ -134,6 +149,19 @@ _WHERE: dict[str, str] = {
     "main": "node.cli.main",
     "control_request": "node.control.socket",
     "control_stream": "node.control.socket",
+    # metrics and health (``/metrics``, ``/healthz``) for every face of a node
+    "Family": "node.metrics",
+    "FirehoseReading": "node.metrics",
+    "Health": "node.metrics",
+    "ReadingsCollector": "node.metrics",
+    "add_metrics_routes": "node.metrics",
+    "bearer_token": "node.dashboard.guard",
+    "direct_loopback": "node.metrics",
+    "firehose_families": "node.metrics",
+    "metrics_registry": "node.metrics",
+    "node_collector": "node.metrics",
+    "node_health": "node.metrics",
+    "one": "node.metrics",
     # the embedded engine
     "MODELS": "node.engine.model_pack",
     "DEFAULT_MODEL": "node.engine.model_pack",
@@ -176,7 +204,10 @@ __all__ = [
     "Engines",
     "EnvelopeGate",
     "EventLog",
+    "Family",
+    "FirehoseReading",
     "Footprints",
+    "Health",
     "LegacyHost",
     "LegacyHostFor",
     "Line",
@@ -188,6 +219,7 @@ __all__ = [
     "PublishError",
     "PubsubMessage",
     "Quotas",
+    "ReadingsCollector",
     "RelayFailed",
     "RelayedLines",
     "SouvenirService",
@@ -199,16 +231,24 @@ __all__ = [
     "VisitResult",
     "VisitSettings",
     "VisitTargetError",
+    "add_metrics_routes",
     "add_network_arguments",
+    "bearer_token",
     "check_network_addrs",
     "control_request",
     "control_stream",
+    "direct_loopback",
+    "firehose_families",
     "host_for_legacy",
     "load_config",
     "main",
+    "metrics_registry",
     "model_choice",
     "monotonic",
+    "node_collector",
+    "node_health",
     "now_ms",
+    "one",
     "open_character",
     "open_embedded_engine",
     "open_p2p_host",

@@ -79,7 +79,7 @@ NODE_LAYERS: tuple[tuple[str, ...], ...] = (
     ("node.directory", "node.catch_up"),
     ("node.visits", "node.souvenirs"),
     ("node.agent",),
-    ("node.character", "node.control", "node.dashboard", "node.bridging"),
+    ("node.character", "node.control", "node.dashboard", "node.bridging", "node.metrics"),
     ("node.process", "node.party", "node.cli"),
     ("node.testing",),
 )

@@ -21,6 +21,7 @@ from dataclasses import dataclass
 
 TOKEN_HEADER = "X-Roomverse-Token"
 TOKEN_PARAM = "token"
+BEARER = "bearer"
 
 
 @dataclass(frozen=True, slots=True)
@@ -55,6 +56,13 @@ def loopback_host_ok(host: str, port: int) -> bool:
     """Whether a ``Host`` header names this machine's loopback at our port."""
     name, sep, port_text = host.rpartition(":")
     return bool(sep) and port_text == str(port) and is_loopback(name)
+
+
+def bearer_token(authorization: str | None) -> str | None:
+    """The token of an ``Authorization: Bearer <token>`` header (what MCP clients and
+    Prometheus's ``authorization: {credentials_file: ...}`` send), or None."""
+    scheme, _, credentials = (authorization or "").partition(" ")
+    return (credentials.strip() or None) if scheme.lower() == BEARER else None
 
 
 def token_matches(given: str, token: str) -> bool:

@@ -38,7 +38,7 @@ from starlette.datastructures import Headers
 from starlette.responses import JSONResponse
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from node.dashboard.guard import TOKEN_HEADER, RequestFacts, refusal
+from node.dashboard.guard import TOKEN_HEADER, RequestFacts, bearer_token, refusal
 from node.souvenirs.plugin_errors import PluginError
 from node.souvenirs.wire import MAX_ARGUMENT_BYTES
 
@@ -188,10 +188,4 @@ class TokenGuard:
 
 def token_of(headers: Headers) -> str | None:
     """The token from ``X-Roomverse-Token`` or ``Authorization: Bearer``."""
-    given = headers.get(TOKEN_HEADER)
-    if given:
-        return given
-    scheme, _, credentials = headers.get("authorization", "").partition(" ")
-    if scheme.lower() == "bearer" and credentials.strip():
-        return credentials.strip()
-    return None
+    return headers.get(TOKEN_HEADER) or bearer_token(headers.get("authorization"))
