@@ -1,7 +1,9 @@
 """The dashboard's HTTP face: the page, a JSON API under ``/api``, and the live log.
 
-Every route needs the token (header ``X-Roomverse-Token`` or ``?token=``) except the
-page's own CSS and JS, which hold nothing private. This module holds the guards and the
+Every route needs the token (header ``X-Roomverse-Token``, ``Authorization: Bearer``, or
+``?token=``) except the page's own CSS and JS, which hold nothing private, and
+``/healthz``, which says only ok or degraded (a supervisor cannot know a token drawn at
+each start); the ``Host`` check applies to those too. This module holds the guards and the
 page; each group of routes below is served by the module of :mod:`node.dashboard.routes`
 named above it::
 
@@ -33,6 +35,10 @@ named above it::
     POST   /api/souvenirs/approvals/<id>   {"approve": true | false}; 404 once it is not
                                            waiting (answered, expired)
     GET    /api/souvenirs/footprints?limit=  the newest souvenir calls, both ways
+  metrics (:mod:`node.metrics`)
+    GET    /metrics                        the node's families, Prometheus text format
+    GET    /healthz                        {"status": "ok" | "degraded", "checks": ...},
+                                           200 or 503 (no token needed)
   (beside this app, on the same port: :mod:`node.dashboard.mcp_http`)
     POST   /mcp                            MCP streamable HTTP: our lent tools, for the
                                            owner's MCP client (token as a header only)
@@ -47,6 +53,7 @@ redacted.
 from __future__ import annotations
 
 import logging
+from functools import partial
 from typing import TYPE_CHECKING
 
 from quart import Response, request, websocket
@@ -60,6 +67,7 @@ from node.dashboard.guard import (
     TOKEN_HEADER,
     TOKEN_PARAM,
     RequestFacts,
+    bearer_token,
     loopback_host_ok,
     refusal,
 )
@@ -71,6 +79,7 @@ from node.dashboard.routes.memory import register_memory_routes
 from node.dashboard.routes.souvenirs import register_souvenir_routes
 from node.dashboard.routes.status import register_status_routes
 from node.dashboard.routes.visiting import register_visiting_routes
+from node.metrics import add_metrics_routes, metrics_registry, node_collector, node_health
 
 if TYPE_CHECKING:
     from node.character import CharacterNode
@@ -78,6 +87,8 @@ if TYPE_CHECKING:
 logger = logging.getLogger(__name__)
 
 MAX_BODY_BYTES = 16 * 1024
+UNGUARDED = frozenset({"static", "healthz"})
+"""Endpoints served without the token (the ``Host`` check still applies)."""
 CONTENT_SECURITY_POLICY = (
     "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
     "connect-src 'self'; base-uri 'none'; form-action 'none'; frame-ancestors 'none'"
@@ -109,15 +120,17 @@ def create_app(
             method=method,
             host=headers.get("Host", ""),
             origin=headers.get("Origin"),
-            token=headers.get(TOKEN_HEADER) or args.get(TOKEN_PARAM),
+            token=headers.get(TOKEN_HEADER)
+            or bearer_token(headers.get("Authorization"))
+            or args.get(TOKEN_PARAM),
         )
         refused = refusal(facts, token, loopback_port=loopback_port)
         return None if refused is None else error_response(refused.status, refused.error)
 
     @app.before_request
     async def guard_request() -> Response | None:
-        if request.endpoint == "static":
-            # The page's code holds no secret; only the Host check applies to it.
+        if request.endpoint in UNGUARDED:
+            # The page's code and the health answer hold no secret: only the Host check.
             host = request.headers.get("Host", "")
             if loopback_port is not None and not loopback_host_ok(host, loopback_port):
                 return error_response(403, f"unexpected Host {host!r}")
@@ -166,4 +179,5 @@ def create_app(
     register_live_routes(app, feed)
     register_souvenir_routes(app, node)
     register_context_routes(app, node)
+    add_metrics_routes(app, metrics_registry(node_collector(node)), partial(node_health, node))
     return app

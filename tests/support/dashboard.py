@@ -1,13 +1,25 @@
-"""The owner's dashboard from outside: its printed URL, its token header, and a party
-where Bo has visited Mina (who runs a dashboard), for the HTTP and the browser tests."""
+"""The owner's dashboard from outside: its printed URL, its token header, a node run in
+the test's own process with its dashboard served (to look inside the node while it
+serves), and a party where Bo has visited Mina (who runs a dashboard), for the HTTP and
+the browser tests."""
 
 from __future__ import annotations
 
+import io
 import os
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
+import trio
+
+from node.character import CharacterNode
+from node.config import AutonomySettings, CharacterConfig, EngineSettings, NetworkSettings
+from node.dashboard import serve_dashboard
+from node.events import EventLog
+from node.process import NodeOptions, run_node
 from tests.support.procs import NodeProcess
 from tests.support.visit_party import Member, Party, open_party
 
@@ -38,6 +50,58 @@ def dashboard_url_of(node: NodeProcess, timeout: float = READY_S) -> str:
     return str(event["url"])
 
 
+@dataclass
+class Served:
+    node: CharacterNode
+    base: str
+    token: str
+    events: io.StringIO
+
+    @property
+    def auth(self) -> dict[str, str]:
+        return {TOKEN_HEADER: self.token}
+
+
+def engineless(name: str, data_dir: Path) -> CharacterConfig:
+    # No engine answers (the discard port refuses at once): memory and status need none.
+    return CharacterConfig(
+        name=name,
+        engines=(
+            EngineSettings(
+                name="none",
+                preset="openai-compatible",
+                base_url="http://127.0.0.1:9/v1",
+                model="none",
+            ),
+        ),
+        autonomy=AutonomySettings(enabled=False),
+        network=NetworkSettings(listen=("/ip4/127.0.0.1/tcp/0",), bootstrap=(), mdns=False),
+        data_dir=data_dir,
+    )
+
+
+@asynccontextmanager
+async def dashboard_in_process(tmp_path: Path) -> AsyncIterator[Served]:
+    """Mina (engineless) run by :func:`run_node` in this process, her dashboard served."""
+    out = io.StringIO()
+    events = EventLog("json", stream=out)
+    async with trio.open_nursery() as nursery:
+        config = engineless("Mina", tmp_path / "mina")
+        node: CharacterNode = await nursery.start(
+            run_node, config, events, NodeOptions(greet=False)
+        )
+
+        async def dashboard(task_status: Any = trio.TASK_STATUS_IGNORED) -> None:
+            await serve_dashboard(
+                node, "127.0.0.1:0", allow_public=False, events=events, task_status=task_status
+            )
+
+        url: str = await nursery.start(dashboard)
+        base, token = split_url(url)
+        yield Served(node, base, token, out)
+        nursery.cancel_scope.cancel()
+
+
 @asynccontextmanager
 async def visited_party(
     tmp_path: Path, *, bo_token: str = ""
@@ -54,4 +118,13 @@ async def visited_party(
         yield party, mina, bo
 
 
-__all__ = ["TOKEN_HEADER", "artifacts_dir", "dashboard_url_of", "split_url", "visited_party"]
+__all__ = [
+    "TOKEN_HEADER",
+    "Served",
+    "artifacts_dir",
+    "dashboard_in_process",
+    "dashboard_url_of",
+    "engineless",
+    "split_url",
+    "visited_party",
+]

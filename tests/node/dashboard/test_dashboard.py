@@ -14,9 +14,7 @@ import io
 import json
 import os
 import subprocess
-from collections.abc import AsyncIterator, Iterator
-from contextlib import asynccontextmanager
-from dataclasses import dataclass
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -29,16 +27,20 @@ from trio_websocket import ConnectionRejected
 from keys import Identity
 from keys.errors import ConfigError
 from node.character import CharacterNode
-from node.config import AutonomySettings, CharacterConfig, EngineSettings, NetworkSettings
-from node.dashboard import check_bind, serve_dashboard
+from node.dashboard import check_bind
 from node.dashboard.guard import RequestFacts, refusal
 from node.dashboard.live import LiveLog, Viewer
 from node.dashboard.serve import new_token
 from node.events import EventLog
-from node.process import NodeOptions, run_node
 from node.storage.memory import VisitStart
 from registry_crdt import Status
-from tests.support.dashboard import TOKEN_HEADER, dashboard_url_of, split_url, visited_party
+from tests.support.dashboard import (
+    TOKEN_HEADER,
+    dashboard_in_process,
+    dashboard_url_of,
+    split_url,
+    visited_party,
+)
 from tests.support.procs import REPO, NodeProcess, roomverse_argv, write_character
 from tests.support.visit_party import in_thread
 from tests.support.websocket import open_websocket
@@ -141,57 +143,6 @@ async def test_live_log_scrubs_and_drops_a_viewer_that_stops_reading() -> None:
 
 
 # -- a node in this process -----------------------------------------------------------------
-
-
-@dataclass
-class Served:
-    node: CharacterNode
-    base: str
-    token: str
-    events: io.StringIO
-
-    @property
-    def auth(self) -> dict[str, str]:
-        return {TOKEN_HEADER: self.token}
-
-
-def engineless(name: str, data_dir: Path) -> CharacterConfig:
-    # No engine answers (the discard port refuses at once): memory and status need none.
-    return CharacterConfig(
-        name=name,
-        engines=(
-            EngineSettings(
-                name="none",
-                preset="openai-compatible",
-                base_url="http://127.0.0.1:9/v1",
-                model="none",
-            ),
-        ),
-        autonomy=AutonomySettings(enabled=False),
-        network=NetworkSettings(listen=("/ip4/127.0.0.1/tcp/0",), bootstrap=(), mdns=False),
-        data_dir=data_dir,
-    )
-
-
-@asynccontextmanager
-async def dashboard_in_process(tmp_path: Path) -> AsyncIterator[Served]:
-    out = io.StringIO()
-    events = EventLog("json", stream=out)
-    async with trio.open_nursery() as nursery:
-        config = engineless("Mina", tmp_path / "mina")
-        node: CharacterNode = await nursery.start(
-            run_node, config, events, NodeOptions(greet=False)
-        )
-
-        async def dashboard(task_status: Any = trio.TASK_STATUS_IGNORED) -> None:
-            await serve_dashboard(
-                node, "127.0.0.1:0", allow_public=False, events=events, task_status=task_status
-            )
-
-        url: str = await nursery.start(dashboard)
-        base, token = split_url(url)
-        yield Served(node, base, token, out)
-        nursery.cancel_scope.cancel()
 
 
 async def remember_a_visit(node: CharacterNode, partner: Identity) -> str:
