@@ -4,6 +4,8 @@ Routes: ``POST /register`` (a legacy participant joins, or renews its lease) and
 ``GET /directory[?q=TEXT]`` (everyone online, libp2p characters and legacy participants
 alike, with the URL at which a legacy client reaches each). Every request passes the
 gate (token, rate limits) first; every refusal is problem+json (:mod:`bridge.problems`).
+``GET /metrics`` and ``GET /healthz`` answer this machine only, unless
+``metrics_public`` (:mod:`bridge.metrics`).
 """
 
 from __future__ import annotations
@@ -20,6 +22,7 @@ from quart_trio import QuartTrio
 from werkzeug.exceptions import HTTPException
 
 from bridge.guard import TOKEN_HEADER, Gate
+from bridge.metrics import LOCAL_ROUTES, BridgeCounts, bridge_families, route_of
 from bridge.problems import PROBLEM_JSON, Problem, invalid
 from bridge.registry import Registry
 from bridge.schema import (
@@ -31,6 +34,14 @@ from bridge.schema import (
     text,
 )
 from bridge.visits import LegacyVisits
+from node import (
+    Health,
+    ReadingsCollector,
+    add_metrics_routes,
+    bearer_token,
+    direct_loopback,
+    metrics_registry,
+)
 from registry_crdt import IconLink, InlineIcon, NameCard, card_to_dict
 
 logger = logging.getLogger(__name__)
@@ -128,7 +139,13 @@ def create_bridge_app(
     addrs_of: Callable[[str], list[str]] = lambda peer_id: [],
     public_url: str | None = None,
     clock_s: Callable[[], float] = time.monotonic,
+    node_metrics: ReadingsCollector | None = None,
+    health: Callable[[], Health] = lambda: Health({}),
+    metrics_public: bool = False,
 ) -> QuartTrio:
+    """``node_metrics``: the bridge's node's families, served on ``/metrics`` beside the
+    bridge's own; ``health``: what ``/healthz`` answers; ``metrics_public``: those two
+    pass the gate like any route instead of answering this machine only."""
     app = QuartTrio(__name__)
     app.config["MAX_CONTENT_LENGTH"] = MAX_BODY_BYTES
     # Slow clients: hypercorn closes a connection whose request headers are not complete
@@ -136,16 +153,34 @@ def create_bridge_app(
     app.config["BODY_TIMEOUT"] = BODY_TIMEOUT_S
     app.config["PROPAGATE_EXCEPTIONS"] = False
 
+    counts = BridgeCounts()
+    collectors = [] if node_metrics is None else [node_metrics]
+    scraped = metrics_registry(*collectors, ReadingsCollector(bridge_families(counts)))
+
     @app.before_request
     async def admit() -> None:
         route = request.endpoint or "other"
         peer = request.remote_addr or ""
+        if route_of(route) in LOCAL_ROUTES and not metrics_public:
+            if direct_loopback(peer, request.headers):
+                return
+            raise Problem(
+                403,
+                "local-only",
+                "Only from this machine",
+                f"{request.path} answers this machine only, not through a proxy "
+                "(the operator may pass --metrics-public)",
+            )
         ip = gate.client_ip(peer, request.headers.get("X-Forwarded-For", ""))
         kind = ROUTE_KINDS.get(route, "other")
-        gate.admit(kind, ip, request.headers.get(TOKEN_HEADER, ""), clock_s())
+        given = request.headers.get(TOKEN_HEADER) or bearer_token(
+            request.headers.get("Authorization")
+        )
+        gate.admit(kind, ip, given or "", clock_s())
 
     @app.after_request
     async def harden(response: Response) -> Response:
+        counts.answered(request.endpoint, response.status_code)
         response.headers["Cache-Control"] = "no-store"
         response.headers["X-Content-Type-Options"] = "nosniff"
         if response.status_code >= 400:
@@ -158,6 +193,7 @@ def create_bridge_app(
             logger.warning("bridge request failed: %s", problem)
         else:
             logger.info("bridge request refused: %s", problem)
+            counts.refused(problem.slug)
         return problem_response(problem)
 
     @app.errorhandler(HTTPException)
@@ -169,6 +205,8 @@ def create_bridge_app(
         detail = exc.description or exc.name
         if status == 413:
             detail = f"the request body is over {MAX_BODY_BYTES} bytes"
+        if status < 500:
+            counts.refused(slug)
         return problem_response(Problem(status, slug, exc.name, detail))
 
     @app.errorhandler(Exception)
@@ -331,4 +369,5 @@ def create_bridge_app(
             search = text(search, "q", MAX_NAME_CHARS, one_line=True)
         return Response(_json({"online": online(search)}), content_type="application/json")
 
+    add_metrics_routes(app, scraped, health)
     return app

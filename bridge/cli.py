@@ -63,6 +63,12 @@ def add_bridge_arguments(parser: argparse.ArgumentParser) -> None:
         "--public-url", metavar="URL", help="how clients reach this bridge (the ngrok URL)"
     )
     parser.add_argument(
+        "--metrics-public",
+        action="store_true",
+        help="answer /metrics and /healthz to anyone with the token (default: only to this"
+        " machine, not through a proxy)",
+    )
+    parser.add_argument(
         "--character",
         metavar="NAME_OR_ID",
         help="the character the root /manifest, /visit, /chat and agent card front",
@@ -141,6 +147,7 @@ def settings_from(args: argparse.Namespace) -> BridgeSettings:
         allow_private_urls=args.allow_private_urls,
         trust_proxy=args.trust_proxy,
         public_url=args.public_url,
+        metrics_public=args.metrics_public,
         character=args.character,
         limits=limits_from(args),
         network=network,

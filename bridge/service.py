@@ -36,6 +36,8 @@ from node import (
     NetworkSettings,
     NodeOptions,
     host_for_legacy,
+    node_collector,
+    node_health,
     now_ms,
     run_node,
 )
@@ -61,6 +63,9 @@ class BridgeSettings:
     public_url: str | None = None
     """How legacy clients reach this bridge (behind ngrok: the ngrok URL); default: the
     URL each request came to."""
+    metrics_public: bool = False
+    """``/metrics`` and ``/healthz`` pass the gate (token, rates) like any route, instead
+    of answering this machine only."""
     limits: Limits = field(default_factory=Limits)
     lease_s: float = DEFAULT_LEASE_S
     character: str | None = None
@@ -119,6 +124,9 @@ async def run_bridge(
             front=front,
             addrs_of=partial(addrs_of, node),
             public_url=settings.public_url,
+            node_metrics=node_collector(node),
+            health=partial(node_health, node),
+            metrics_public=settings.metrics_public,
         )
         config = Config()
         config.bind = [f"fd://{sock.detach()}"]

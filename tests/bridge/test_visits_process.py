@@ -4,41 +4,16 @@ id, the bridge's lines published for the firehose, and farewell with receipts.""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from tests.support.bridge_process import BridgeProcess
+from tests.support.bridge_process import BridgeProcess, bridge_beside
 from tests.support.legacy_participant import legacy_participant, serving
 from tests.support.visit_party import Member, in_thread, open_party
-from tests.support.waiting import wait_until
 
 pytestmark = pytest.mark.timeout(300)
-
-
-@asynccontextmanager
-async def bridge_beside(
-    member: Member, tmp_path: Path, *extra: str
-) -> AsyncIterator[BridgeProcess]:
-    bridge = BridgeProcess(
-        tmp_path / "bridge",
-        bootstrap=member.node.addrs[:1],
-        extra=["--allow-private-urls", "--trust-proxy", *extra],
-    )
-    try:
-        await in_thread(bridge.wait_ready)
-
-        def lists_host() -> bool:
-            rows = bridge.get("/directory").json()["online"]
-            return any(row["id"] == member.node.peer_id for row in rows)
-
-        await in_thread(wait_until, lists_host, 30, f"{member.name} listed by the bridge")
-        yield bridge
-    finally:
-        await in_thread(bridge.stop)
 
 
 async def register(bridge: BridgeProcess, name: str, url: str) -> str:

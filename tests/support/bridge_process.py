@@ -5,7 +5,8 @@ own snippets are written)."""
 from __future__ import annotations
 
 import sys
-from collections.abc import Sequence
+from collections.abc import AsyncIterator, Sequence
+from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
 
@@ -14,6 +15,8 @@ import requests
 from bridge.guard import TOKEN_HEADER
 from tests.support.line_reader import Event
 from tests.support.procs import JsonLinesProcess
+from tests.support.visit_party import Member, in_thread
+from tests.support.waiting import wait_until
 
 READY_S = 60.0
 TOKEN = "community-token-for-the-tests-0123456789"
@@ -75,3 +78,27 @@ class BridgeProcess(JsonLinesProcess):
 
     def get(self, path: str, **headers: str) -> requests.Response:
         return requests.get(f"{self.url}{path}", headers=self.headers(**headers), timeout=30)
+
+
+@asynccontextmanager
+async def bridge_beside(
+    member: Member, tmp_path: Path, *extra: str, name: str = "bridge"
+) -> AsyncIterator[BridgeProcess]:
+    """A bridge bootstrapped from ``member`` (private URLs allowed, behind a trusted
+    proxy), its data in ``tmp_path / name``, once it lists ``member`` in its directory."""
+    bridge = BridgeProcess(
+        tmp_path / name,
+        bootstrap=member.node.addrs[:1],
+        extra=["--allow-private-urls", "--trust-proxy", *extra],
+    )
+    try:
+        await in_thread(bridge.wait_ready)
+
+        def lists_host() -> bool:
+            rows = bridge.get("/directory").json()["online"]
+            return any(row["id"] == member.node.peer_id for row in rows)
+
+        await in_thread(wait_until, lists_host, 30, f"{member.name} listed by the bridge")
+        yield bridge
+    finally:
+        await in_thread(bridge.stop)
