@@ -182,8 +182,13 @@ class Agent:
             raise EngineError(f"no engine is ready ({self.engine_problem})", reason="starting")
         return self.engines
 
-    def _in_visit(self) -> bool:
-        return bool(self.session.hosting) or bool(self.session.ongoing.listing())
+    def _in_visit(self, partner: str | None, since_ms: int) -> bool:
+        """In a visit now (or about to host one), or ``partner`` began one with us since
+        ``since_ms`` (what it did then belonged to the visit, such as a guest's arrival)."""
+        ongoing = self.session.ongoing
+        if self.session.hosting or ongoing.in_visit():
+            return True
+        return partner is not None and ongoing.visited_since(partner, since_ms)
 
     def _character(self, peer_id: str) -> PartnerView | None:
         """``peer_id`` as a character in our directory (None: unknown, or no character,

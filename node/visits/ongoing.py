@@ -10,10 +10,11 @@ once it is over.
 
 from __future__ import annotations
 
+from collections import OrderedDict
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Final
 
 import trio
 
@@ -63,9 +64,21 @@ class OngoingVisit:
         return json
 
 
+PARTNERS_KEPT: Final = 256
+
+
 class OngoingVisits:
     def __init__(self) -> None:
         self._visits: dict[str, OngoingVisit] = {}
+        self._last_started: OrderedDict[str, int] = OrderedDict()
+        """Partner's PeerID → when our latest visit with it started (the newest few)."""
+
+    def in_visit(self) -> bool:
+        return bool(self._visits)
+
+    def visited_since(self, partner: str, since_ms: int) -> bool:
+        """Whether a visit with ``partner`` started at ``since_ms`` or later."""
+        return self._last_started.get(partner, since_ms - 1) >= since_ms
 
     @contextmanager
     def track(
@@ -74,6 +87,10 @@ class OngoingVisits:
         """Hold ``visit`` as in progress for the block; it is over when the block ends."""
         ongoing = OngoingVisit(visit, role, partner, started_ms)
         self._visits[visit] = ongoing
+        self._last_started[partner.peer_id] = started_ms
+        self._last_started.move_to_end(partner.peer_id)
+        while len(self._last_started) > PARTNERS_KEPT:
+            self._last_started.popitem(last=False)
         try:
             yield ongoing
         finally:

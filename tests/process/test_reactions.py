@@ -2,15 +2,18 @@
 an owner's context makes its character act (and only it, unless the context is for
 everyone); a gesture to a character makes it react once; two characters answering each
 other stop when the exchange rests; injection heard in public is handled like partner
-speech and the guard checks the reaction."""
+speech and the guard checks the reaction; a character in a visit lets what it hears be
+(a guest's arrival included) and reacts again after."""
 
 from __future__ import annotations
 
+import functools
 import json
 from collections.abc import Callable
 from typing import Any
 
 import pytest
+import trio
 
 from node.agent.spotlight import speech
 from node.testing.fake_openai import ChatRequest, FakeReply
@@ -184,3 +187,41 @@ async def test_injection_heard_in_public_stays_in_its_line_and_the_guard_drops_i
         assert (reaction["event"], reaction["action"]) == ("reaction", "nothing")
         sent = json.dumps(ana.node.of("action_sent"))
         assert "HACKED" not in sent
+
+
+def slow_turns(reply: Callable[[ChatRequest], FakeReply]) -> Callable[[ChatRequest], FakeReply]:
+    """``reply``, with every visit turn taking a second (so a visit lasts a while)."""
+
+    def slowly(request: ChatRequest) -> FakeReply:
+        answer = reply(request)
+        if is_reaction(request) or "private diary" in request.messages[0].content:
+            return answer
+        return FakeReply(answer.text, delay_s=1.0)
+
+    return slowly
+
+
+async def test_a_character_in_a_visit_lets_what_it_hears_be_and_reacts_after(
+    tmp_path: Any,
+) -> None:
+    async with open_party(tmp_path) as party:
+        ana, ben, cai = await party_of_three(party)
+        ben.fake.responder = slow_turns(reacting("Ben"))
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(functools.partial(party.visit, "Ana", "Ben", turns=6))
+            await in_thread(
+                ben.node.wait_for, lambda e: e.get("event") == "visit_started", 30, "the visit"
+            )
+            seq = await act(cai, "gesture", "bow", "--to", ben.node.peer_id)
+            skipped = await reaction_to(ben, cai, seq)
+            assert (skipped["event"], skipped["reason"]) == ("reaction_skipped", "in_visit")
+
+            def arrival(event: dict[str, Any]) -> bool:
+                stimulus = event.get("stimulus") or {}
+                return stimulus.get("kind") == "move" and stimulus["from"] == ana.node.peer_id
+
+            met = await in_thread(ben.node.wait_for, arrival, 30, "Ana's arrival")
+            assert (met["event"], met["reason"]) == ("reaction_skipped", "in_visit")
+        seq = await act(cai, "gesture", "bow", "--to", ben.node.peer_id)
+        reaction = await reaction_to(ben, cai, seq)
+        assert (reaction["event"], reaction["action"]) == ("reaction", "gesture")

@@ -9,7 +9,9 @@ one engine call (:meth:`~node.agent.voice.EngineVoice.react`) and at most one ac
 
 Never reacted to: our own actions; anyone that is not a character in our directory
 (the firehose spectator, a bridge); anything while our character is in a visit (the visit
-has its attention: a stimulus that arrives then, or whose pause ends then, is dropped);
+has its attention: a stimulus that arrives then, or whose pause ends then, is dropped), or
+from a character whose visit with us began since (a guest's ``move`` on arrival: a move
+waits :data:`MOVE_SETTLE_S` for the knock that follows it);
 anything while no engine is ready, or while the budget tier stops autonomy
 (:data:`~node.engine.engines.Purpose.REACTION` gives way with it); anything the
 :class:`~node.agent.reacting.restraint.Restraint` refuses. Each stimulus ends in one
@@ -24,6 +26,7 @@ from __future__ import annotations
 import random
 from collections import OrderedDict, deque
 from collections.abc import Awaitable, Callable, Mapping
+from dataclasses import dataclass
 from typing import Any, Final
 
 import trio
@@ -40,6 +43,12 @@ from node.engine.engines import Engines
 from node.engine.errors import EngineError
 from node.events import EventLog
 
+MOVE_SETTLE_S: Final = 3.0
+"""A reaction to a ``move`` waits at least this long: a guest's arrival is followed by its
+knock, and then the visit is what answers it."""
+ARRIVAL_GRACE_MS: Final = 10_000
+"""A visit that started this soon before a stimulus from its partner arrived may still be
+the one it belongs to (gossip and the visit stream race)."""
 QUEUED: Final = 4
 """Stimuli waiting for their turn; more are dropped (``busy``)."""
 SEEN_KEPT: Final = 1024
@@ -48,6 +57,14 @@ SAID_KEPT: Final = 3
 LOOKING_AT_THEM: Final = frozenset({"them", "him", "her", "you", "it"})
 
 Publish = Callable[[str, Mapping[str, Any]], Awaitable[object]]
+
+
+@dataclass(frozen=True, slots=True)
+class Queued:
+    stimulus: Stimulus
+    source: PartnerView | None
+    """The character that acted (None: our owner)."""
+    heard_at_ms: int
 
 
 class Reactor:
@@ -60,7 +77,7 @@ class Reactor:
         publish: Publish,
         events: EventLog,
         engines: Callable[[], Engines | None],
-        in_visit: Callable[[], bool],
+        in_visit: Callable[[str | None, int], bool],
         character: Callable[[str], PartnerView | None],
         clock_ms: Callable[[], int],
         rng: random.Random | None = None,
@@ -76,9 +93,7 @@ class Reactor:
         self._character = character
         self._clock_ms = clock_ms
         self._rng = rng or random.Random()
-        self._send, self._receive = trio.open_memory_channel[tuple[Stimulus, PartnerView | None]](
-            QUEUED
-        )
+        self._send, self._receive = trio.open_memory_channel[Queued](QUEUED)
         self._seen: OrderedDict[tuple[str, int], None] = OrderedDict()
         self._said: dict[str, deque[str]] = {}
 
@@ -104,25 +119,28 @@ class Reactor:
             if source is None:
                 self._skipped(stimulus, "not_a_character")
                 return
-        reason = self._not_now()
+        queued = Queued(stimulus, source, self._clock_ms())
+        reason = self._not_now(queued)
         if reason is not None:
             self._skipped(stimulus, reason)
             return
         try:
-            self._send.send_nowait((stimulus, source))
+            self._send.send_nowait(queued)
         except trio.WouldBlock:
             self._skipped(stimulus, "busy")
 
     async def run(self) -> None:
         async with self._receive:
-            async for stimulus, source in self._receive:
-                await trio.sleep(
-                    self._rng.uniform(self.settings.pause_min_s, self.settings.pause_max_s)
-                )
-                await self._react(stimulus, source)
+            async for queued in self._receive:
+                pause = self._rng.uniform(self.settings.pause_min_s, self.settings.pause_max_s)
+                if queued.stimulus.heard.kind == "move":
+                    pause = max(pause, MOVE_SETTLE_S)
+                await trio.sleep(pause)
+                await self._react(queued)
 
-    def _not_now(self) -> str | None:
-        if self._in_visit():
+    def _not_now(self, queued: Queued) -> str | None:
+        partner = None if queued.source is None else queued.source.peer_id
+        if self._in_visit(partner, queued.heard_at_ms - ARRIVAL_GRACE_MS):
             return "in_visit"
         engines = self._engines()
         if engines is None:
@@ -131,8 +149,9 @@ class Reactor:
             return "budget"
         return None
 
-    async def _react(self, stimulus: Stimulus, source: PartnerView | None) -> None:
-        reason = self._not_now()
+    async def _react(self, queued: Queued) -> None:
+        stimulus, source = queued.stimulus, queued.source
+        reason = self._not_now(queued)
         partner = None if source is None else source.peer_id
         now = self._clock_ms()
         if reason is None:
