@@ -35,6 +35,9 @@ def test_defaults() -> None:
     assert [e.preset for e in config.engines] == ["embedded"]
     assert config.autonomy.enabled is True
     assert config.autonomy.interval_s == 3600.0
+    reactions = config.reactions
+    assert (reactions.enabled, reactions.per_hour, reactions.exchange_turns) == (True, 20, 3)
+    assert (reactions.pause_min_s, reactions.pause_max_s) == (2.0, 8.0)
     assert config.visits.policy == "open"
     assert config.resolved_data_dir().name == "mina"
 
@@ -69,6 +72,11 @@ def test_defaults() -> None:
         ({"name": "A", "visits": {"max_turns": 1}}, "visits.max_turns"),
         ({"name": "A", "autonomy": {"interval_s": "hourly"}}, "autonomy.interval_s"),
         ({"name": "A", "autonomy": {"choose": "dice"}}, "autonomy.choose"),
+        ({"name": "A", "reactions": {"enabled": "yes"}}, "reactions.enabled"),
+        ({"name": "A", "reactions": {"per_hour": 0}}, "reactions.per_hour"),
+        ({"name": "A", "reactions": {"exchange_turns": 1.5}}, "reactions.exchange_turns"),
+        ({"name": "A", "reactions": {"pause_min_s": 5, "pause_max_s": 1}}, "reactions.pause_max_s"),
+        ({"name": "A", "reactions": {"vision": True}}, "reactions.vision"),
         ({"name": "A", "network": {"listen": "x"}}, "network.listen"),
         ({"name": "A", "network": {"listen": []}}, "network.listen"),
         ({"name": "A", "network": {"bootstrap": ["tcp/1"]}}, "network.bootstrap[0]"),

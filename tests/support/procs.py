@@ -284,13 +284,15 @@ def write_character(
     extra: dict[str, Any] | None = None,
     **network: Any,
 ) -> Path:
-    """A character file; autonomy is off unless ``extra`` turns it on."""
+    """A character file; autonomy and reactions are off unless ``extra`` turns them on
+    (so that a test counts only the engine calls it makes happen)."""
     path = directory / f"{name.lower()}.json"
     config: dict[str, Any] = {
         "name": name,
         "persona": {"personality": f"{name} is a test character."},
         "engine": engine or NO_ENGINE,
         "autonomy": {"enabled": False},
+        "reactions": {"enabled": False},
     }
     if network:
         config["network"] = network
