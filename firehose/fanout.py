@@ -51,8 +51,10 @@ logger = logging.getLogger(__name__)
 QUERY_KEYS = ("character", "kind", "cursor")
 RECV_BYTES = 4096
 """Viewers send nothing but pongs and close frames: small reads suffice."""
-PASS_SLICE = 256
-"""Viewers written between two yields of a pass, so the node's receive path runs."""
+PASS_SLICE = 512
+"""Viewers written between two yields of a pass. Few yields: the node's receive path
+needs many scheduler turns per message, and a turn taken in the middle of a pass costs it
+a slice of the pass, while between passes turns are quick."""
 WATCH_INTERVAL_S = 1.0
 
 

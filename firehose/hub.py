@@ -124,7 +124,7 @@ class Viewer:
             self.close("slow_consumer")
             return False
         start = self._run_start if self._queue else (number or None)
-        self.put_nowait(event.frame)
+        self._append(event.frame)
         self._run_start = start
         return True
 
@@ -142,10 +142,14 @@ class Viewer:
     def put_nowait(self, frame: str) -> None:
         """Queue ``frame`` even past the bound (the hello, which comes first)."""
         self._run_start = None
+        self._append(frame)
+        self._on_queued()
+
+    def _append(self, frame: str) -> None:
+        # Without telling the hub: a live event is told once for every viewer.
         self._queue.append(frame)
         if len(self._queue) >= self._capacity and self.filled_at is None:
             self.filled_at = trio.current_time()
-        self._on_queued()
 
     def share_key(self) -> tuple[Filters, int, int, int] | None:
         """Equal for viewers whose queues are equal by construction (see the class);
@@ -193,6 +197,7 @@ class Viewer:
         for event in held:
             if not self.offer(event):
                 break
+        self._on_queued()
         return True
 
 
@@ -246,6 +251,7 @@ class Hub:
         ]
         for viewer in dropped:
             self.detach(viewer)
+        self._note_queued()
 
     async def attach(self, filters: Filters, cursor: int | None) -> Viewer:
         """A new viewer, its hello frame already queued. With a cursor, run

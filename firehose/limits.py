@@ -31,13 +31,14 @@ class ViewerLimits:
     """Most JSON lines (objects) joined into one outgoing text frame."""
     frame_bytes: int = 64 * 1024
     """Most UTF-8 bytes joined into one outgoing text frame (a bigger object goes alone)."""
-    frames_per_s: int = 40_000
+    frames_per_s: int = 25_000
     """Writes per second the fan-out aims at, all viewers together: a pass over N viewers
     (one write each, of every frame it has waiting) starts at most every
-    ``N / frames_per_s`` seconds, so more viewers get fuller frames instead of the writer
-    taking the whole CPU. A write of already encoded bytes costs ~10 µs (a non-blocking
-    ``send``; 2-core CI machine): 40,000/s is under half a core, which leaves the node's
-    own receive path room to run."""
+    ``N / frames_per_s`` seconds (40 ms at 1,000 viewers), so more viewers get fuller
+    frames instead of the writer taking the CPU the node's receive path needs. A write of
+    already encoded bytes costs 10-20 µs (a non-blocking ``send``; on loopback it carries
+    the receiver's side of TCP too; 2-core CI machine): 25,000/s is about a third of a
+    core."""
     outbox_bytes: int = 256 * 1024
     """Bytes a viewer's socket did not take that the fan-out keeps for it; while that
     many wait, its events stay in its queue (``queue_size``), which then overflows."""
