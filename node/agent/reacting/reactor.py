@@ -7,7 +7,8 @@ into a short queue (what does not fit is dropped: a character does not answer a 
 and :meth:`Reactor.run` takes them one at a time: a random pause, then the checks, then
 one engine call (:meth:`~node.agent.voice.EngineVoice.react`) and at most one action.
 
-Never reacted to: our own actions; anyone that is not a character in our directory
+Never reacted to: our own actions; what happened over a minute ago (catch-up relays old
+envelopes: ``stale``); anyone that is not a character in our directory
 (the firehose spectator, a bridge); anything while our character is in a visit (the visit
 has its attention: a stimulus that arrives then, or whose pause ends then, is dropped), or
 from a character whose visit with us began since (a guest's ``move`` on arrival: a move
@@ -49,6 +50,8 @@ knock, and then the visit is what answers it."""
 ARRIVAL_GRACE_MS: Final = 10_000
 """A visit that started this soon before a stimulus from its partner arrived may still be
 the one it belongs to (gossip and the visit stream race)."""
+STALE_MS: Final = 60_000
+"""What happened longer ago than this (catch-up brings old envelopes) is not reacted to."""
 QUEUED: Final = 4
 """Stimuli waiting for their turn; more are dropped (``busy``)."""
 SEEN_KEPT: Final = 1024
@@ -120,7 +123,8 @@ class Reactor:
                 self._skipped(stimulus, "not_a_character")
                 return
         queued = Queued(stimulus, source, self._clock_ms())
-        reason = self._not_now(queued)
+        reason = "stale" if queued.heard_at_ms - stimulus.ts_ms > STALE_MS else None
+        reason = reason or self._not_now(queued)
         if reason is not None:
             self._skipped(stimulus, reason)
             return

@@ -27,6 +27,8 @@ class Stimulus:
     """The PeerID of the one who acted (ours, for our owner's context)."""
     seq: int
     heard: Heard
+    ts_ms: int
+    """When the one who acted did (its envelope's timestamp)."""
 
 
 def stimulus_of(envelope: Verified, me: str) -> Stimulus | None:
@@ -48,7 +50,7 @@ def stimulus_of(envelope: Verified, me: str) -> Stimulus | None:
             heard = Heard("move")
     if heard is None:
         return None
-    return Stimulus(envelope.sender_str, envelope.seq, heard)
+    return Stimulus(envelope.sender_str, envelope.seq, heard, envelope.ts_ms)
 
 
 def _context(body: Any, own: bool) -> Heard:

@@ -4,6 +4,8 @@ often it may react, the one-line format its engine answers in, and the action it
 
 from __future__ import annotations
 
+import io
+import json
 from typing import Any
 
 import pytest
@@ -11,9 +13,11 @@ import pytest
 from keys import TOPIC_ACTIONS, TOPIC_CONTEXTS, Identity, Verified, seal, verify
 from node.agent.prompts.reaction import Heard, Reaction, parse_reaction, said_in
 from node.agent.prompts.views import PartnerView
-from node.agent.reacting import Restraint, stimulus_of
+from node.agent.reacting import Reactor, Restraint, stimulus_of
 from node.agent.reacting.reactor import action_body
-from node.config import ReactionSettings
+from node.agent.voice import EngineVoice
+from node.config import ReactionSettings, parse_config
+from node.events import EventLog
 
 NOW = 1_800_000_000_000
 ME = Identity.generate()
@@ -160,3 +164,24 @@ def test_a_reaction_becomes_one_action_aimed_back_at_the_one_who_acted() -> None
     assert action_body(Reaction("nothing"), other, rex) is None
     # Our owner's context: said to nobody in particular.
     assert action_body(Reaction("say", "Rain!"), None, None) == {"type": "speak", "text": "Rain!"}
+
+
+def test_what_happened_over_a_minute_ago_is_let_be() -> None:
+    out = io.StringIO()
+    config = parse_config({"name": "Mina"})
+    voice = EngineVoice(config, ME.peer_id, lambda: pytest.fail("no engine call"))
+    reactor = Reactor(
+        me=me,
+        settings=ReactionSettings(),
+        voice=voice,
+        publish=lambda kind, body: pytest.fail("nothing published"),
+        events=EventLog("json", out),
+        engines=lambda: None,
+        in_visit=lambda partner, since: False,
+        character=lambda peer: PartnerView(peer, "Rex"),
+        clock_ms=lambda: NOW + 61_000,
+    )
+    reactor.heard(envelope(OTHER, "action", {"type": "gesture", "name": "bow", "to": me}))
+    (event,) = [json.loads(line) for line in out.getvalue().splitlines()]
+    assert (event["event"], event["reason"]) == ("reaction_skipped", "stale")
+    assert event["stimulus"]["kind"] == "gesture"
