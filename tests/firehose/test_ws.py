@@ -13,6 +13,8 @@ from dataclasses import replace
 import httpx
 import pytest
 import trio
+from wsproto import ConnectionType, WSConnection
+from wsproto.events import Request
 
 from firehose.limits import (
     ConnectionCounter,
@@ -192,6 +194,27 @@ async def test_a_stalled_viewer_is_dropped_and_cut_off() -> None:
             assert gone.closed_at >= gone.filled_at
             await wait_until_async(lambda: web.connections.total == 1, WAIT_S, "stalled socket cut")
             await still_serving(server, healthy)
+
+
+async def test_a_viewer_that_never_answers_pings_is_cut() -> None:
+    """A client that completes the handshake, then neither reads nor answers the
+    firehose's pings (a dead peer behind a NAT, say) is cut after two ping intervals;
+    one that answers (trio-websocket does) stays."""
+    async with open_server(ping_interval_s=0.5) as server, open_lines(server.ws) as alive:
+        assert (await alive.next())["type"] == "hello"
+        stream = await trio.open_tcp_stream("127.0.0.1", int(server.host.rsplit(":", 1)[1]))
+        async with stream:
+            client = WSConnection(ConnectionType.CLIENT)
+            await stream.send_all(client.send(Request(host=server.host, target="/ws")))
+            await wait_until_async(lambda: server.hub.viewers == 2, WAIT_S, "both attached")
+            await wait_until_async(
+                lambda: server.hub.closed["ping_timeout"] == 1, WAIT_S, "the silent one cut"
+            )
+            with trio.fail_after(WAIT_S):
+                while await stream.receive_some(65536):  # pings, then the end
+                    pass
+        assert server.hub.viewers == 1
+        await still_serving(server, alive)
 
 
 async def test_http_pages_and_api() -> None:
