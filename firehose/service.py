@@ -34,9 +34,16 @@ from node import (
     CharacterConfig,
     CharacterNode,
     EventLog,
+    FirehoseReading,
     NetworkSettings,
     NodeOptions,
+    ReadingsCollector,
     Store,
+    add_metrics_routes,
+    firehose_families,
+    metrics_registry,
+    node_collector,
+    node_health,
     run_node,
 )
 
@@ -257,6 +264,7 @@ async def _start(
     web = FirehoseApp(
         hub, settings.limits, directory=rows, stats=stats, send_timeout_s=settings.send_timeout_s
     )
+    _add_metrics(web, hub, node)
     firehose = Firehose(node, hub, web, _node_done=node_done)
     firehose.url = await nursery.start(
         partial(_serve_then_flag, web, sock, stop=firehose._server_stop, done=firehose._server_done)
@@ -264,6 +272,20 @@ async def _start(
     nursery.start_soon(_prune_periodically, node.store, settings, events)
     nursery.start_soon(_stop_on_signals, firehose, events)
     return firehose
+
+
+def _add_metrics(web: FirehoseApp, hub: Hub, node: CharacterNode) -> None:
+    """``/metrics`` and ``/healthz``: the firehose's own families (viewers, frames encoded,
+    slow consumers dropped) and its node's. Open like ``/api/stats``: a firehose shows the
+    public network to anyone, and these are counts of it. (Requests other than ``/ws``
+    reach the app through the front's relay, so the client's address is not known here.)"""
+
+    def reading() -> FirehoseReading:
+        return FirehoseReading(hub.viewers, web.fanout.encoded, hub.closed["slow_consumer"])
+
+    families = ReadingsCollector(firehose_families(reading))
+    registry = metrics_registry(node_collector(node), families)
+    add_metrics_routes(web.app, registry, partial(node_health, node))
 
 
 async def _cancel_when_set(flag: trio.Event, scope: trio.CancelScope) -> None:

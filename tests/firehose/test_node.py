@@ -20,6 +20,7 @@ from node.config import NetworkSettings
 from node.events import EventLog
 from tests.support.firehose_process import FirehoseProcess
 from tests.support.firehose_wire import LineClient, open_lines
+from tests.support.metrics import TEXT_FORMAT, Scrape
 from tests.support.procs import NodeProcess, start_character
 from tests.support.visit_party import in_thread
 from tests.support.waiting import wait_until_async
@@ -81,6 +82,23 @@ def check_verified(event: dict[str, Any]) -> None:
     assert envelope.sig.hex() == event["sig"]
 
 
+async def scrape_shows_a_viewer(url: str) -> None:
+    """``/metrics`` (Prometheus text, parsed by prometheus_client) counts the viewer and
+    the frames it was sent, beside the firehose node's own families; ``/healthz`` is ok."""
+    async with httpx.AsyncClient(base_url=url) as http:
+        answer = await http.get("/metrics")
+        health = await http.get("/healthz")
+    assert answer.status_code == 200 and answer.headers["content-type"] == TEXT_FORMAT
+    scrape = Scrape(answer.text)
+    assert scrape.value("roomverse_firehose_viewers") == 1
+    frames = scrape.value("roomverse_firehose_frames_total")
+    assert frames is not None and frames >= 1
+    assert scrape.value("roomverse_firehose_slow_consumer_drops_total") == 0
+    received = scrape.value("roomverse_envelopes_received_total")
+    assert received is not None and received >= 2
+    assert health.status_code == 200 and health.json()["status"] == "ok"
+
+
 async def test_viewer_sees_verified_named_actions_and_resumes_across_restart(
     tmp_path: Path, nodes: list[NodeProcess], firehoses: list[FirehoseProcess]
 ) -> None:
@@ -98,6 +116,7 @@ async def test_viewer_sees_verified_named_actions_and_resumes_across_restart(
         await in_thread(mina.act, "speak", "hello from Mina")
         await in_thread(kai.act, "speak", "and Kai answers")
         first = await speeches(ws, 2)
+        await scrape_shows_a_viewer(firehose.url)
     by_name = {e["name"]: e for e in first}
     assert set(by_name) == {"Mina", "Kai"}
     assert by_name["Mina"]["from"] == mina.peer_id and by_name["Kai"]["from"] == kai.peer_id
