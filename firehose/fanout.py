@@ -255,8 +255,11 @@ class Fanout:
         """Forever: cut viewers whose outbox is stuck past the write deadline, ping
         every ``ping_interval_s`` and cut those that answered nothing for two."""
         next_ping = trio.current_time() + self.limits.ping_interval_s
+        # Look at least twice per ping interval: looking less often than a viewer must
+        # answer would cut viewers that did answer (their pong came just after a look).
+        every_s = min(WATCH_INTERVAL_S, self.limits.ping_interval_s / 2)
         while True:
-            await trio.sleep(WATCH_INTERVAL_S)
+            await trio.sleep(every_s)
             now = trio.current_time()
             ping = now >= next_ping
             if ping:
