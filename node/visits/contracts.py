@@ -35,7 +35,7 @@ class Recollection:
 
 
 class VisitTools(Protocol):
-    """The partner's souvenirs in one visit (:class:`node.souvenirs.service.VisitSouvenirs`)."""
+    """The partner's souvenirs in one visit (:class:`node.souvenirs.borrowing.VisitSouvenirs`)."""
 
     partner_name: str
     calls: int
