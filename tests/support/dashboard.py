@@ -17,6 +17,7 @@ import trio
 
 from node.character import CharacterNode
 from node.config import AutonomySettings, CharacterConfig, EngineSettings, NetworkSettings
+from node.config.settings import SouvenirSettings
 from node.dashboard import serve_dashboard
 from node.events import EventLog
 from node.process import NodeOptions, run_node
@@ -62,8 +63,11 @@ class Served:
         return {TOKEN_HEADER: self.token}
 
 
-def engineless(name: str, data_dir: Path) -> CharacterConfig:
-    # No engine answers (the discard port refuses at once): memory and status need none.
+def engineless(
+    name: str, data_dir: Path, souvenirs: tuple[SouvenirSettings, ...] = ()
+) -> CharacterConfig:
+    """A character on loopback whose one engine never answers (the discard port refuses at
+    once): memory, status and lending need none."""
     return CharacterConfig(
         name=name,
         engines=(
@@ -77,6 +81,7 @@ def engineless(name: str, data_dir: Path) -> CharacterConfig:
         autonomy=AutonomySettings(enabled=False),
         network=NetworkSettings(listen=("/ip4/127.0.0.1/tcp/0",), bootstrap=(), mdns=False),
         data_dir=data_dir,
+        souvenirs=souvenirs,
     )
 
 

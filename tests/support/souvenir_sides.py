@@ -17,7 +17,6 @@ from typing import Any
 import trio
 
 from node.character import CharacterNode
-from node.config import AutonomySettings, CharacterConfig, EngineSettings, NetworkSettings
 from node.config.settings import SouvenirSettings
 from node.dashboard import serve_dashboard
 from node.events import EventLog
@@ -25,7 +24,7 @@ from node.process import NodeOptions, run_node
 from node.souvenirs.sandbox import plugin_uid
 from node.souvenirs.service import SouvenirService
 from node.souvenirs.wire import CALL, ToolRequest
-from tests.support.dashboard import split_url
+from tests.support.dashboard import engineless, split_url
 from tests.support.plugin_servers import SAFE_DIRECTORY_ENV, make_repo
 from tests.support.waiting import wait_until_async
 
@@ -66,27 +65,6 @@ async def branches(repo: Path) -> list[str]:
         capture_stdout=True,
     )
     return done.stdout.decode().split()
-
-
-def character(
-    name: str, data_dir: Path, souvenirs: tuple[SouvenirSettings, ...] = ()
-) -> CharacterConfig:
-    # No engine answers (the discard port refuses at once): lending needs none.
-    return CharacterConfig(
-        name=name,
-        engines=(
-            EngineSettings(
-                name="none",
-                preset="openai-compatible",
-                base_url="http://127.0.0.1:9/v1",
-                model="none",
-            ),
-        ),
-        autonomy=AutonomySettings(enabled=False),
-        network=NetworkSettings(listen=("/ip4/127.0.0.1/tcp/0",), bootstrap=(), mdns=False),
-        data_dir=data_dir,
-        souvenirs=souvenirs,
-    )
 
 
 @dataclass
@@ -136,13 +114,13 @@ async def kai_lends(
     async with trio.open_nursery() as nursery:
         kai: CharacterNode = await nursery.start(
             run_node,
-            character("Kai", data_dir or tmp_path / "kai", souvenirs),
+            engineless("Kai", data_dir or tmp_path / "kai", souvenirs),
             log,
             NodeOptions(greet=False),
         )
         mina: CharacterNode = await nursery.start(
             run_node,
-            character("Mina", tmp_path / "mina"),
+            engineless("Mina", tmp_path / "mina"),
             EventLog("json", stream=io.StringIO()),
             NodeOptions(greet=False),
         )
