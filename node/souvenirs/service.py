@@ -194,7 +194,7 @@ class SouvenirService:
         try:
             request = decode_request(rpc)
         except McpProtocolError as exc:
-            await self._lent(visit, peer, "", {}, f"{REFUSED_PREFIX}bad_request", 0, 0.0)
+            await self._lent(visit, peer, "", {}, f"{REFUSED_PREFIX}bad_request", 0, monotonic())
             self._reject(peer_id_from_str(peer), PROTO_MCP, exc)
             return encode_refusal(None, Refusal(INVALID_REQUEST, "bad_request", str(exc)))
         if request.method == LIST:
@@ -329,7 +329,7 @@ class SouvenirService:
         size: int,
         started: float,
     ) -> None:
-        duration_ms = 0 if not started else max(0, round((monotonic() - started) * 1000))
+        duration_ms = max(0, round((monotonic() - started) * 1000))
         footprint = Footprint(
             visit_id=visit,
             caller_id=caller,
